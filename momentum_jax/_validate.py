@@ -1,0 +1,110 @@
+"""Input checks that run before anything is compiled: each error names the argument and the
+allowed range."""
+
+from __future__ import annotations
+
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def concrete(x) -> np.ndarray | None:
+    """The value of `x` as a float NumPy array, or None when it is traced (not known yet)."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(x, dtype=float)
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def _interval(low, high, low_open, high_open) -> str:
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    return f"{left}{lo}, {hi}{right}"
+
+
+def check_range(name: str, value, *, low=None, high=None, low_open=False, high_open=False):
+    """Raise `ValueError` naming `name` unless every element of a concrete `value` is finite and
+    inside the given interval. Traced values pass through unchecked."""
+    arr = concrete(value)
+    if arr is None:
+        return
+    bad = ~np.isfinite(arr)
+    if low is not None:
+        bad |= (arr <= low) if low_open else (arr < low)
+    if high is not None:
+        bad |= (arr >= high) if high_open else (arr > high)
+    if np.any(bad):
+        shown = arr.tolist() if arr.ndim == 0 else arr[bad].tolist()
+        allowed = _interval(low, high, low_open, high_open)
+        raise ValueError(f"{name}={shown} is outside the allowed range {allowed} (finite values)")
+
+
+def check_whole(name: str, value, *, low: int = 0):
+    """`value` must be a Python integer `>= low`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name}={value} is outside the allowed range: an integer >= {low}")
+
+
+def loss_name(loss) -> str:
+    return getattr(loss, "__qualname__", None) or getattr(loss, "__name__", None) or repr(loss)
+
+
+def check_loss(loss, u0):
+    """The loss must be callable on `u0` and return a real floating scalar; checked by
+    abstract evaluation (`jax.eval_shape`), which compiles nothing."""
+    if not callable(loss):
+        raise TypeError(f"loss must be a callable taking a pytree shaped like u0, got {loss!r}")
+    name = loss_name(loss)
+    try:
+        out = jax.eval_shape(loss, u0)
+    except Exception as e:  # the user's function failed to trace: report it with its name
+        raise TypeError(f"loss {name!r} cannot be evaluated on u0: {type(e).__name__}: {e}") from e
+    if not hasattr(out, "shape") or out.shape != ():
+        shape = getattr(out, "shape", type(out).__name__)
+        raise TypeError(f"loss {name!r} must return a scalar, got shape {shape}")
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise TypeError(f"loss {name!r} must return a real floating scalar, got dtype {out.dtype}")
+    try:
+        jax.eval_shape(jax.grad(loss), u0)
+    except Exception as e:
+        raise TypeError(f"loss {name!r} is not differentiable by jax.grad: {e}") from e
+
+
+def check_u0(u0, name: str = "u0"):
+    """Every leaf of `u0` must be a floating array with finite values."""
+    leaves = jax.tree.leaves(u0)
+    if not leaves:
+        raise ValueError(f"{name} must be a non-empty pytree of float arrays")
+    for leaf in leaves:
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(f"{name} must hold floating arrays, got a leaf of dtype {dtype}")
+        arr = concrete(leaf)
+        if arr is not None and not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite, got non-finite values")
+
+
+def check_init(init, u0):
+    """`init` is `"zero"`, `"manifold"`, or a pytree with the structure and shapes of `u0`."""
+    if isinstance(init, str):
+        if init not in ("zero", "manifold"):
+            raise ValueError(f"init={init!r} is not one of 'zero', 'manifold' or a pytree like u0")
+        return
+    if jax.tree.structure(init) != jax.tree.structure(u0) or any(
+        jnp.shape(a) != jnp.shape(b) for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(u0))
+    ):
+        raise ValueError("init, given as a velocity pytree, must have the structure and shapes of u0")
+    check_u0(init, "init")
+
+
+def check_choice(name: str, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
