@@ -16,3 +16,12 @@ from ._methods import heavy_ball as heavy_ball
 from ._methods import nesterov as nesterov
 
 __version__ = "0.1.0"
+from ._losses import get_loss as get_loss
+from ._losses import list_losses as list_losses
+from ._solve import SolverConfig as SolverConfig
+from ._solve import solve as solve
+from ._study import Study as Study
+from ._study import convergence_study as convergence_study
+from ._study import load_study as load_study
+from ._optax import as_optax as as_optax
+from ._optax import iterate_from_optax as iterate_from_optax

@@ -69,8 +69,8 @@ def iterate(
     `num_steps // save_every + 1` entries, `u_0` first (and the `w_n` likewise when asked).
     Hyperparameters are traced: new values of `h`, `lam`, `a` reuse the compiled loop.
     """
-    check_loss(loss, u0)
     check_u0(u0)
+    check_loss(loss, u0)
     check_whole("num_steps", num_steps, low=0)
     check_whole("save_every", save_every, low=1)
     check_init(init, u0)
@@ -109,8 +109,8 @@ def iterate_final(loss, u0: PyTree, method: Momentum, num_steps: int, *, init="z
     and the step at which the run diverged), so memory does not grow with `num_steps`. After
     divergence the state is frozen at its last finite value. `jax.vmap` it over a `Momentum`
     of arrays for a sweep."""
-    check_loss(loss, u0)
     check_u0(u0)
+    check_loss(loss, u0)
     check_whole("num_steps", num_steps, low=0)
     check_init(init, u0)
     init_kind, w0 = (init, None) if isinstance(init, str) else ("explicit", init)
@@ -137,6 +137,6 @@ def _iterate_final(loss, num_steps, init_kind, order, u0, method, w0):
     return FinalState(state.u, state.w, loss(state.u), min_loss, diverged_at)
 
 
-def is_bounded(u) -> jax.Array:
-    """True when `u` is finite and its norm is below `DIVERGENCE_THRESHOLD`."""
-    return _tree.all_finite(u) & (_tree.sq_norm(u) < DIVERGENCE_THRESHOLD**2)
+def is_bounded(u, limit=DIVERGENCE_THRESHOLD) -> jax.Array:
+    """True when `u` is finite and its norm is below `limit`."""
+    return _tree.all_finite(u) & (_tree.norm(u) < limit)

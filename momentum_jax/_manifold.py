@@ -43,11 +43,13 @@ def distances_along(loss, us, ws, method: Momentum, order: int = 1):
     return jax.vmap(lambda u, w: manifold_distance(loss, u, w, method, order))(us, ws)
 
 
-def contraction_factor(distances, *, skip: int = 1):
-    """Geometric-mean contraction per step `(|e_N| / |e_skip|)^(1 / (N - skip))` of a distance
-    sequence; about `lam` for the momentum map (Thm 5). Stops at the first distance that has
-    reached rounding level (`1e-13` of the first), so that the factor measures the dynamics."""
+def contraction_factor(distances, *, skip: int = 1, above_floor: float = 100.0):
+    """Geometric-mean contraction per step `(|e_m| / |e_skip|)^(1 / (m - skip))` of a distance
+    sequence; about `lam` for the momentum map (Thm 5). The distance to the first-order manifold
+    stops shrinking at its `O(h^2)` accuracy floor, so `m` is the last step whose distance is
+    still `above_floor` times the smallest one: the factor measures the contraction, not the
+    floor."""
     d = jnp.asarray(distances)
-    floor = 1e-13 * d[skip]
-    last = jnp.max(jnp.where(d > floor, jnp.arange(d.shape[0]), skip + 1))
+    idx = jnp.arange(d.shape[0])
+    last = jnp.max(jnp.where((d > above_floor * jnp.min(d)) & (idx > skip), idx, skip + 1))
     return (d[last] / d[skip]) ** (1.0 / (last - skip))

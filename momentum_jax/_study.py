@@ -1,0 +1,399 @@
+"""The convergence engine: error curves of a whole grid of methods, momenta and learning rates
+against every continuous-time model, from one compiled call.
+
+**How one kernel handles different step counts.** A grid point with learning rate `h` needs
+`N(h) = floor(T / h)` steps. The kernel flattens the grid to `P` points and runs one
+`lax.while_loop` over *chunks* of `K` steps, with `jax.vmap` over the points inside. In each chunk
+every point takes `K` discrete steps (a `lax.scan`) and every model is integrated by diffrax over
+the same time window, saved at the chunk's `K` times `n h`; the errors `|u_n - u(n h)|` are
+reduced into a running maximum, so memory is `O(P K d)`, independent of the number of steps.
+Points whose `N(h)` is exhausted are masked (their ODE window has zero length, which diffrax
+finishes at once). The loop runs `ceil(max N / K)` chunks, so the discrete work is
+`P * max N` steps rather than `sum N`: for halving `h` the masked overhead is a factor of about
+`len(hs) / 2` on the discrete steps, which are the cheap part; the ODE work is not inflated.
+Step counts, `h`, `lam` and `a` are traced arrays: new values with the same grid shape reuse
+the compiled kernel. Points are sharded over the given devices along the grid axis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from functools import partial
+from typing import Any
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _tree
+from ._iterate import initial_state, is_bounded, step
+from ._methods import Momentum, method_from_name
+from ._models import MODELS, SECOND_ORDER, initial_state as model_state, position, vector_field
+from ._results_io import as_float_array, dump_json, load_json, provenance
+from ._solve import DEFAULT_SOLVER, SolverConfig, check_model_args, integrate
+from ._validate import check_choice, check_init, check_loss, check_range, check_u0, loss_name
+
+STUDY_FORMAT = "momentum_jax.study"
+
+
+def _result_message(code: int) -> str:
+    """diffrax's own text for an integer `RESULTS` code."""
+    messages = diffrax.RESULTS._index_to_message
+    msg = messages[code] if 0 <= code < len(messages) else ""
+    return msg.strip() or f"diffrax result code {code}"
+
+
+@dataclasses.dataclass
+class Study:
+    """The result of `convergence_study`.
+
+    **Attributes:**
+
+    - `methods`, `lams`, `hs`, `models`: the named axes of every array below, in that order.
+    - `errors[model]`: shape `(len(methods), len(lams), len(hs))`, each entry
+      `max over n h <= T of |u_n - u(n h)|` (Euclidean over all leaves); `nan` where the point is
+      not valid for that model (see `status`).
+    - `diverged_at`: the first step at which the discrete run was not finite or exceeded
+      the divergence limit in norm, `-1` if it did not diverge.
+    - `solver_failure[model]`: diffrax's reason where the model's solve failed, `""` otherwise.
+    - `config`: the study's configuration; `meta`: package versions and the date.
+    """
+
+    methods: tuple[str, ...]
+    lams: np.ndarray
+    hs: np.ndarray
+    models: tuple[str, ...]
+    errors: dict[str, np.ndarray]
+    diverged_at: np.ndarray
+    solver_failure: dict[str, np.ndarray]
+    config: dict[str, Any]
+    meta: dict[str, Any]
+    fit_points: int = 4
+
+    def valid(self, model: str) -> np.ndarray:
+        """Boolean mask of the grid points whose `errors[model]` enter rates and fits."""
+        return (self.diverged_at < 0) & (self.solver_failure[model] == "")
+
+    @property
+    def status(self) -> np.ndarray:
+        """Per grid point: `"ok"`, `"diverged at step N"` or `"solver failed (model): reason"`."""
+        out = np.full(self.diverged_at.shape, "ok", dtype=object)
+        for model in self.models:
+            bad = self.solver_failure[model] != ""
+            out[bad] = [f"solver failed ({model}): {r}" for r in self.solver_failure[model][bad]]
+        div = self.diverged_at >= 0
+        out[div] = [f"diverged at step {n}" for n in self.diverged_at[div]]
+        return out
+
+    @property
+    def rates(self) -> dict[str, np.ndarray]:
+        """`Delta = log(E(h_i) / E(h_{i+1})) / log(h_i / h_{i+1})` along the `hs` axis (for halving
+        `h` this is the paper's `log2(E(h) / E(h/2))`); shape `(..., len(hs) - 1)`, `nan` where
+        either end is not valid."""
+        logh = np.log(self.hs)
+        out = {}
+        for model in self.models:
+            loge = np.where(self.valid(model), np.log(self.errors[model]), np.nan)
+            out[model] = (loge[..., :-1] - loge[..., 1:]) / (logh[:-1] - logh[1:])
+        return out
+
+    @property
+    def orders(self) -> dict[str, np.ndarray]:
+        """Least-squares slope of `log E` against `log h` over the `fit_points` smallest valid `hs`
+        of each `(method, lam)`; shape `(len(methods), len(lams))`."""
+        out = {}
+        for model in self.models:
+            ok = self.valid(model) & (self.errors[model] > 0)
+            res = np.full(ok.shape[:-1], np.nan)
+            for idx in np.ndindex(res.shape):
+                sel = np.flatnonzero(ok[idx])[-self.fit_points:]
+                if sel.size >= 2:
+                    res[idx] = np.polyfit(np.log(self.hs[sel]), np.log(self.errors[model][idx][sel]), 1)[0]
+            out[model] = res
+        return out
+
+    def summary_line(self) -> str:
+        """One line counting the grid points and those excluded."""
+        total = self.diverged_at.size
+        div = int(np.sum(self.diverged_at >= 0))
+        fails = {m: int(np.sum(self.solver_failure[m] != "")) for m in self.models}
+        failed = ", ".join(f"{m}: {n}" for m, n in fails.items() if n) or "none"
+        return (f"{total} grid points; {div} diverged (excluded from rates and fits); "
+                f"solver failures: {failed}")
+
+    def table(self) -> str:
+        """A plain-text table of errors, rates and fitted orders."""
+        lines = [self.summary_line()]
+        rates, orders = self.rates, self.orders
+        for model in self.models:
+            lines.append(f"\nmodel {model}")
+            lines.append(f"{'method':>6} {'lam':>6} {'h':>10} {'error':>12} {'rate':>7}  status")
+            for i, meth in enumerate(self.methods):
+                for j, lam in enumerate(self.lams):
+                    for k, h in enumerate(self.hs):
+                        rate = rates[model][i, j, k - 1] if k else np.nan
+                        st = self.status[i, j, k]
+                        lines.append(f"{meth:>6} {lam:6.3g} {_fmt_h(h):>10} "
+                                     f"{self.errors[model][i, j, k]:12.4e} {rate:7.3f}  {st}")
+                    lines.append(f"{meth:>6} {lam:6.3g} fitted order over the {self.fit_points} "
+                                 f"smallest h: {orders[model][i, j]:.3f}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """The open representation written by `save` (named axes, configuration, provenance)."""
+        return {
+            "format": STUDY_FORMAT,
+            "version": 1,
+            "axes": {"method": list(self.methods), "lam": self.lams, "h": self.hs},
+            "models": list(self.models),
+            "errors": self.errors,
+            "rates": self.rates,
+            "orders": self.orders,
+            "diverged_at": self.diverged_at,
+            "solver_failure": {m: self.solver_failure[m].tolist() for m in self.models},
+            "status": self.status.tolist(),
+            "fit_points": self.fit_points,
+            "config": self.config,
+            "meta": self.meta,
+        }
+
+    def save(self, path) -> None:
+        """Write the study as JSON, atomically (a temporary file renamed into place)."""
+        dump_json(path, self.to_dict())
+
+
+def _fmt_h(h: float) -> str:
+    e = math.log2(h)
+    return f"2^{int(e)}" if e == int(e) else f"{h:.4g}"
+
+
+def load_study(path) -> Study:
+    """Read a study written by `Study.save`. Corrupted, truncated or foreign files raise
+    `ValueError` naming the file; nothing is ever unpickled."""
+    d = load_json(path, kind=STUDY_FORMAT)
+    try:
+        models = tuple(d["models"])
+        return Study(
+            methods=tuple(d["axes"]["method"]),
+            lams=as_float_array(d["axes"]["lam"]),
+            hs=as_float_array(d["axes"]["h"]),
+            models=models,
+            errors={m: as_float_array(d["errors"][m]) for m in models},
+            diverged_at=np.asarray(d["diverged_at"], dtype=int),
+            solver_failure={m: np.asarray(d["solver_failure"][m], dtype=object) for m in models},
+            config=d["config"],
+            meta=d["meta"],
+            fit_points=int(d["fit_points"]),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: malformed study file ({type(e).__name__}: {e})") from None
+
+
+def convergence_study(
+    loss, u0, *, hs, lams, methods=("hb", "nag"),
+    models=("gradient_flow", "hamiltonian", "modified_flow"), T, init="zero",
+    hamiltonian_velocity="taylor", order: int = 1, constant: str = "corrected",
+    fit_points: int = 4, divergence_limit: float = 1e8, chunk_size: int | None = None,
+    devices=None, progress=None, solver: SolverConfig = DEFAULT_SOLVER,
+) -> Study:
+    """Errors of every `(method, lam, h)` against every continuous-time model, from one jitted call.
+
+    **Arguments:**
+
+    - `loss`, `u0`: the loss (any scalar JAX function of a pytree) and the start.
+    - `hs`: learning rates, strictly decreasing (typically halving: `2^-4, ..., 2^-17`).
+    - `lams`: momenta in `[0, 1)`. `methods`: names among `"hb"`, `"nag"`, `"gd"`.
+    - `models`: among `"gradient_flow"`, `"hamiltonian"`, `"modified_flow"`, `"hessian_damped"`.
+    - `T`: the time horizon; errors are over `n h <= T`, i.e. `N = floor(T / h)` steps (a `T / h`
+      that is not an integer is rounded down, so the last time compared is `N h <= T`).
+    - `init`: `"zero"` (the paper's start) or `"manifold"`: the discrete runs start on the
+      invariant manifold (to `order` in `h`) and second-order models start with that velocity.
+    - `hamiltonian_velocity`: `u'(0)` of second-order models when `init="zero"`: `"taylor"` or
+      `"paper"` (eq. 12) or `"manifold"`.
+    - `order`, `constant`: the `modified_flow` options (see `solve`).
+    - `fit_points`: how many of the smallest valid `hs` the fitted `orders` use.
+    - `divergence_limit`: a discrete run has diverged at the first step whose iterate is not
+      finite or has norm above `divergence_limit * max(1, |u0|)`.
+    - `chunk_size`: steps per chunk `K` (default: from a 64 MB memory budget, at most 512).
+    - `devices`: devices to shard the grid over (default: all local devices).
+    - `progress`: optional callable `progress(done_steps, total_steps)`, called from the host
+      once per chunk.
+
+    **Returns:** a `Study`.
+    """
+    methods, models = tuple(methods), tuple(models)
+    hs_np = _check_grid(hs, lams, methods, models, T, fit_points)
+    lams_np = np.asarray(lams, dtype=float).ravel()
+    check_u0(u0)
+    check_loss(loss, u0)
+    check_init(init, u0) if isinstance(init, str) else None
+    check_choice("init", init, ("zero", "manifold"))
+    for model in models:
+        probe = method_from_name(methods[0], hs_np[0], lams_np[0])
+        check_model_args(model, probe, velocity=hamiltonian_velocity,
+                         order=order if model == "modified_flow" else 1, constant=constant)
+
+    M, L, H = len(methods), len(lams_np), len(hs_np)
+    grid_h = np.broadcast_to(hs_np, (M, L, H))
+    grid_lam = np.broadcast_to(lams_np[:, None], (M, L, H))
+    grid_a = np.stack([_a_of(meth, lams_np) for meth in methods])[:, :, None] * np.ones(H)
+    steps = np.floor(T / hs_np * (1 + 1e-12)).astype(np.int32)
+    if np.any(steps < 1):
+        raise ValueError(f"T={T} is shorter than the largest h={hs_np[0]}: no step fits in [0, T]")
+    for meth in methods:  # validates every (h, lam, a) value, naming the parameter
+        method_from_name(meth, hs_np, lams_np[:, None])
+
+    state_size = sum(np.size(leaf) for leaf in jax.tree.leaves(u0))
+    P = M * L * H
+    K = chunk_size or _default_chunk(P, state_size, len(models))
+    devices = list(devices) if devices is not None else jax.local_devices()
+    flat = [x.reshape(-1) for x in (grid_h, grid_lam, grid_a, np.broadcast_to(steps, (M, L, H)))]
+    flat, P_pad = _pad(flat, len(devices))
+    args = _shard(flat, devices)
+    check_range("divergence_limit", divergence_limit, low=0.0, low_open=True)
+    limit = divergence_limit * max(1.0, float(np.sqrt(sum(np.sum(np.square(x))
+                                                          for x in jax.tree.leaves(u0)))))
+    velocity = "init" if init == "manifold" else hamiltonian_velocity
+    errs, div, res = _kernel(loss, models, init, velocity, order, constant, solver, K,
+                             progress, u0, limit, *args)
+    errs, div, res = (np.asarray(x)[:P] for x in (errs, div, res))
+
+    errors, failures = {}, {}
+    for i, model in enumerate(models):
+        e = errs[:, i].reshape(M, L, H)
+        codes = res[:, i].reshape(M, L, H)
+        failures[model] = np.vectorize(_result_message, otypes=[object])(codes)
+        failures[model][codes == 0] = ""
+        bad = (div.reshape(M, L, H) >= 0) | (codes != 0)
+        errors[model] = np.where(bad, np.nan, e)
+    config = {
+        "loss": loss_name(loss), "u0": _u0_summary(u0), "T": float(T), "init": init,
+        "hamiltonian_velocity": hamiltonian_velocity, "order": order, "constant": constant,
+        "steps": steps.tolist(), "divergence_limit": divergence_limit, "chunk_size": K, "devices": len(devices),
+        "solver": dataclasses.asdict(solver),
+    }
+    return Study(methods, lams_np, hs_np, models, errors, div.reshape(M, L, H), failures,
+                 config, provenance(), fit_points)
+
+
+def _a_of(method: str, lams):
+    return np.asarray(lams) if method == "nag" else np.zeros_like(lams)
+
+
+def _check_grid(hs, lams, methods, models, T, fit_points):
+    hs_np = np.asarray(hs, dtype=float).ravel()
+    if hs_np.size == 0:
+        raise ValueError("hs must contain at least one learning rate")
+    check_range("hs", hs_np, low=0.0, low_open=True)
+    if np.any(np.diff(hs_np) >= 0):
+        raise ValueError(f"hs must be strictly decreasing (largest first), got {hs_np.tolist()}")
+    if np.asarray(lams).size == 0:
+        raise ValueError("lams must contain at least one momentum")
+    check_range("lams", lams, low=0.0, high=1.0, high_open=True)
+    check_range("T", T, low=0.0, low_open=True)
+    if not methods:
+        raise ValueError("methods must name at least one of 'hb', 'nag', 'gd'")
+    for meth in methods:
+        check_choice("method", meth, ("hb", "nag", "gd"))
+    if not models:
+        raise ValueError(f"models must name at least one of {MODELS}")
+    for model in models:
+        check_choice("model", model, MODELS)
+    if not isinstance(fit_points, int) or fit_points < 2:
+        raise ValueError(f"fit_points={fit_points!r} is outside the allowed range: an integer >= 2")
+    return hs_np
+
+
+def _default_chunk(points: int, state_size: int, n_models: int) -> int:
+    per_step = points * state_size * 8 * (2 + 3 * n_models)
+    k = int(2 ** math.floor(math.log2(max(64 * 2**20 // max(per_step, 1), 1))))
+    return int(min(max(k, 8), 512))
+
+
+def _pad(arrays, n_devices):
+    P = arrays[0].shape[0]
+    P_pad = -(-P // n_devices) * n_devices
+    # pad with copies of the first point: harmless work, dropped afterwards
+    return [np.concatenate([a, np.repeat(a[:1], P_pad - P)]) for a in arrays], P_pad
+
+
+def _shard(arrays, devices):
+    arrays = [jnp.asarray(a) for a in arrays]
+    if len(devices) == 1:
+        return [jax.device_put(a, devices[0]) for a in arrays]
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("grid",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("grid"))
+    return [jax.device_put(a, sharding) for a in arrays]
+
+
+def _u0_summary(u0):
+    leaves = jax.tree.leaves(u0)
+    if len(leaves) == 1 and np.size(leaves[0]) <= 64:
+        return np.asarray(leaves[0]).tolist()
+    return {"leaves": len(leaves), "size": int(sum(np.size(x) for x in leaves))}
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8))
+def _kernel(loss, models, init, velocity, order, constant, solver, K, progress, u0, limit,
+            h, lam, a, N):
+    fields = [vector_field(m, loss, order=order if m == "modified_flow" else 1, constant=constant)
+              for m in models]
+
+    def start(h, lam, a):
+        meth = Momentum(h, lam, a)
+        s = initial_state(loss, u0, meth, init, order)
+        vel = s.w if velocity == "init" else velocity
+        ys = tuple(model_state(m, loss, u0, meth, vel) for m in models)
+        zeros = jnp.zeros(len(models))
+        return s, ys, zeros, jnp.asarray(-1, jnp.int32), jnp.zeros(len(models), jnp.int32)
+
+    def chunk(carry, h, lam, a, n_steps, c):
+        s, ys, err, div, res = carry
+        meth = Momentum(h, lam, a)
+        n = c * K + 1 + jnp.arange(K, dtype=jnp.int32)
+        live = n <= n_steps
+
+        def dstep(s, _):
+            s = step(loss, meth, s)
+            return s, s.u
+
+        s, traj = jax.lax.scan(dstep, s, None, length=K)
+        bounded = jax.vmap(lambda u: is_bounded(u, limit))(traj)
+        first_bad = jnp.min(jnp.where(live & ~bounded, n, jnp.iinfo(jnp.int32).max))
+        div = jnp.where((div < 0) & (first_bad < jnp.iinfo(jnp.int32).max), first_bad, div)
+        ok = live & ((div < 0) | (n < div))
+        t0 = (c * K) * h
+        t1 = jnp.minimum(c * K + K, n_steps) * h
+        ts = jnp.minimum(n, n_steps) * h
+        new_ys, new_err, new_res = [], [], []
+        for i, (model, f) in enumerate(zip(models, fields)):
+            t0_i = jnp.minimum(t0, t1)
+            sol, result = integrate(f, ys[i], t0_i, t1, ts, meth, solver)
+            d = jax.vmap(lambda x, y: _tree.norm(_tree.sub(x, y)))(traj, position(model, sol))
+            failed = (res[i] != 0) | (result._value != 0)
+            e = jnp.max(jnp.where(ok, d, 0.0))
+            new_err.append(jnp.where(failed, err[i], jnp.maximum(err[i], e)))
+            new_res.append(jnp.where(res[i] != 0, res[i], result._value))
+            last = jax.tree.map(lambda x: x[-1], sol)
+            new_ys.append(jax.tree.map(lambda x, y: jnp.where(failed, x, y), ys[i], last))
+        return s, tuple(new_ys), jnp.stack(new_err), div, jnp.stack(new_res).astype(jnp.int32)
+
+    carry = jax.vmap(start)(h, lam, a)
+    total = jnp.max(N)
+
+    def cond(state):
+        c, _ = state
+        return c * K < total
+
+    def body(state):
+        c, carry = state
+        carry = jax.vmap(chunk, in_axes=(0, 0, 0, 0, 0, None))(carry, h, lam, a, N, c)
+        if progress is not None:
+            jax.debug.callback(progress, jnp.minimum((c + 1) * K, total), total)
+        return c + 1, carry
+
+    _, carry = jax.lax.while_loop(cond, body, (jnp.asarray(0, N.dtype), carry))
+    _, _, err, div, res = carry
+    return err, div, res

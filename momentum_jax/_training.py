@@ -1,0 +1,391 @@
+r"""The paper's Section 5 protocol: mini-batch training with fixed-order batches, compared
+across schemes (Figs 6-7).
+
+Schemes (each starts with zero velocity; `h` is the learning rate, `lam` the fixed momentum,
+`mu` the strong-convexity guess of the vanishing-friction schemes):
+
+- `"gd"`: gradient descent at the effective rate, eq. (35): $u_{n+1} = u_n - \frac{h}{1-\lambda}
+  \nabla\Phi(u_n)$, the forward-Euler discretisation of the rescaled gradient flow (8).
+- `"hb"`, `"nag"`: eq. (7) with `a = 0` and `a = lam`.
+- `"wilson"`: the split-step scheme (36) for $\ddot u + 2\sqrt\mu\,\dot u + \nabla\Phi(u) = 0$
+  with time step $\sqrt h$ (paper Appendix D: the exact flow of the linear part, then a
+  gradient kick at the *new* position):
+  $u_{n+1} = u_n + \frac{1 - e^{-2\sqrt{\mu h}}}{2\sqrt\mu} v_n$,
+  $v_{n+1} = e^{-2\sqrt{\mu h}} v_n - \sqrt h\,\nabla\Phi(u_{n+1})$.
+- `"hb_mu"`, `"nag_mu"`: eq. (7) with the vanishing friction (5),
+  $\lambda = (1 - \sqrt{\mu h}) / (1 + \sqrt{\mu h})$ (Wilson et al., 2016).
+
+Step `n` of every scheme uses mini-batch `n mod n_batches`, in the data's own order (no
+shuffling), so two schemes given the same data see the same noise. The comparisons of Fig 7 are
+at equal step index: HB/NAG with step `h` against `"gd"` with the same `h` (both approximate the
+rescaled gradient flow (8) at time `t = n h`), and HB-mu/NAG-mu against `"wilson"` (both
+approximate the ODE above at time `t = n sqrt(h)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import _tree
+from ._autoencoder import squared_error
+from ._iterate import MomentumState, is_bounded, step
+from ._methods import Momentum, gradient_descent, heavy_ball, nesterov, vanishing_friction_lam
+from ._types import PyTree
+from ._validate import check_choice, check_range, check_u0, check_whole
+
+SCHEMES = ("gd", "hb", "nag", "wilson", "hb_mu", "nag_mu")
+
+
+def scheme_method(scheme: str, h, lam=0.9, mu=1.0) -> Momentum:
+    """The `Momentum` of a scheme of the eq. (7) family: `"gd"` is gradient descent at rate
+    `h / (1 - lam)` (eq. 35); `"hb_mu"`, `"nag_mu"` use `lam = vanishing_friction_lam(h, mu)`.
+    `"wilson"` is not of this family (see `wilson_step`)."""
+    if scheme == "gd":
+        return gradient_descent(h / (1.0 - lam))
+    if scheme == "hb":
+        return heavy_ball(h, lam)
+    if scheme == "nag":
+        return nesterov(h, lam)
+    if scheme in ("hb_mu", "nag_mu"):
+        lam_mu = vanishing_friction_lam(h, mu)
+        return heavy_ball(h, lam_mu) if scheme == "hb_mu" else nesterov(h, lam_mu)
+    allowed = ", ".join(repr(s) for s in SCHEMES if s != "wilson")
+    raise ValueError(f"scheme={scheme!r} is not one of {allowed}")
+
+
+def wilson_step(loss, h, mu, state: MomentumState) -> MomentumState:
+    r"""One step of the split-step scheme (36), with `state.w` holding the velocity `v_n`:
+
+    $$u_{n+1} = u_n + \frac{1 - e^{-2\sqrt{\mu h}}}{2\sqrt\mu} v_n,\qquad
+      v_{n+1} = e^{-2\sqrt{\mu h}} v_n - \sqrt h\,\nabla\Phi(u_{n+1}).$$
+    """
+    s = jnp.sqrt(mu * h)
+    decay = jnp.exp(-2.0 * s)
+    drift = -jnp.expm1(-2.0 * s) / (2.0 * jnp.sqrt(mu))
+    u = _tree.axpy(drift, state.w, state.u)
+    g = jax.grad(loss)(u)
+    v = jax.tree.map(lambda vi, gi: decay * vi - jnp.sqrt(h) * gi, state.w, g)
+    return MomentumState(u, v)
+
+
+def scheme_step(scheme: str, loss, h, lam, mu, state: MomentumState) -> MomentumState:
+    """One step of `scheme` on `loss` (a function of the parameters only)."""
+    if scheme == "wilson":
+        return wilson_step(loss, h, mu, state)
+    return step(loss, scheme_method(scheme, h, lam, mu), state)
+
+
+def make_batches(data: PyTree, batch_size: int):
+    """Split `data` (a pytree of arrays sharing a leading axis of length `N`) into
+    `ceil(N / batch_size)` consecutive mini-batches in the given order.
+
+    **Returns:** `(batches, mask)`: `batches` is `data` with its leading axis reshaped to
+    `(n_batches, batch_size)`, the last batch padded with zeros when `batch_size` does not divide
+    `N`; `mask` `(n_batches, batch_size)` is 1 on real examples and 0 on padding. A batch's loss
+    is the mean over its real examples, so the last batch is a smaller one, not a padded one.
+    A `batch_size` larger than `N` is taken as `N` (full-batch gradient descent).
+    """
+    n = _leading(data)
+    b = min(batch_size, n)
+    nb = -(-n // b)
+    pad = nb * b - n
+
+    def split(x):
+        x = jnp.asarray(x)
+        x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+        return x.reshape(nb, b, *x.shape[1:])
+
+    mask = (jnp.arange(nb * b) < n).reshape(nb, b)
+    return jax.tree.map(split, data), mask
+
+
+def _leading(data) -> int:
+    leaves = jax.tree.leaves(data)
+    if not leaves:
+        raise ValueError("data must be an array or a non-empty pytree of arrays")
+    sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in leaves}
+    if None in sizes or len(sizes) != 1:
+        raise ValueError(
+            "data's arrays must share a leading (example) axis; got shapes "
+            f"{[jnp.shape(x) for x in leaves]}"
+        )
+    (n,) = sizes
+    if n < 1:
+        raise ValueError("data must hold at least one example")
+    return n
+
+
+def batch_loss(loss, mask_b, batch):
+    """The mean of the per-example `loss(params, batch)` over the real examples of a batch, as a
+    function of the parameters."""
+    def phi(params):
+        m = mask_b.astype(_float_dtype(params))
+        return jnp.sum(m * loss(params, batch)) / jnp.sum(m)
+
+    return phi
+
+
+def full_loss(loss, params, batches, mask):
+    """The mean of the per-example loss over the whole data set, accumulated batch by batch."""
+    def body(total, xs):
+        batch, m = xs
+        return total + jnp.sum(m.astype(total.dtype) * loss(params, batch)), None
+
+    total, _ = jax.lax.scan(body, jnp.zeros((), _float_dtype(params)), (batches, mask))
+    return total / jnp.sum(mask)
+
+
+def _float_dtype(params):
+    return jnp.result_type(*jax.tree.leaves(params))
+
+
+class _Carry(NamedTuple):
+    state: MomentumState
+    diverged_step: jax.Array  # first step whose iterate is unbounded, -1 if none
+    n: jax.Array  # steps done
+
+
+def _guarded_step(scheme, loss, h, lam, mu, carry: _Carry, batch, mask_b) -> _Carry:
+    """A step; once an iterate is not finite (or exceeds `DIVERGENCE_THRESHOLD`), the state is
+    frozen at its last bounded value and the step recorded."""
+    new = scheme_step(scheme, batch_loss(loss, mask_b, batch), h, lam, mu, carry.state)
+    ok = is_bounded(new.u) & (carry.diverged_step < 0)
+    state = jax.tree.map(lambda x, y: jnp.where(ok, x, y), new, carry.state)
+    diverged = jnp.where(ok | (carry.diverged_step >= 0), carry.diverged_step, carry.n + 1)
+    return _Carry(state, diverged, carry.n + 1)
+
+
+def _epoch(scheme, loss, h, lam, mu, batches, mask, carry: _Carry):
+    def body(c, xs):
+        return _guarded_step(scheme, loss, h, lam, mu, c, *xs), None
+
+    carry, _ = jax.lax.scan(body, carry, (batches, mask))
+    value = full_loss(loss, carry.state.u, batches, mask)
+    # A loss that overflows while the parameters stay bounded also counts as divergence.
+    flag = ~jnp.isfinite(value) & (carry.diverged_step < 0)
+    carry = carry._replace(diverged_step=jnp.where(flag, carry.n, carry.diverged_step))
+    return carry, value
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
+def _run(scheme, loss, batch_size, epochs, every, with_initial, carry, data, h, lam, mu):
+    batches, mask = make_batches(data, batch_size)
+    initial = full_loss(loss, carry.state.u, batches, mask) if with_initial else None
+
+    def epoch(c, _):
+        return _epoch(scheme, loss, h, lam, mu, batches, mask, c)
+
+    if every is None:
+        carry, losses = jax.lax.scan(epoch, carry, None, length=epochs)
+        return carry, initial, losses, None
+
+    def group(c, _):
+        c, values = jax.lax.scan(epoch, c, None, length=every)
+        return c, (values, c.state.u)
+
+    groups, rest = divmod(epochs, every)
+    carry, (values, snapshots) = jax.lax.scan(group, carry, None, length=groups)
+    carry, tail = jax.lax.scan(epoch, carry, None, length=rest)
+    losses = jnp.concatenate([values.reshape(-1), tail])
+    return carry, initial, losses, snapshots
+
+
+class TrainResult(NamedTuple):
+    """What `train` returns."""
+
+    params: PyTree
+    """Final parameters (the last bounded ones if the run diverged)."""
+    velocity: PyTree
+    """Final velocity: `w_n = (u_n - u_{n-1}) / h` (eq. 15) for the eq. (7) schemes, `v_n` for
+    `"wilson"`; pass it back as `velocity0` to continue a run."""
+    losses: jax.Array
+    """`(epochs + 1,)`: the mean training loss over the whole data set before training and after
+    each epoch; NaN from the epoch in which the run diverged on."""
+    diverged_at: jax.Array
+    """The epoch (1-based) in which an iterate became non-finite or larger than
+    `DIVERGENCE_THRESHOLD` in norm (or the loss non-finite); -1 if none."""
+    diverged_step: jax.Array
+    """The step (1-based) at which that happened; -1 if none."""
+    snapshots: PyTree | None
+    """With `record_params_every=k`: the parameters after epochs `0, k, 2k, ...` stacked on a
+    leading axis (`epochs // k + 1` entries); None otherwise."""
+
+
+def _check(scheme, params0, data, h, lam, mu, epochs, batch_size, loss):
+    check_choice("scheme", scheme, SCHEMES)
+    check_u0(params0, "params0")
+    check_range("h", h, low=0.0, low_open=True)
+    check_range("lam", lam, low=0.0, high=1.0, high_open=True)
+    check_range("mu", mu, low=0.0, low_open=True)
+    check_whole("epochs", epochs, low=0)
+    check_whole("batch_size", batch_size, low=1)
+    n = _leading(data)
+    if not callable(loss):
+        raise TypeError(
+            f"loss must be a callable (params, batch) -> per-example losses, got {loss!r}"
+        )
+    b = min(batch_size, n)
+    batch = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct((b, *jnp.shape(x)[1:]), jnp.result_type(x)), data
+    )
+    try:
+        out = jax.eval_shape(loss, params0, batch)
+    except Exception as e:
+        raise TypeError(
+            f"loss cannot be evaluated on (params0, a batch of data): {type(e).__name__}: {e}"
+        ) from e
+    if getattr(out, "shape", None) != (b,) or not jnp.issubdtype(out.dtype, jnp.floating):
+        raise TypeError(
+            f"loss must return one float per example, shape ({b},), got "
+            f"{getattr(out, 'shape', type(out).__name__)} {getattr(out, 'dtype', '')}"
+        )
+    return n
+
+
+def _as_inputs(params0, data, h, lam, mu):
+    dtype = _float_dtype(params0)
+    data = jax.tree.map(jnp.asarray, data)
+    return data, *(jnp.asarray(x, dtype=dtype) for x in (h, lam, mu))
+
+
+def train(
+    scheme: str, params0: PyTree, data: PyTree, h, *, epochs: int, batch_size: int = 200,
+    lam=0.9, mu=1.0, record_params_every: int | None = None,
+    loss: Callable = squared_error, velocity0: PyTree | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train with `scheme` on fixed-order mini-batches (paper Section 5).
+
+    **Arguments:**
+
+    - `scheme`: one of `"gd"` (eq. 35, rate `h / (1 - lam)`), `"hb"`, `"nag"` (eq. 7),
+      `"wilson"` (eq. 36), `"hb_mu"`, `"nag_mu"` (eq. 7 with `lam` from eq. 5); see the module
+      docstring.
+    - `params0`: the start, a pytree of float arrays (e.g. `init_autoencoder(sizes, seed)`).
+    - `data`: an array, or a pytree of arrays, whose leading axis indexes the examples (e.g.
+      images `(N, 784)`, or `(x, y)`).
+    - `h`: the learning rate; traced, so a new value reuses the compiled loop and `jax.vmap`
+      over an array of `h` works.
+    - `epochs`: passes over the data.
+    - `batch_size`: examples per step, consecutive in the data's order (no shuffling); a last,
+      smaller batch takes the remainder when `batch_size` does not divide `N`.
+    - `lam`: the fixed momentum of `"hb"`, `"nag"` and the effective rate of `"gd"`.
+    - `mu`: the strong-convexity parameter of `"wilson"`, `"hb_mu"`, `"nag_mu"`.
+    - `record_params_every`: keep the parameters every this many epochs (see `TrainResult`).
+    - `loss`: `(params, batch) -> per-example losses (B,)`; a batch's loss is their mean. The
+      default is the autoencoder's squared error per example, so the reported loss is the
+      paper's training error (mean over examples of `||x - x_hat||^2`). Pass a module-level
+      function: a new function object recompiles.
+    - `velocity0`: a starting velocity (default zero, the paper's start).
+    - `on_epoch`: called as `on_epoch(epoch, loss)` after each epoch (1-based), for progress
+      reports. It makes the epochs a Python loop over one compiled epoch, so it cannot be used
+      under `jax.vmap`.
+
+    **Returns:** a `TrainResult`. Divergence is reported in `diverged_at`, not as a silent NaN.
+    """
+    n = _check(scheme, params0, data, h, lam, mu, epochs, batch_size, loss)
+    if record_params_every is not None:
+        check_whole("record_params_every", record_params_every, low=1)
+    data, h, lam, mu = _as_inputs(params0, data, h, lam, mu)
+    velocity0 = _tree.zeros_like(params0) if velocity0 is None else velocity0
+    carry = _Carry(MomentumState(params0, velocity0), jnp.asarray(-1), jnp.asarray(0))
+    every = record_params_every
+
+    if on_epoch is None:
+        carry, initial, losses, snaps = _run(scheme, loss, batch_size, epochs, every, True,
+                                             carry, data, h, lam, mu)
+    else:
+        _, initial, _, _ = _run(scheme, loss, batch_size, 0, None, True, carry, data, h, lam, mu)
+        values, snaps = [], []
+        for epoch in range(1, epochs + 1):
+            carry, _, value, _ = _run(scheme, loss, batch_size, 1, None, False,
+                                      carry, data, h, lam, mu)
+            value = jnp.where(carry.diverged_step >= 0, jnp.nan, value[0])
+            values.append(value)
+            if every is not None and epoch % every == 0:
+                snaps.append(carry.state.u)
+            on_epoch(epoch, float(value))
+        losses = jnp.stack(values) if values else jnp.zeros((0,), initial.dtype)
+        snaps = None if every is None else _stack(snaps, params0)
+
+    nb = -(-n // min(batch_size, n))
+    diverged_at = jnp.where(carry.diverged_step >= 0, (carry.diverged_step - 1) // nb + 1, -1)
+    epoch_index = jnp.arange(1, epochs + 1)
+    losses = jnp.where((diverged_at > 0) & (epoch_index >= diverged_at), jnp.nan, losses)
+    if every is not None:
+        snaps = jax.tree.map(lambda p, rest: jnp.concatenate([p[None], rest]), params0, snaps)
+    return TrainResult(carry.state.u, carry.state.w, jnp.concatenate([initial[None], losses]),
+                       diverged_at, carry.diverged_step, snaps)
+
+
+def _stack(trees, like):
+    if not trees:
+        return jax.tree.map(lambda x: jnp.zeros((0, *jnp.shape(x)), jnp.result_type(x)), like)
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+class GapResult(NamedTuple):
+    """What `parameter_gap` returns."""
+
+    max_gap: jax.Array
+    """`max_n ||u_n^a - u_n^b||` over every step of the run (Euclidean norm over all
+    parameters); `inf` if either run diverged."""
+    epoch_gaps: jax.Array
+    """`(epochs,)`: the largest gap within each epoch."""
+    diverged_at: jax.Array
+    """`(2,)`: the epoch in which scheme a, b diverged (-1 if not), as in `TrainResult`."""
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _gap(scheme_a, scheme_b, loss, batch_size, epochs, params0, data, h, lam, mu):
+    batches, mask = make_batches(data, batch_size)
+    state = MomentumState(params0, _tree.zeros_like(params0))
+    start = _Carry(state, jnp.asarray(-1), jnp.asarray(0))
+
+    def body(carry, xs):
+        a, b = carry
+        a = _guarded_step(scheme_a, loss, h, lam, mu, a, *xs)
+        b = _guarded_step(scheme_b, loss, h, lam, mu, b, *xs)
+        return (a, b), _tree.norm(_tree.sub(a.state.u, b.state.u))
+
+    def epoch(carry, _):
+        carry, gaps = jax.lax.scan(body, carry, (batches, mask))
+        return carry, jnp.max(gaps)
+
+    (a, b), epoch_gaps = jax.lax.scan(epoch, (start, start), None, length=epochs)
+    return epoch_gaps, jnp.stack([a.diverged_step, b.diverged_step])
+
+
+def parameter_gap(
+    scheme_a: str, scheme_b: str, params0: PyTree, data: PyTree, h, *, epochs: int,
+    batch_size: int = 200, lam=0.9, mu=1.0, loss: Callable = squared_error,
+) -> GapResult:
+    """The largest distance between the parameters of two schemes run from the same start on
+    the same mini-batches, compared at the same step index `n` (paper Fig 7).
+
+    The paper's pairs: `("hb", "gd")` and `("nag", "gd")`, momentum against gradient descent
+    at the effective rate `h / (1 - lam)` (eq. 35), both at time `t = n h` of the rescaled
+    gradient flow (8); `("hb_mu", "wilson")` and `("nag_mu", "wilson")`, against the
+    split-step scheme (36), both at time `t = n sqrt(h)`. The observed rate of Section 2.3 is
+    then `Delta(h) = log2(max_gap(h) / max_gap(h / 2))` (theory: about 1 for the first pairs,
+    1/2 for the second).
+
+    Both schemes are advanced inside one `lax.scan`, so the gap is measured after every step
+    without storing trajectories. Arguments are as in `train`; `h` is traced (vmap over it).
+    """
+    _check(scheme_a, params0, data, h, lam, mu, epochs, batch_size, loss)
+    check_choice("scheme_b", scheme_b, SCHEMES)
+    n = _leading(data)
+    data, h, lam, mu = _as_inputs(params0, data, h, lam, mu)
+    epoch_gaps, steps = _gap(scheme_a, scheme_b, loss, batch_size, epochs,
+                             params0, data, h, lam, mu)
+    nb = -(-n // min(batch_size, n))
+    diverged_at = jnp.where(steps >= 0, (steps - 1) // nb + 1, -1)
+    max_gap = jnp.max(epoch_gaps, initial=0.0)
+    max_gap = jnp.where(jnp.any(steps >= 0), jnp.inf, max_gap)
+    return GapResult(max_gap, epoch_gaps, diverged_at)

@@ -1,0 +1,94 @@
+"""`solve` against the closed forms on the paper's quadratic (THEORY §5)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import momentum_jax as mj
+from momentum_jax import _closed_form as cf
+from momentum_jax._losses import paper_quadratic
+
+TS = np.linspace(0.0, 2.0, 129)
+U0 = jnp.array([1.0, 1.0])
+
+
+@pytest.mark.parametrize("make", [mj.heavy_ball, mj.nesterov])
+@pytest.mark.parametrize("h", [2.0**-4, 2.0**-10, 2.0**-17])
+@pytest.mark.parametrize(
+    "model, velocity",
+    [("gradient_flow", None), ("modified_flow", None), ("hamiltonian", "taylor"),
+     ("hamiltonian", "paper"), ("hamiltonian", "manifold"), ("hessian_damped", "taylor"),
+     ("hessian_damped", "manifold")],
+)
+def test_solve_equals_closed_form(make, h, model, velocity):
+    kappa = 20.0
+    m = make(h, 0.9)
+    got = mj.solve(paper_quadratic(kappa), U0, m, TS, model=model, velocity=velocity or "taylor")
+    ref = cf.continuous([kappa, 1], [1, 1], m, TS, model=model, velocity=velocity or "taylor")
+    # 1e-9 relative to the solution's size (the stated accuracy of the solver defaults)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9 * np.max(np.abs(ref)))
+
+
+def test_printed_constant_and_explicit_velocity():
+    m = mj.heavy_ball(2.0**-6, 0.9)
+    loss = paper_quadratic(5.0)
+    got = mj.solve(loss, U0, m, TS, model="modified_flow", constant="printed")
+    ref = cf.continuous([5, 1], [1, 1], m, TS, model="modified_flow", constant="printed")
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-11)
+    v0 = jnp.array([-3.0, 0.5])
+    got = mj.solve(loss, U0, m, TS, model="hamiltonian", velocity=v0)
+    ref = cf.continuous([5, 1], [1, 1], m, TS, model="hamiltonian", velocity=np.asarray(v0))
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-11)
+
+
+def test_initial_velocities_follow_theory():
+    # THEORY §4.2: for HB the Taylor-matched start is half the gradient step; eq. (12) is
+    # (1 - 2 alpha)/(2 alpha - lam + 1) = -lam/2 times -grad Phi.
+    m = mj.heavy_ball(0.01, 0.9)
+    loss = paper_quadratic(5.0)
+    g = jax.grad(loss)(U0)
+    _, v = mj.solve(loss, U0, m, jnp.array([0.0]), model="hamiltonian", velocity="taylor",
+                    return_velocity=True)
+    np.testing.assert_allclose(v[0], -0.5 * g, rtol=1e-14)
+    _, v = mj.solve(loss, U0, m, jnp.array([0.0]), model="hamiltonian", velocity="paper",
+                    return_velocity=True)
+    np.testing.assert_allclose(v[0], 0.45 * g, rtol=1e-14)
+
+
+def test_solve_works_on_pytrees():
+    def loss(p):
+        return 0.5 * (3.0 * p["a"] ** 2 + jnp.sum(p["b"] ** 2))
+
+    p0 = {"a": jnp.array(1.0), "b": jnp.array([1.0, -2.0])}
+    out = mj.solve(loss, p0, mj.nesterov(0.01, 0.5), TS, model="modified_flow")
+    ref = cf.continuous([3, 1, 1], [1, 1, -2], mj.nesterov(0.01, 0.5), TS, model="modified_flow")
+    np.testing.assert_allclose(out["a"], ref[:, 0], atol=1e-12)
+    np.testing.assert_allclose(out["b"], ref[:, 1:], atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        (dict(model="nope"), "model='nope'"),
+        (dict(model="hamiltonian", velocity="fast"), "velocity='fast'"),
+        (dict(model="modified_flow", constant="typo"), "constant='typo'"),
+        (dict(model="hamiltonian", order=2), "order=2 applies to model='modified_flow'"),
+        (dict(model="modified_flow", order=-1), "order=-1"),
+    ],
+)
+def test_solve_argument_errors(kwargs, text):
+    with pytest.raises(ValueError, match=text.replace("(", r"\(")):
+        mj.solve(paper_quadratic(5.0), U0, mj.heavy_ball(0.1, 0.9), TS, **kwargs)
+
+
+def test_hamiltonian_needs_positive_alpha():
+    # alpha = (1 + lam - 2 a (1 - lam))/2 <= 0 for a large look-ahead
+    with pytest.raises(ValueError, match="alpha"):
+        mj.solve(paper_quadratic(5.0), U0, mj.Momentum(0.1, 0.5, 2.0), TS, model="hamiltonian")
+
+
+def test_ts_must_be_sorted():
+    with pytest.raises(ValueError, match="ts must be"):
+        mj.solve(paper_quadratic(5.0), U0, mj.heavy_ball(0.1, 0.9), jnp.array([1.0, 0.5]),
+                 model="gradient_flow")

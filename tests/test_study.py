@@ -1,0 +1,211 @@
+"""The convergence engine against closed forms (THEORY §5) and the acceptance numbers of the
+paper's Figs 2 and 4."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import compiled_versions
+
+import momentum_jax as mj
+from momentum_jax import _closed_form as cf
+from momentum_jax._losses import double_well, paper_quadratic
+from momentum_jax._study import _kernel
+
+U0 = jnp.array([1.0, 1.0])
+MAKE = {"hb": mj.heavy_ball, "nag": mj.nesterov}
+
+
+def closed_form_errors(kappa, method, hs, model, *, init="zero", velocity="taylor",
+                       constant="corrected", lam=0.9, T=2.0):
+    vel = "manifold" if init == "manifold" else velocity
+    return np.array([cf.error([kappa, 1], [1, 1], MAKE[method](h, lam), T, model=model,
+                              init=init, velocity=vel, constant=constant) for h in hs])
+
+
+def study(kappa, hs, **kw):
+    return mj.convergence_study(paper_quadratic(kappa), U0, hs=hs, lams=[0.9], T=2.0, **kw)
+
+
+@pytest.mark.parametrize("init", ["zero", "manifold"])
+def test_errors_equal_closed_forms(init):
+    hs = 2.0 ** -np.arange(4, 12)
+    models = ("gradient_flow", "hamiltonian", "modified_flow", "hessian_damped")
+    st = study(10.0, hs, models=models, init=init)
+    for model in models:
+        for i, meth in enumerate(st.methods):
+            ref = closed_form_errors(10.0, meth, hs, model, init=init)
+            np.testing.assert_allclose(st.errors[model][i, 0], ref, rtol=1e-6)
+    assert st.summary_line().startswith("16 grid points; 0 diverged")
+    assert np.all(st.status == "ok")
+
+
+def test_paper_velocity_and_printed_constant_equal_closed_forms():
+    hs = 2.0 ** -np.arange(5, 11)
+    st = study(5.0, hs, models=("hamiltonian",), hamiltonian_velocity="paper")
+    st2 = study(5.0, hs, models=("modified_flow",), init="manifold", constant="printed")
+    for i, meth in enumerate(st.methods):
+        np.testing.assert_allclose(
+            st.errors["hamiltonian"][i, 0],
+            closed_form_errors(5.0, meth, hs, "hamiltonian", velocity="paper"), rtol=1e-6)
+        np.testing.assert_allclose(
+            st2.errors["modified_flow"][i, 0],
+            closed_form_errors(5.0, meth, hs, "modified_flow", init="manifold",
+                               constant="printed"), rtol=1e-6)
+
+
+def test_rates_and_orders_are_computed_from_errors():
+    hs = 2.0 ** -np.arange(6, 11)
+    st = study(5.0, hs, models=("gradient_flow",), fit_points=3)
+    e = st.errors["gradient_flow"]
+    np.testing.assert_allclose(st.rates["gradient_flow"], np.log2(e[..., :-1] / e[..., 1:]))
+    slope = np.polyfit(np.log(hs[-3:]), np.log(e[0, 0, -3:]), 1)[0]
+    assert st.orders["gradient_flow"][0, 0] == pytest.approx(slope, rel=1e-12)
+
+
+def test_second_call_with_new_values_does_not_recompile():
+    hs = 2.0 ** -np.arange(4, 8)
+    study(5.0, hs, models=("gradient_flow", "hamiltonian"))
+    before = compiled_versions(_kernel)
+    a = study(5.0, hs / 2, models=("gradient_flow", "hamiltonian"))  # other h, other step counts
+    b = mj.convergence_study(paper_quadratic(5.0), U0, hs=hs, lams=[0.5], T=1.5,
+                             models=("gradient_flow", "hamiltonian"))
+    assert compiled_versions(_kernel) == before
+    assert not np.allclose(a.errors["gradient_flow"], b.errors["gradient_flow"])
+
+
+def test_divergent_points_are_flagged_and_excluded():
+    # HB is stable for h kappa < 2 (1 + lam) = 3.8: with kappa = 20, h = 2^-1 and 2^-2 diverge.
+    hs = 2.0 ** -np.arange(1, 8)
+    st = mj.convergence_study(paper_quadratic(20.0), U0, hs=hs, lams=[0.9], T=10.0,
+                              models=("gradient_flow",), methods=("hb",))
+    assert np.all(st.diverged_at[0, 0, :2] > 0)
+    assert np.all(st.diverged_at[0, 0, 2:] == -1)
+    assert np.all(np.isnan(st.errors["gradient_flow"][0, 0, :2]))
+    assert st.status[0, 0, 0].startswith("diverged at step ")
+    assert np.all(np.isnan(st.rates["gradient_flow"][0, 0, :2]))
+    assert np.all(np.isfinite(st.rates["gradient_flow"][0, 0, 2:]))
+    assert "2 diverged" in st.summary_line()
+    # the others are exactly what they are when run alone
+    alone = mj.convergence_study(paper_quadratic(20.0), U0, hs=hs[2:], lams=[0.9], T=10.0,
+                                 models=("gradient_flow",), methods=("hb",))
+    np.testing.assert_array_equal(st.errors["gradient_flow"][..., 2:], alone.errors["gradient_flow"])
+
+
+def test_solver_failure_is_flagged_not_raised():
+    hs = 2.0 ** -np.arange(6, 9)
+    st = study(5.0, hs, models=("gradient_flow", "hamiltonian"),
+               solver=mj.SolverConfig(max_steps=4))
+    assert np.all(st.diverged_at == -1)
+    failures = st.solver_failure["hamiltonian"]
+    assert np.all(failures != "") and "maximum number of solver steps" in failures[0, 0, 0]
+    assert np.all(np.isnan(st.errors["hamiltonian"]))
+    assert "solver failed (" in st.status[0, 0, 0]
+
+
+def test_save_load_roundtrip(tmp_path):
+    hs = 2.0 ** -np.arange(2, 7)
+    st = study(20.0, hs, models=("gradient_flow", "modified_flow"), methods=("hb",))
+    path = tmp_path / "study.json"
+    st.save(path)
+    data = json.loads(path.read_text())
+    assert data["axes"]["h"] == hs.tolist() and data["format"] == "momentum_jax.study"
+    assert data["meta"]["versions"]["jax"] and data["meta"]["date"]
+    back = mj.load_study(path)
+    for model in st.models:
+        np.testing.assert_array_equal(back.errors[model], st.errors[model])
+        np.testing.assert_array_equal(back.rates[model], st.rates[model])
+    np.testing.assert_array_equal(back.diverged_at, st.diverged_at)
+    assert back.status.tolist() == st.status.tolist()
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "{not json", json.dumps({"format": "something else"}), json.dumps([1, 2]),
+     json.dumps({"format": "momentum_jax.study", "axes": {}})],
+)
+def test_load_rejects_foreign_and_corrupted_files(tmp_path, text):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="bad.json"):
+        mj.load_study(path)
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        (dict(hs=[]), "hs must contain"),
+        (dict(hs=[0.01, 0.1]), "strictly decreasing"),
+        (dict(hs=[0.1, -0.01]), "hs="),
+        (dict(lams=[1.2]), "lams="),
+        (dict(T=0.0), "T="),
+        (dict(T=0.05), "T=0.05 is shorter"),
+        (dict(methods=("hb", "adam")), "method='adam'"),
+        (dict(models=("gradient_flow", "euler")), "model='euler'"),
+        (dict(init="random"), "init='random'"),
+        (dict(hamiltonian_velocity="fast"), "velocity='fast'"),
+        (dict(fit_points=1), "fit_points=1"),
+    ],
+)
+def test_argument_errors(kwargs, text):
+    args = dict(hs=[0.1, 0.05], lams=[0.9], T=1.0) | kwargs
+    with pytest.raises(ValueError, match=text):
+        mj.convergence_study(paper_quadratic(5.0), U0, **args)
+
+
+@pytest.mark.parametrize(
+    "lam, hs",
+    [(0.5, 2.0 ** -np.arange(7, 12)),
+     pytest.param(0.9, 2.0 ** -np.arange(10, 16), marks=pytest.mark.slow)],
+)
+def test_nonconvex_orders(lam, hs):
+    # the asymptotic regime needs h lbar |Hess Phi| small: smaller h for lam = 0.9
+    st = mj.convergence_study(double_well, jnp.array([0.3, 1.0]), hs=hs, lams=[lam], T=1.0,
+                              models=("gradient_flow", "hamiltonian"))
+    assert np.all(np.abs(st.orders["gradient_flow"] - 1) < 0.15)
+    assert np.all(np.abs(st.orders["hamiltonian"] - 1) < 0.15)
+    st2 = mj.convergence_study(double_well, jnp.array([0.3, 1.0]), hs=hs, lams=[lam], T=1.0,
+                               models=("modified_flow", "hamiltonian"), init="manifold")
+    assert np.all(np.abs(st2.orders["modified_flow"] - 2) < 0.2)
+    assert np.all(np.abs(st2.orders["hamiltonian"] - 2) < 0.2)
+
+
+# ---- acceptance numbers on the paper's full grid (slow: h down to 2^-17) ----
+
+HS_PAPER = 2.0 ** -np.arange(4, 18)
+IDX_2M16 = 12  # rates[..., i] = log2(E(h_i)/E(h_i/2)), h_i = 2^-(4+i): i = 12 is h = 2^-16
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kappa", [5.0, 10.0, 20.0])
+def test_acceptance_zero_start(kappa):
+    models = ("gradient_flow", "hamiltonian")
+    st = study(kappa, HS_PAPER, models=models)
+    for model in models:
+        for i, meth in enumerate(st.methods):
+            ref = closed_form_errors(kappa, meth, HS_PAPER, model)
+            np.testing.assert_allclose(st.errors[model][i, 0], ref, rtol=1e-6)
+    rates = st.rates
+    assert np.all(rates["gradient_flow"][..., IDX_2M16] >= 0.9)
+    assert np.all(np.diff(rates["gradient_flow"][..., 6:]) > 0)  # rising towards 1
+    assert np.all(np.abs(rates["hamiltonian"][..., IDX_2M16] - 1) <= 0.05)
+    paper = study(kappa, HS_PAPER, models=("hamiltonian",), hamiltonian_velocity="paper")
+    assert np.all(np.abs(paper.rates["hamiltonian"][..., IDX_2M16] - 1) <= 0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kappa", [5.0, 10.0, 20.0])
+def test_acceptance_manifold_start(kappa):
+    models = ("hamiltonian", "modified_flow")
+    st = study(kappa, HS_PAPER, models=models, init="manifold")
+    for model in models:
+        for i, meth in enumerate(st.methods):
+            ref = closed_form_errors(kappa, meth, HS_PAPER, model, init="manifold")
+            # errors reach 1e-11 here: 1e-6 relative plus a 1e-14 absolute rounding floor
+            np.testing.assert_allclose(st.errors[model][i, 0], ref, rtol=1e-6, atol=1e-14)
+        assert np.all(np.abs(st.rates[model][..., IDX_2M16] - 2) <= 0.05)
+    printed = study(kappa, HS_PAPER, models=("modified_flow",), init="manifold",
+                    constant="printed")
+    assert np.all(printed.rates["modified_flow"][..., IDX_2M16] <= 1.1)
