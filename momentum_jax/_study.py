@@ -133,10 +133,10 @@ class Study:
             for i, meth in enumerate(self.methods):
                 for j, lam in enumerate(self.lams):
                     for k, h in enumerate(self.hs):
-                        rate = rates[model][i, j, k - 1] if k else np.nan
+                        rate = f"{rates[model][i, j, k - 1]:7.3f}" if k else f"{'-':>7}"
                         st = self.status[i, j, k]
                         lines.append(f"{meth:>6} {lam:6.3g} {_fmt_h(h):>10} "
-                                     f"{self.errors[model][i, j, k]:12.4e} {rate:7.3f}  {st}")
+                                     f"{self.errors[model][i, j, k]:12.4e} {rate}  {st}")
                     lines.append(f"{meth:>6} {lam:6.3g} fitted order over the {self.fit_points} "
                                  f"smallest h: {orders[model][i, j]:.3f}")
         return "\n".join(lines)

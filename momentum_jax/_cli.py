@@ -1,0 +1,243 @@
+"""The `momentum-jax` command line: `reproduce`, `study`, `losses`.
+
+Every wrong argument is answered with one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A wrong command-line argument: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one line, exit 2
+        raise UsageError(message)
+
+    def exit(self, status=0, message=None):
+        if status:
+            raise UsageError((message or "invalid arguments").strip())
+        if message:
+            sys.stderr.write(message)
+        raise SystemExit(status)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="momentum-jax", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("reproduce", help="regenerate the paper's figures (all, or those named)")
+    r.add_argument("figures", nargs="*", metavar="FIG", help="e.g. fig2 or fig2_rates")
+    r.add_argument("--quick", action="store_true", help="reduced CPU settings")
+    r.add_argument("--out", default="figures", help="output folder (default: figures)")
+    r.add_argument("--mnist-dir", default=None, help="folder with the MNIST IDX files")
+    r.add_argument("--cache", default=None, help="cache folder (default: .cache/momentum_jax)")
+    r.add_argument("--no-progress", action="store_true", help="plain log lines only")
+
+    s = sub.add_parser("study", help="a convergence study on any loss")
+    s.add_argument("--loss", required=True, help="a registered loss or module:function")
+    s.add_argument("--loss-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="option of a registered loss, e.g. kappa=20 (repeatable)")
+    s.add_argument("--x0", default=None, help="start as comma-separated floats")
+    s.add_argument("--method", default="hb,nag", help="comma-separated: hb, nag, gd")
+    s.add_argument("--lam", default="0.9", help="comma-separated momenta in [0, 1)")
+    s.add_argument("--h", default="2^-4:2^-10",
+                   help="A:B for every power of two from A down to B, or a comma list")
+    s.add_argument("--T", default="2", help="time horizon > 0")
+    s.add_argument("--model", default="gradient_flow,hamiltonian,modified_flow",
+                   help="comma-separated models")
+    s.add_argument("--init", default="zero", help="zero or manifold")
+    s.add_argument("--velocity", default="taylor", help="taylor, paper or manifold")
+    s.add_argument("--order", default="1", help="order of modified_flow (integer >= 0)")
+    s.add_argument("--constant", default="corrected", help="corrected or printed")
+    s.add_argument("--fit-points", default="4", help="points in the order fit (>= 2)")
+    s.add_argument("--json", action="store_true", help="print one JSON document")
+    s.add_argument("--out", default=None, help="save the study (JSON) to this file")
+
+    sub.add_parser("losses", help="list the registered losses")
+    return p
+
+
+def _floats(name: str, text: str) -> list[float]:
+    try:
+        values = [_number(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--{name} expects comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise UsageError(f"--{name} expects at least one number")
+    return values
+
+
+def _number(text: str) -> float:
+    text = text.strip()
+    if "^" in text:
+        base, exp = text.split("^", 1)
+        return float(base) ** float(exp)
+    return float(text)
+
+
+def _int(name: str, text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"--{name} expects an integer >= {low}, got {text!r}") from None
+    if value < low:
+        raise UsageError(f"--{name} expects an integer >= {low}, got {value}")
+    return value
+
+
+def parse_hs(text: str) -> list[float]:
+    """`"2^-4:2^-12"`: every power of two from `2^-4` down to `2^-12`; or a comma list."""
+    import math
+
+    if ":" in text:
+        try:
+            a, b = (_number(x) for x in text.split(":", 1))
+        except ValueError:
+            raise UsageError(f"--h expects A:B with powers of two, e.g. 2^-4:2^-12, got {text!r}") from None
+        if not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
+            raise UsageError(f"--h bounds must be finite and > 0, got {text!r}")
+        ea, eb = math.log2(a), math.log2(b)
+        if ea != round(ea) or eb != round(eb) or eb > ea:
+            raise UsageError(f"--h A:B needs powers of two with A >= B, got {text!r}")
+        if ea - eb > 40:
+            raise UsageError(f"--h spans more than 40 halvings: {text!r}")
+        return [2.0**e for e in range(int(ea), int(eb) - 1, -1)]
+    return _floats("h", text)
+
+
+def _choices(name: str, text: str, allowed) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in items if x not in allowed]
+    if bad or not items:
+        raise UsageError(f"--{name} got {','.join(bad) or repr(text)}; allowed: {', '.join(allowed)}")
+    return items
+
+
+def _load_loss(spec: str, loss_args: list[str], x0: str | None):
+    import jax.numpy as jnp
+
+    from ._losses import _REGISTRY, get_loss
+
+    options = {}
+    for item in loss_args:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--loss-arg expects KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    start = jnp.asarray(_floats("x0", x0)) if x0 is not None else None
+    if ":" in spec:
+        module_name, _, fn_name = spec.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module_name), fn_name)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise UsageError(f"--loss {spec!r} cannot be imported: {e}") from None
+        if start is None:
+            raise UsageError("--x0 is required for a loss given as module:function")
+        return fn, start
+    if spec not in _REGISTRY:
+        raise UsageError(f"--loss {spec!r} is not registered; choose from "
+                         f"{', '.join(sorted(_REGISTRY))} or give module:function")
+    try:
+        loss = get_loss(spec, **options)
+    except TypeError as e:
+        raise UsageError(f"--loss-arg not accepted by loss {spec!r}: {e}") from None
+    u0 = loss.u0 if start is None else start
+    if start is not None and jnp.shape(start) != jnp.shape(loss.u0):
+        raise UsageError(f"--x0 has {jnp.size(start)} values; loss {spec!r} takes "
+                         f"{jnp.size(loss.u0)}")
+    return loss.fn, u0
+
+
+def _cmd_study(args) -> int:
+    from ._models import MODELS
+    from ._study import convergence_study
+
+    methods = _choices("method", args.method, ("hb", "nag", "gd"))
+    models = _choices("model", args.model, MODELS)
+    init = _choices("init", args.init, ("zero", "manifold"))[0]
+    velocity = _choices("velocity", args.velocity, ("taylor", "paper", "manifold"))[0]
+    constant = _choices("constant", args.constant, ("corrected", "printed"))[0]
+    lams = _floats("lam", args.lam)
+    hs = parse_hs(args.h)
+    T = _floats("T", args.T)[0]
+    order = _int("order", args.order, 0)
+    fit_points = _int("fit-points", args.fit_points, 2)
+    loss, u0 = _load_loss(args.loss, args.loss_arg, args.x0)
+    try:
+        study = convergence_study(
+            loss, u0, hs=hs, lams=lams, methods=methods, models=models, T=T, init=init,
+            hamiltonian_velocity=velocity, order=order, constant=constant, fit_points=fit_points,
+        )
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    if args.out:
+        study.save(args.out)
+    if args.json:
+        from ._results_io import _jsonable
+
+        print(json.dumps(_jsonable(study.to_dict()), allow_nan=False))
+    else:
+        print(study.table())
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from . import _reproduce
+
+    try:
+        names = _reproduce.resolve(args.figures)
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None
+    if args.mnist_dir is not None:
+        from pathlib import Path
+
+        if not Path(args.mnist_dir).is_dir():
+            raise UsageError(f"--mnist-dir {args.mnist_dir!r} is not a folder")
+    for name in names:
+        module = _reproduce.load_module(name)
+        summary = _reproduce.run_experiment(
+            module, quick=args.quick, out=args.out, cache_dir=args.cache,
+            progress=not args.no_progress, options={"mnist_dir": args.mnist_dir},
+        )
+        print(f"{name}: {args.out}/{name}.png  {summary['summary'].get('headline', '')}".rstrip())
+    return 0
+
+
+def _cmd_losses(args) -> int:
+    from ._losses import list_losses
+
+    for name, description in list_losses().items():
+        print(f"{name:18s} {description}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of `momentum-jax`; returns the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # once, at program start
+        command = {"study": _cmd_study, "reproduce": _cmd_reproduce, "losses": _cmd_losses}
+        return command[args.command](args)
+    except UsageError as e:
+        sys.stderr.write(f"momentum-jax: error: {e}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("momentum-jax: interrupted; finished results are kept in the cache\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""Running the figure scripts of `experiments/`: configuration, caching, atomic outputs.
+
+Each `experiments/figN_<name>.py` is a thin script that defines
+
+- `NAME` (`"figN_<name>"`), `DESCRIPTION` (one sentence),
+- `CONFIG`: the default (CPU-sized) settings, a JSON-serialisable dict; `QUICK`: overrides for
+  `--quick`;
+- `compute(config, ctx) -> dict`: the numbers, as `{"arrays": {name: ndarray}, "summary": {...}}`;
+  long pieces go through `ctx.cached(label, sub_config, fn)` so an interrupted run resumes;
+- `plot(data, config, path)`: draws the PNG from the computed data alone;
+- `main(**kw)`: `run_experiment(sys.modules[__name__], **kw)`.
+
+`run_experiment` hashes the configuration (and the source code of the library and the scripts);
+a finished result with the same hash is loaded from the cache instead of recomputed. Every file is written to a temporary name and renamed into place,
+so an interrupted run leaves no partial file and the next run continues from what was finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from ._progress import Progress, log
+from ._results_io import atomic_path, dump_json, load_json, provenance
+
+SUMMARY_FORMAT = "momentum_jax.figure"
+DEFAULT_CACHE = Path(os.environ.get("MOMENTUM_JAX_CACHE", ".cache/momentum_jax"))
+
+
+def experiments_dir() -> Path:
+    """The folder of figure scripts: `experiments/` beside the package in a source checkout, or
+    the copy shipped inside the wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "experiments", here / "_experiments"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("no experiments/ folder found beside the momentum_jax package")
+
+
+def available() -> dict[str, Path]:
+    """`{name: path}` of every figure script, in figure order."""
+    paths = sorted(experiments_dir().glob("fig*_*.py"), key=lambda p: _fig_number(p.stem))
+    return {p.stem: p for p in paths}
+
+
+def _fig_number(stem: str) -> int:
+    digits = stem[3:].split("_", 1)[0]
+    return int(digits) if digits.isdigit() else 10**6
+
+
+def resolve(names) -> list[str]:
+    """Map `fig2` or `fig2_rates` to full names; `ValueError` naming the unknown ones."""
+    table = available()
+    if not names:
+        return list(table)
+    out = []
+    for name in names:
+        hits = [full for full in table if full == name or full.split("_", 1)[0] == name]
+        if not hits:
+            raise ValueError(f"unknown figure {name!r}; choose from {', '.join(table)}")
+        out.extend(h for h in hits if h not in out)
+    return out
+
+
+def load_module(name: str) -> ModuleType:
+    path = available()[name]
+    spec = importlib.util.spec_from_file_location(f"momentum_jax_experiments.{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def code_fingerprint() -> str:
+    """A hash of the library's and the figure scripts' source: a cached result is reused only
+    if it was computed by the same code."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for path in sorted(here.glob("*.py")) + sorted(experiments_dir().glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def config_hash(name: str, config: dict) -> str:
+    blob = json.dumps({"name": name, "config": config, "code": code_fingerprint()},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_arrays(path, arrays: dict):
+    """`np.savez` written atomically (no object arrays: loadable without pickle)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def load_arrays(path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+class Context:
+    """What a figure's `compute` gets: the cache, progress reporting and the run options."""
+
+    def __init__(self, name: str, *, cache_dir: Path, quick: bool, progress: bool,
+                 options: dict):
+        self.name, self.cache_dir, self.quick = name, Path(cache_dir), quick
+        self.show_progress = progress
+        self.options = options
+
+    def progress(self, total: int, label: str) -> Progress:
+        return Progress(total, f"{self.name}: {label}", enabled=self.show_progress)
+
+    def progress_iter(self, items, label: str):
+        """Iterate over `items`, reporting progress after each."""
+        items = list(items)
+        bar = self.progress(len(items), label)
+        for item in items:
+            yield item
+            bar.advance()
+        bar.close()
+
+    def cached(self, label: str, config: dict, fn):
+        """`fn()` -> `{"arrays": {...}, "summary": {...}}`, cached under `label` and `config`."""
+        key = config_hash(f"{self.name}/{label}", config)
+        arrays_path = self.cache_dir / f"{self.name}-{label}-{key}.npz"
+        summary_path = arrays_path.with_suffix(".json")
+        if arrays_path.exists() and summary_path.exists():
+            try:
+                return {"arrays": load_arrays(arrays_path),
+                        "summary": load_json(summary_path, kind="momentum_jax.cache")["summary"]}
+            except (ValueError, OSError) as e:
+                log(f"{self.name}: ignoring unreadable cache entry {arrays_path.name} ({e})")
+        data = fn()
+        save_arrays(arrays_path, data.get("arrays", {}))
+        dump_json(summary_path, {"format": "momentum_jax.cache", "summary": data.get("summary", {})})
+        return data
+
+
+def run_experiment(module: ModuleType, *, quick: bool = False, out="figures", cache_dir=None,
+                   progress: bool = True, options: dict | None = None, **overrides) -> dict:
+    """Compute (or load from cache) and plot one figure; returns its summary.
+
+    Writes `out/NAME.png` and `out/NAME.json` (the summary with configuration and provenance).
+    """
+    config = dict(module.CONFIG)
+    if quick:
+        config.update(getattr(module, "QUICK", {}))
+    config.update(overrides)
+    options = dict(options or {})
+    config_for_hash = config | {k: v for k, v in options.items() if v is not None}
+    cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
+    ctx = Context(module.NAME, cache_dir=cache_dir, quick=quick, progress=progress,
+                  options=options)
+    data = ctx.cached("result", config_for_hash, lambda: module.compute(config, ctx))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"{module.NAME}.png"
+    with atomic_path(png) as tmp:
+        module.plot(data, config, tmp)
+    summary = {"format": SUMMARY_FORMAT, "name": module.NAME, "description": module.DESCRIPTION,
+               "quick": quick, "config": config, "summary": data["summary"]} | provenance()
+    dump_json(out / f"{module.NAME}.json", summary)
+    return summary
+
+
+def script_main(module: ModuleType, argv=None):
+    """`python experiments/figN_<name>.py [--quick] [--out DIR]`: float64 is switched on once,
+    here at program start, then the figure is run."""
+    import argparse
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    parser = argparse.ArgumentParser(description=module.DESCRIPTION)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default="figures")
+    parser.add_argument("--mnist-dir", default=None)
+    args = parser.parse_args(argv)
+    summary = run_experiment(module, quick=args.quick, out=args.out,
+                             options={"mnist_dir": args.mnist_dir})
+    print(summary["summary"].get("headline", ""))
