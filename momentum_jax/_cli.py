@@ -222,9 +222,27 @@ def _cmd_losses(args) -> int:
     return 0
 
 
+_VALUE_OPTIONS = ("--x0", "--h", "--lam", "--T")
+
+
+def _glue_negative_values(argv):
+    """`--x0 -1.2,1` -> `--x0=-1.2,1`, so that values starting with '-' are not taken for options."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in _VALUE_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-") \
+                and argv[i + 1][1:2].isdigit() | (argv[i + 1][1:2] == "."):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv=None) -> int:
     """Entry point of `momentum-jax`; returns the exit status."""
     try:
+        argv = _glue_negative_values(list(sys.argv[1:] if argv is None else argv))
         args = _parser().parse_args(argv)
         import jax
 

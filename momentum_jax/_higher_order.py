@@ -63,7 +63,7 @@ def manifold_velocity_series(loss, u: PyTree, method: Momentum, order: int) -> P
 
     **Returns:** a pytree shaped like `u`.
     """
-    return _manifold_series(loss, _check_order(order), u, method)
+    return _horner(_coefficients(loss, _check_order(order), 0, u, method), method.h)
 
 
 def modified_field(loss, u: PyTree, method: Momentum, order: int) -> PyTree:
@@ -82,19 +82,19 @@ def modified_field(loss, u: PyTree, method: Momentum, order: int) -> PyTree:
 
     **Returns:** a pytree shaped like `u`.
     """
-    return _modified_field(loss, _check_order(order), u, method)
+    return _horner(_coefficients(loss, _check_order(order), 1, u, method), method.h)
 
 
 def manifold_coefficients(loss, u: PyTree, method: Momentum, order: int) -> list[PyTree]:
     """The Taylor coefficients `[W_0(u), ..., W_R(u)]` in `h` of the manifold velocity
     (`R = order`); they depend on `lam` and `a`, not on `h`."""
-    return _coefficients(loss, _check_order(order), u, method)[0]
+    return _coefficients(loss, _check_order(order), 0, u, method)
 
 
 def modified_field_coefficients(loss, u: PyTree, method: Momentum, order: int) -> list[PyTree]:
     """The Taylor coefficients `[f_0(u), ..., f_R(u)]` in `h` of the modified field
     (`R = order`); they depend on `lam` and `a`, not on `h`."""
-    return _coefficients(loss, _check_order(order), u, method)[1]
+    return _coefficients(loss, _check_order(order), 1, u, method)
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,21 +145,28 @@ def _combine(weights, w0, ws):
     return jax.tree.map(leaf, w0, ws)
 
 
-def _manifold_and_field(grad, u, s, lam, a, order: int):
-    """`(w_0, F)` as functions of the formal step `s`: `w_0 = W_s(u) + O(s^{R+1})` after `R`
-    chord sweeps (§3), `F = f_s(u) + O(s^{R+1})` (§4); `R = order`."""
+def _manifold_velocity(grad, u, s, lam, a, order: int):
+    """`w_0 = W_s(u) + O(s^{R+1})` as a function of the formal step `s`, after `R = order`
+    chord sweeps `w_0 <- w_0 - Delta^{R+1} w_0 / (lam - 1)^{R+1}` from `-lbar grad Phi(u)` (§3)."""
     num_steps = order + 1
     delta = difference_weights(order)
-    scale = 1.0 / (lam - 1.0) ** num_steps  # the chord: 1 / (d Delta^{R+1} w_0 / d w_0 at s=0)
+    chord = 1.0 / (lam - 1.0) ** num_steps  # 1 / (d Delta^{R+1} w_0 / d w_0 at s = 0)
 
     def sweep(w0, _):
         residual = _combine(delta, w0, _velocities(grad, u, w0, s, lam, a, num_steps))
-        return _tree.axpy(-scale, residual, w0), None
+        return _tree.axpy(-chord, residual, w0), None
 
     w0 = _tree.scale(-1.0 / (1.0 - lam), grad(u))
-    w0 = jax.lax.scan(sweep, w0, None, length=order)[0]
-    ws = _velocities(grad, u, w0, s, lam, a, num_steps)
-    return w0, _combine((0, *gregory_weights(order)), None, ws)
+    return jax.lax.scan(sweep, w0, None, length=order)[0]
+
+
+def _modified_field(grad, u, s, lam, a, order: int):
+    """`F = f_s(u) + O(s^{R+1})` as a function of the formal step `s`: the truncated
+    `log(1 + Delta) / Delta` of the velocities `w_1 .. w_{R+1}` of `R + 1` steps from `u` on the
+    manifold (§4), `R = order`."""
+    w0 = _manifold_velocity(grad, u, s, lam, a, order)
+    ws = _velocities(grad, u, w0, s, lam, a, order + 1)
+    return _combine((0, *gregory_weights(order)), None, ws)
 
 
 def taylor_coefficients(fn, degree: int, dtype) -> list[PyTree]:
@@ -191,27 +198,17 @@ def _dtype(u):
     return jnp.result_type(*(jnp.asarray(leaf).dtype for leaf in jax.tree.leaves(u)))
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _coefficients(loss, order, u, method):
-    """`([W_0 .. W_R], [f_0 .. f_R])` at `u`."""
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _coefficients(loss, order, which, u, method):
+    """`[W_0(u) .. W_R(u)]` (`which=0`) or `[f_0(u) .. f_R(u)]` (`which=1`), `R = order`."""
     grad = jax.grad(loss)
-    both = partial(_manifold_and_field, grad, u, lam=method.lam, a=method.a, order=order)
-    coeffs = taylor_coefficients(both, order, _dtype(u))
-    return [c[0] for c in coeffs], [c[1] for c in coeffs]
 
+    fn = (_manifold_velocity, _modified_field)[which]
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _manifold_coefficients_only(loss, order, u, method):
-    grad = jax.grad(loss)
-    w0 = lambda s: _manifold_and_field(grad, u, s, method.lam, method.a, order)[0]  # noqa: E731
-    return taylor_coefficients(w0, order, _dtype(u))
+    def series(s):
+        return fn(grad, u, s, method.lam, method.a, order)
 
-
-@partial(jax.jit, static_argnums=(0, 1))
-def _field_coefficients_only(loss, order, u, method):
-    grad = jax.grad(loss)
-    f = lambda s: _manifold_and_field(grad, u, s, method.lam, method.a, order)[1]  # noqa: E731
-    return taylor_coefficients(f, order, _dtype(u))
+    return taylor_coefficients(series, order, _dtype(u))
 
 
 def _horner(coeffs, h):
@@ -220,16 +217,6 @@ def _horner(coeffs, h):
     for c in reversed(coeffs[:-1]):
         out = _tree.axpy(h, out, c)
     return out
-
-
-@partial(jax.jit, static_argnums=(0, 1))
-def _manifold_series(loss, order, u, method):
-    return _horner(_manifold_coefficients_only(loss, order, u, method), method.h)
-
-
-@partial(jax.jit, static_argnums=(0, 1))
-def _modified_field(loss, order, u, method):
-    return _horner(_field_coefficients_only(loss, order, u, method), method.h)
 
 
 def _check_order(order) -> int:

@@ -81,6 +81,7 @@ def iterate(
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
 def _iterate(loss, num_steps, save_every, init_kind, order, u0, method, w0):
+    method = method.astype(_tree.dtype(u0))
     state = initial_state(loss, u0, method, w0 if init_kind == "explicit" else init_kind, order)
 
     def block(state, _):
@@ -119,6 +120,7 @@ def iterate_final(loss, u0: PyTree, method: Momentum, num_steps: int, *, init="z
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _iterate_final(loss, num_steps, init_kind, order, u0, method, w0):
+    method = method.astype(_tree.dtype(u0))
     state = initial_state(loss, u0, method, w0 if init_kind == "explicit" else init_kind, order)
     l0 = loss(u0)
 

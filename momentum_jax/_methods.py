@@ -57,6 +57,10 @@ class Momentum(eqx.Module):
         """The paper's printed Thm 6 constant, `lbar (lbar - a + 1/2) / 2` (a sign slip)."""
         return self.lbar * (self.lbar - self.a + 0.5) / 2.0
 
+    def astype(self, dtype) -> Momentum:
+        """The same hyperparameters cast to `dtype` (the dtype of the state they act on)."""
+        return Momentum(*(jnp.asarray(x, dtype) for x in (self.h, self.lam, self.a)))
+
     def broadcast(self) -> Momentum:
         """The same hyperparameters with `h`, `lam` and `a` broadcast to one common shape."""
         h, lam, a = jnp.broadcast_arrays(*(jnp.asarray(x) for x in (self.h, self.lam, self.a)))

@@ -145,6 +145,15 @@ class Context:
         return data
 
 
+def remove_stale_temporaries(*folders):
+    """Delete temporary files (`.NAME.*.part`) left by a run that was killed before it could
+    clean up; finished files are never touched."""
+    for folder in folders:
+        if Path(folder).is_dir():
+            for tmp in Path(folder).glob(".*.part"):
+                tmp.unlink(missing_ok=True)
+
+
 def run_experiment(module: ModuleType, *, quick: bool = False, out="figures", cache_dir=None,
                    progress: bool = True, options: dict | None = None, **overrides) -> dict:
     """Compute (or load from cache) and plot one figure; returns its summary.
@@ -158,10 +167,11 @@ def run_experiment(module: ModuleType, *, quick: bool = False, out="figures", ca
     options = dict(options or {})
     config_for_hash = config | {k: v for k, v in options.items() if v is not None}
     cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
+    out = Path(out)
+    remove_stale_temporaries(cache_dir, out)
     ctx = Context(module.NAME, cache_dir=cache_dir, quick=quick, progress=progress,
                   options=options)
     data = ctx.cached("result", config_for_hash, lambda: module.compute(config, ctx))
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{module.NAME}.png"
     with atomic_path(png) as tmp:

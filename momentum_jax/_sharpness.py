@@ -62,29 +62,35 @@ def top_hessian_eigenvalue(loss, params: PyTree, *, iters: int = 100, key=None) 
 @partial(jax.jit, static_argnums=(0, 1))
 def _top(loss, iters, params, key):
     _, hess = jax.linearize(jax.grad(loss), params)
+    dtype = _dtype(params)
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
     v0 = treedef.unflatten([jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
                             for k, x in zip(keys, leaves)])
     v0 = _tree.scale(1.0 / _tree.norm(v0), v0)
 
-    def run(shift, v):
-        op = lambda x: _tree.axpy(-shift, x, hess(x))  # noqa: E731
+    # One loop (one copy of the Hessian-vector product to compile) of `iters` steps on H, and,
+    # when its Rayleigh quotient is negative, `iters` more on H - sigma I restarted from v0.
+    def body(carry):
+        i, v, shift, total = carry
+        hv = _tree.axpy(-shift, v, hess(v))
+        n = _tree.norm(hv)
+        # An exactly zero H v (a zero Hessian) keeps v: the eigenvalue is then 0.
+        v_next = jax.tree.map(lambda a, b: jnp.where(n > 0, a / jnp.where(n > 0, n, 1.0), b),
+                              hv, v)
+        rq = _dot(v, hv)  # the Rayleigh quotient of v (shift is 0 in the first run)
+        restart = (i + 1 == iters) & (total == iters) & (rq < 0)
+        v_next = jax.tree.map(lambda a, b: jnp.where(restart, a, b), v0, v_next)
+        shift = jnp.where(restart, rq, shift)
+        total = jnp.where(restart, 2 * iters, total)
+        return i + 1, v_next, shift, total
 
-        def body(_, v):
-            hv = op(v)
-            n = _tree.norm(hv)
-            # An exactly zero H v (a zero Hessian) keeps v: the eigenvalue is then 0.
-            return jax.tree.map(lambda a, b: jnp.where(n > 0, a / jnp.where(n > 0, n, 1.0), b),
-                                hv, v)
-
-        v = jax.lax.fori_loop(0, iters, body, v)
-        return _dot(v, op(v)) + shift, v
-
-    value, v = run(jnp.zeros((), _dtype(params)), v0)
-    value, v = jax.lax.cond(value < 0, lambda: run(value, v0), lambda: (value, v))
-    r = _tree.norm(_tree.axpy(-value, v, hess(v)))
-    tiny = jnp.finfo(_dtype(params)).tiny
+    start = (jnp.asarray(0), v0, jnp.zeros((), dtype), jnp.asarray(iters))
+    _, v, _, _ = jax.lax.while_loop(lambda c: c[0] < c[3], body, start)
+    hv = hess(v)
+    value = _dot(v, hv)
+    r = _tree.norm(_tree.axpy(-value, v, hv))
+    tiny = jnp.finfo(dtype).tiny
     return TopEigenpair(value, v, r / jnp.maximum(jnp.abs(value), tiny))
 
 

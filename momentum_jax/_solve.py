@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _tree
 from ._methods import Momentum
 from ._models import (
     CONSTANTS,
@@ -20,7 +21,14 @@ from ._models import (
     position,
     vector_field,
 )
-from ._validate import check_choice, check_init, check_loss, check_u0, concrete
+from ._validate import (
+    check_choice,
+    check_init,
+    check_loss,
+    check_u0,
+    concrete,
+    warn_if_low_precision,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +112,7 @@ def solve(loss, u0, method: Momentum, ts, *, model: str, velocity="taylor", orde
     if ts_np is not None and (ts_np.ndim != 1 or ts_np.size == 0 or np.any(np.diff(ts_np) < 0)
                               or ts_np[0] < 0):
         raise ValueError("ts must be a non-empty 1-D array of non-decreasing times >= 0")
+    warn_if_low_precision(u0, solver.rtol, "solve")
     vel_kind, vel = (velocity, None) if isinstance(velocity, str) else ("explicit", velocity)
     ys, result = _solve(loss, model, vel_kind, order, constant, solver, u0, method,
                         jnp.asarray(ts, dtype=jnp.result_type(float)), vel)
@@ -116,6 +125,7 @@ def solve(loss, u0, method: Momentum, ts, *, model: str, velocity="taylor", orde
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
 def _solve(loss, model, vel_kind, order, constant, solver, u0, method, ts, vel):
+    method = method.astype(_tree.dtype(u0))
     f = vector_field(model, loss, order=order, constant=constant)
     y0 = initial_state(model, loss, u0, method, vel if vel_kind == "explicit" else vel_kind)
     return integrate(f, y0, 0.0, ts[-1], ts, method, solver)

@@ -33,7 +33,15 @@ from ._methods import Momentum, method_from_name
 from ._models import MODELS, SECOND_ORDER, initial_state as model_state, position, vector_field
 from ._results_io import as_float_array, dump_json, load_json, provenance
 from ._solve import DEFAULT_SOLVER, SolverConfig, check_model_args, integrate
-from ._validate import check_choice, check_init, check_loss, check_range, check_u0, loss_name
+from ._validate import (
+    check_choice,
+    check_init,
+    check_loss,
+    check_range,
+    check_u0,
+    loss_name,
+    warn_if_low_precision,
+)
 
 STUDY_FORMAT = "momentum_jax.study"
 
@@ -253,6 +261,7 @@ def convergence_study(
     flat, P_pad = _pad(flat, len(devices))
     args = _shard(flat, devices)
     check_range("divergence_limit", divergence_limit, low=0.0, low_open=True)
+    warn_if_low_precision(u0, solver.rtol, "convergence_study")
     limit = divergence_limit * max(1.0, float(np.sqrt(sum(np.sum(np.square(x))
                                                           for x in jax.tree.leaves(u0)))))
     velocity = "init" if init == "manifold" else hamiltonian_velocity
@@ -341,17 +350,19 @@ def _kernel(loss, models, init, velocity, order, constant, solver, K, progress, 
     fields = [vector_field(m, loss, order=order if m == "modified_flow" else 1, constant=constant)
               for m in models]
 
+    dtype = _tree.dtype(u0)
+
     def start(h, lam, a):
-        meth = Momentum(h, lam, a)
+        meth = Momentum(h, lam, a).astype(dtype)
         s = initial_state(loss, u0, meth, init, order)
         vel = s.w if velocity == "init" else velocity
         ys = tuple(model_state(m, loss, u0, meth, vel) for m in models)
-        zeros = jnp.zeros(len(models))
+        zeros = jnp.zeros(len(models), dtype)
         return s, ys, zeros, jnp.asarray(-1, jnp.int32), jnp.zeros(len(models), jnp.int32)
 
     def chunk(carry, h, lam, a, n_steps, c):
         s, ys, err, div, res = carry
-        meth = Momentum(h, lam, a)
+        meth = Momentum(h, lam, a).astype(dtype)
         n = c * K + 1 + jnp.arange(K, dtype=jnp.int32)
         live = n <= n_steps
 
@@ -372,11 +383,12 @@ def _kernel(loss, models, init, velocity, order, constant, solver, K, progress, 
             t0_i = jnp.minimum(t0, t1)
             sol, result = integrate(f, ys[i], t0_i, t1, ts, meth, solver)
             d = jax.vmap(lambda x, y: _tree.norm(_tree.sub(x, y)))(traj, position(model, sol))
+            d = d.astype(dtype)
             failed = (res[i] != 0) | (result._value != 0)
             e = jnp.max(jnp.where(ok, d, 0.0))
             new_err.append(jnp.where(failed, err[i], jnp.maximum(err[i], e)))
             new_res.append(jnp.where(res[i] != 0, res[i], result._value))
-            last = jax.tree.map(lambda x: x[-1], sol)
+            last = jax.tree.map(lambda x, y0: x[-1].astype(y0.dtype), sol, ys[i])
             new_ys.append(jax.tree.map(lambda x, y: jnp.where(failed, x, y), ys[i], last))
         return s, tuple(new_ys), jnp.stack(new_err), div, jnp.stack(new_res).astype(jnp.int32)
 

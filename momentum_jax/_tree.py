@@ -36,3 +36,8 @@ def all_finite(x):
 
 def zeros_like(x):
     return jax.tree.map(jnp.zeros_like, x)
+
+
+def dtype(x):
+    """The common floating dtype of the leaves of `x`."""
+    return jnp.result_type(*jax.tree.leaves(x))

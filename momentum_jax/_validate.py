@@ -108,3 +108,21 @@ def check_init(init, u0):
 def check_choice(name: str, value, allowed):
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
+
+
+def warn_if_low_precision(u0, rtol: float, what: str):
+    """Warn when the computation runs in a floating type too coarse for the requested accuracy
+    (for example float32 against the default solver tolerance `1e-12`)."""
+    import warnings
+
+    leaves = jax.tree.leaves(u0)
+    dtypes = {jnp.result_type(leaf) for leaf in leaves} | {jnp.result_type(float)}
+    eps = max(float(jnp.finfo(d).eps) for d in dtypes if jnp.issubdtype(d, jnp.floating))
+    if eps > 1e-10 and rtol < 100 * eps:
+        warnings.warn(
+            f"{what} runs in a floating type with resolution {eps:.1e}, coarser than the "
+            f"requested accuracy (solver rtol={rtol:g}); errors below about {100 * eps:.0e} are "
+            "rounding noise. Enable float64 at program start: "
+            "jax.config.update('jax_enable_x64', True).",
+            RuntimeWarning, stacklevel=3,
+        )

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from momentum_jax._autoencoder import init_autoencoder, squared_error
 from momentum_jax._methods import gradient_descent, heavy_ball, nesterov
@@ -12,8 +13,8 @@ from momentum_jax._sharpness import stability_threshold, top_hessian_eigenvalue
 
 
 def flat_hessian(loss, params):
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
-    return jax.hessian(lambda f: loss(unravel(f)))(flat)
+    flat, unravel = ravel_pytree(params)
+    return jax.jit(jax.hessian(lambda f: loss(unravel(f))))(flat)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_matches_eigvalsh_on_autoencoder(autoencoder_loss):
     top = top_hessian_eigenvalue(loss, params, iters=500)
     np.testing.assert_allclose(top.value, eig[-1], rtol=1e-6)
     assert top.residual < 1e-3
-    v = jax.flatten_util.ravel_pytree(top.vector)[0]
+    v = ravel_pytree(top.vector)[0]
     np.testing.assert_allclose(jnp.linalg.norm(v), 1.0, rtol=1e-12)
 
 
