@@ -21,11 +21,11 @@ DESCRIPTION = ("Sharpness and modified loss Phi + h c |grad Phi|^2 reached by HB
                "rate h/(1-lam) on the digits autoencoder (full batch); Phi vs Phi_h on a 2-D "
                "double well with HB trajectories.")
 CONFIG = {"lam": 0.9, "h_exponents": [1, 5], "steps": 1500, "seed": 0, "sharpness_iters": 100,
-          "schemes": ["gd", "hb", "nag"],
+          "schemes": ["gd", "hb", "nag"], "trajectory_h_exponent": 3, "trajectory_every": 100,
           "toy_h": 0.002, "toy_steps": 1000, "toy_grid": 121, "toy_box": [-1.7, 1.7],
           "toy_starts": [[0.3, 1.0], [-1.5, 1.2], [1.4, -1.4], [-0.2, -1.5]]}
-QUICK = {"h_exponents": [1, 3], "steps": 100, "sharpness_iters": 30, "toy_steps": 500,
-         "toy_grid": 61}
+QUICK = {"h_exponents": [1, 3], "steps": 100, "sharpness_iters": 30, "trajectory_every": 25,
+         "toy_steps": 500, "toy_grid": 61}
 
 LABELS = {"gd": "GD (rate h/(1-λ))", "hb": "HB", "nag": "NAG"}
 
@@ -50,26 +50,42 @@ def autoencoder_part(config, ctx):
     hs = 2.0 ** -np.arange(lo, hi + 1, dtype=float)
     n = prob.data.shape[0]
     phi = full_loss_fn(prob.data)
-    keys = ("lam", "h_exponents", "steps", "seed", "sharpness_iters")
+    keys = ("lam", "h_exponents", "steps", "seed", "sharpness_iters", "trajectory_h_exponent",
+            "trajectory_every")
+    exps = list(range(lo, hi + 1))
+    j = exps.index(config["trajectory_h_exponent"]) if config["trajectory_h_exponent"] in exps \
+        else 0
+    every = config["trajectory_every"]
+
+    def sharpness(p):
+        top = top_hessian_eigenvalue(phi, p, iters=config["sharpness_iters"],
+                                     key=jax.random.PRNGKey(config["seed"]))
+        return float(top.value), float(top.residual)
+
     shared = {k: config[k] for k in keys} | {"data": prob.description}
     arrays = {"hs": hs}
     for scheme in ctx.progress_iter(config["schemes"], "schemes (full batch)"):
         def run(scheme=scheme):
             r = train_over_h(scheme, prob.params0, prob.data, hs, epochs=config["steps"],
-                             batch_size=n, lam=config["lam"])
+                             batch_size=n, lam=config["lam"], record_params_every=every)
             sharp, resid, gsq = [], [], []
             for i in range(len(hs)):
                 p = jax.tree.map(lambda x, i=i: x[i], r.params)
-                top = top_hessian_eigenvalue(phi, p, iters=config["sharpness_iters"],
-                                             key=jax.random.PRNGKey(config["seed"]))
+                value, residual = sharpness(p)
                 g = jax.grad(phi)(p)
-                sharp.append(float(top.value))
-                resid.append(float(top.residual))
+                sharp.append(value)
+                resid.append(residual)
                 gsq.append(float(sum(jnp.sum(x**2) for x in jax.tree.leaves(g))))
+            # Sharpness along the run at one h, against the training error reached.
+            snaps = jax.tree.map(lambda x: x[j], r.snapshots)
+            count = jax.tree.leaves(snaps)[0].shape[0]
+            path = [sharpness(jax.tree.map(lambda x, k=k: x[k], snaps))[0] for k in range(count)]
             return {"arrays": {"loss": np.asarray(r.losses[:, -1]), "sharpness": np.array(sharp),
                                "residual": np.array(resid), "grad_sq": np.array(gsq),
                                "diverged_at": np.asarray(r.diverged_at),
-                               "curves": np.asarray(r.losses)}}
+                               "curves": np.asarray(r.losses),
+                               "path_loss": np.asarray(r.losses[j, ::every][:count]),
+                               "path_sharpness": np.array(path)}}
 
         part = ctx.cached(scheme, shared | {"scheme": scheme}, run)["arrays"]
         hc = np.array([modified_loss_constant(scheme, h, config["lam"]) for h in hs])
@@ -132,14 +148,38 @@ def compute(config, ctx):
         per[s]["diverged"] = [lab for lab, d in zip(labels, div) if d]
     sharp = {s: arrays[f"{s}/sharpness"] for s in config["schemes"]}
     flatter = {s: [bool(a < b) for a, b in zip(sharp[s], sharp["gd"])] for s in ("hb", "nag")}
+    lower = {s: [bool(a < b) for a, b in zip(arrays[f"{s}/loss"], arrays["gd/loss"])]
+             for s in ("hb", "nag")}
     at_edge = {s: (arrays[f"{s}/sharpness"] / arrays[f"{s}/threshold"]).tolist()
                for s in config["schemes"]}
+    exps = list(range(config["h_exponents"][0], config["h_exponents"][1] + 1))
+    t_label = labels[exps.index(config["trajectory_h_exponent"])
+                     if config["trajectory_h_exponent"] in exps else 0]
+    trajectory = {"h": t_label, "every_steps": config["trajectory_every"]} | {
+        s: {"loss": arrays[f"{s}/path_loss"].tolist(),
+            "sharpness": arrays[f"{s}/path_sharpness"].tolist()} for s in config["schemes"]}
+    # Along the run at one h: HB's/NAG's sharpness against GD's at the same training error
+    # (the running minimum of the error, interpolated over the range both runs cover).
+    def at_errors(scheme, grid):
+        best = np.minimum.accumulate(arrays[f"{scheme}/path_loss"])
+        return np.interp(grid, best[::-1], arrays[f"{scheme}/path_sharpness"][::-1])
+
+    sharper_at_equal_loss = {}
+    for s in ("hb", "nag"):
+        a_l, b_l = arrays[f"{s}/path_loss"], arrays["gd/path_loss"]
+        lo_l, hi_l = max(np.nanmin(a_l), np.nanmin(b_l)), min(np.nanmax(a_l), np.nanmax(b_l))
+        grid = np.linspace(lo_l, hi_l, 20)
+        sharper_at_equal_loss[s] = (None if not hi_l > lo_l else
+                                    float(np.mean(at_errors(s, grid) > at_errors("gd", grid))))
+    trajectory["fraction_of_common_error_range_where_sharper_than_gd"] = sharper_at_equal_loss
     summary = {
         "data": prob.description + ", full batch", "steps": config["steps"], "h": labels,
         "time_t_equals_n_h": (config["steps"] * hs).tolist(),
         "per_scheme": per,
         "momentum_flatter_than_gd_per_h": flatter,
+        "momentum_lower_loss_than_gd_per_h": lower,
         "sharpness_over_stability_threshold": at_edge,
+        "trajectory": trajectory,
         "toy": toy_summary,
         "note": ("All three follow the rescaled gradient flow at time t = n h; to first order "
                  "HB's modified loss carries a (1+lam)/(1-lam) = "
@@ -154,7 +194,9 @@ def compute(config, ctx):
         + "; ".join(f"{s.upper()} " + ", ".join(f"{v:.3g}" for v in sharp[s])
                     for s in config["schemes"])
         + f". HB flatter than GD at {sum(flatter['hb'])}/{len(hs)} h, NAG at "
-        f"{sum(flatter['nag'])}/{len(hs)}")
+        f"{sum(flatter['nag'])}/{len(hs)}; sharpness/threshold GD "
+        f"{min(at_edge['gd']):.2f}-{max(at_edge['gd']):.2f}, HB "
+        f"{min(at_edge['hb']):.2f}-{max(at_edge['hb']):.2f}")
     return {"arrays": arrays, "summary": summary}
 
 
@@ -177,9 +219,10 @@ def plot(data, config, path):
     ax.legend(fontsize=7)
     ax = axes[0, 1]
     for k, s in enumerate(config["schemes"]):
-        ax.semilogx(hs, arrays[f"{s}/loss"], "o-", ms=3, color=COLORS[k], label=rf"{LABELS[s]}: $\Phi$")
-        ax.semilogx(hs, arrays[f"{s}/modified_loss"], "s--", ms=3, color=COLORS[k],
-                    label=rf"{LABELS[s].split()[0]}: $\Phi_h$")
+        ax.loglog(hs, arrays[f"{s}/loss"], "o-", ms=3, color=COLORS[k],
+                  label=rf"{LABELS[s].split()[0]}: $\Phi$")
+        ax.loglog(hs, arrays[f"{s}/modified_loss"], "s--", ms=3, color=COLORS[k],
+                  label=rf"{LABELS[s].split()[0]}: $\Phi_h$")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("h")
     ax.set_ylabel("full-batch training error")
@@ -187,13 +230,14 @@ def plot(data, config, path):
     ax.legend(fontsize=6)
     ax = axes[0, 2]
     for k, s in enumerate(config["schemes"]):
-        ax.semilogx(hs, arrays[f"{s}/sharpness"] / arrays[f"{s}/threshold"], "o-", ms=3,
-                    color=COLORS[k], label=LABELS[s])
-    ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("h")
-    ax.set_ylabel("sharpness / stability threshold")
-    ax.set_title("(c) distance to the edge of stability", fontsize=9)
+        ax.loglog(arrays[f"{s}/path_loss"], arrays[f"{s}/path_sharpness"], "o-", ms=3,
+                  color=COLORS[k], label=LABELS[s])
+        ax.plot(arrays[f"{s}/path_loss"][0], arrays[f"{s}/path_sharpness"][0], "k.", ms=4)
+    ax.set_xlabel(r"training error $\Phi$ along the run (start: black dot)")
+    ax.set_ylabel("sharpness")
+    ax.set_title(f"(c) sharpness against error along the run, h = "
+                 f"{summary['trajectory']['h']}", fontsize=9)
+    ax.invert_xaxis()
     ax.legend(fontsize=7)
 
     g = arrays["toy/x"]

@@ -72,12 +72,30 @@ def compute(config, ctx):
     flags = qualitative(ours, exps)
     paper_flags = qualitative(PAPER_TABLE, PAPER_EXPONENTS)
     holds = flags["hb_nag_track_gd"] and flags["momentum_beats_vanishing_friction"]
+    gd = arrays["gd/losses"][0]
+    gd_big_h = {"h": h_label(exps[0]), "diverged": bool(arrays["gd/diverged_at"][0] > 0),
+                "diverged_epoch": int(arrays["gd/diverged_at"][0]),
+                "error_after_epoch_1": float(gd[1]) if gd.size > 1 else None,
+                "final_error": ours["gd"][0]}
+    verdict = [
+        f"HB/NAG closer to GD than any vanishing-friction scheme at h in "
+        f"{flags['hb_nag_track_gd_h'] or 'none'}",
+        f"GD, HB and NAG all below Wilson, HB-mu and NAG-mu at h in "
+        f"{flags['momentum_beats_vanishing_friction_h'] or 'none'}",
+        f"lowest error at h={h_label(exps[0])}: {flags['best_at_largest_h']}",
+        (f"GD at h={h_label(exps[0])} (rate {hs[0] / (1 - config['lam']):g}) diverged in epoch "
+         f"{gd_big_h['diverged_epoch']}" if gd_big_h["diverged"] else
+         f"GD at h={h_label(exps[0])} (rate {hs[0] / (1 - config['lam']):g}) stays bounded: "
+         f"error {gd_big_h['error_after_epoch_1']:.3g} after epoch 1, "
+         f"{gd_big_h['final_error']:.3g} at the end"),
+    ]
     summary = {
         "dataset": prob.dataset, "data": prob.description, "h": [h_label(e) for e in exps],
         "final_training_error": ours, "diverged": diverged,
         "diverged_epoch": {s: arrays[f"{s}/diverged_at"].tolist() for s in config["schemes"]},
         "paper_h": [h_label(e) for e in PAPER_EXPONENTS], "paper_final_training_error": PAPER_TABLE,
         "qualitative": flags, "paper_qualitative": paper_flags, "paper_result_holds": holds,
+        "gd_at_largest_h": gd_big_h, "verdict": "; ".join(verdict),
     }
     summary["headline"] = (
         f"{prob.dataset}: HB/NAG track GD: {flags['hb_nag_track_gd']}, beat Wilson/HB-mu/NAG-mu: "
@@ -105,14 +123,17 @@ def qualitative(table, exps):
         slow = [val(s, i) for s in VANISHING if np.isfinite(val(s, i))]
         beat.append(bool(np.all(np.isfinite(fast)) and (not slow or max(fast) < min(slow))))
     finite0 = {s: val(s, 0) for s in table if np.isfinite(val(s, 0))}
+    gd_ok = [i for i in range(len(exps)) if np.isfinite(val("gd", i))]
     return {
         "hb_nag_track_gd": all(track),
         "hb_nag_track_gd_per_h": track,
+        "hb_nag_track_gd_h": [h_label(exps[i]) for i, t in zip(gd_ok, track) if t],
         "hb_nag_max_relative_difference_to_gd": float(worst_rel),
         "hb_nag_relative_difference_to_gd_at_smallest_h": float(
             max(abs(val(s, -1) - val("gd", -1)) for s in ("hb", "nag")) / val("gd", -1)),
         "momentum_beats_vanishing_friction": all(beat),
         "momentum_beats_vanishing_friction_per_h": beat,
+        "momentum_beats_vanishing_friction_h": [h_label(e) for e, b in zip(exps, beat) if b],
         "nag_best_at_largest_h": bool(finite0) and min(finite0, key=finite0.get) == "nag",
         "best_at_largest_h": min(finite0, key=finite0.get) if finite0 else None,
         "gd_diverges_at_largest_h": table["gd"][0] is None,
@@ -129,11 +150,11 @@ def _errors_panel(ax, exps, table, title):
         ax.plot(x, y, marker="o", ms=3, ls=STYLES[s], color=COLORS[k], label=LABELS[s])
         bad = ~np.isfinite(y)
         if np.any(bad):
-            ax.plot(x[bad], np.full(bad.sum(), top * 1.08), "x", color="red", ms=8, mew=2,
+            ax.plot(x[bad], np.full(bad.sum(), top * 1.08), "x", color="k", ms=8, mew=2,
                     label="diverged" if first else None)
             for xi in x[bad]:
                 ax.annotate(f"{LABELS[s].split()[0]} diverged", (xi, top * 1.08), fontsize=6,
-                            xytext=(4, -10), textcoords="offset points", color="red")
+                            xytext=(4, -10), textcoords="offset points", color="k")
             first = False
     ax.set_xlabel(r"$-\log_2 h$")
     ax.set_ylabel("final training error")
@@ -150,7 +171,6 @@ def plot(data, config, path):
                   f"ours: {summary['dataset']}, {config['epochs']} epochs")
     _errors_panel(axes[0, 1], PAPER_EXPONENTS, summary["paper_final_training_error"],
                   "paper (MNIST, 500 epochs), published table")
-    axes[0, 0].legend(fontsize=7)
     ax = axes[0, 2]
     e = config["curve_h_exponent"]
     i = exps.index(e) if e in exps else 0
@@ -160,14 +180,17 @@ def plot(data, config, path):
         ax.semilogy(epochs, curve, ls=STYLES[s], color=COLORS[k], label=LABELS[s])
         d = int(arrays[f"{s}/diverged_at"][i])
         if d > 0:
-            ax.semilogy([d - 1], [curve[d - 1]], "x", color="red", ms=8, mew=2)
+            ax.semilogy([d - 1], [curve[d - 1]], "x", color="k", ms=8, mew=2)
     ax.set_xlabel("epoch")
     ax.set_ylabel("training error")
     ax.set_title(f"ours: training curves at h = {h_label(exps[i])}", fontsize=9)
-    q = summary["qualitative"]
-    fig.suptitle(f"Fig 6 on {summary['data']}: HB/NAG track GD: {q['hb_nag_track_gd']}; "
-                 f"beat Wilson/HB-μ/NAG-μ: {q['momentum_beats_vanishing_friction']}; "
-                 f"best at h={2.0 ** -exps[0]:g}: {q['best_at_largest_h']}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    q, n = summary["qualitative"], len(exps)
+    fig.suptitle(f"Fig 6 on {summary['data']}, batch {config['batch_size']}, no shuffling.  "
+                 f"HB/NAG track GD at {len(q['hb_nag_track_gd_h'])}/{n} h; GD/HB/NAG beat "
+                 f"Wilson/HB-μ/NAG-μ at {len(q['momentum_beats_vanishing_friction_h'])}/{n} h; "
+                 f"best at h={h_label(exps[0])}: {LABELS[q['best_at_largest_h']].split()[0]}",
+                 fontsize=9)
     save_figure(fig, path)
 
 

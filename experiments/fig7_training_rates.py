@@ -116,9 +116,11 @@ def plot(data, config, path):
                    label=f"paper: ≈ {PAPER_RATE[ref]:g}")
         if summary["h_range_extended"]:
             ax.axvline(paper_hi, color="0.6", lw=0.8, ls=":", label="paper's smallest h")
-        ax.set_ylim(0, 1.6)
+        shown = [arrays[f"{pair_name(p)}/rates"] for p in config["pairs"] if p[1] == ref]
+        top = np.nanmax(np.concatenate(shown)) if np.any(np.isfinite(shown)) else 1.0
+        ax.set_ylim(0, max(1.6, top + 0.15))
         ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="lower right" if ref == "gd" else "upper right")
     ax = axes[0, 2]
     for k, (a, b) in enumerate(config["pairs"]):
         name = pair_name((a, b))

@@ -29,6 +29,7 @@ summed), so new hyperparameters never recompile; `order` is static.
 from __future__ import annotations
 
 import math
+import numbers
 from fractions import Fraction
 from functools import partial
 
@@ -132,17 +133,10 @@ def _velocities(grad, u, w0, s, lam, a, num_steps: int):
     return jax.lax.scan(one, (u, w0), None, length=num_steps)[1]
 
 
-def _combine(weights, w0, ws):
-    """`weights[0] w0 + sum_{i >= 1} weights[i] ws[i - 1]` (`w0` may be None: weight 0)."""
-    tail = jnp.asarray([float(x) for x in weights[1:]])
-
-    def leaf(x0, xs):
-        out = jnp.tensordot(tail.astype(xs.dtype), xs, axes=1)
-        return out if x0 is None else out + float(weights[0]) * x0
-
-    if w0 is None:
-        return jax.tree.map(lambda xs: leaf(None, xs), ws)
-    return jax.tree.map(leaf, w0, ws)
+def _weighted_sum(weights, ws):
+    """`sum_i weights[i] ws[i]` over the leading axis of the stacked pytree `ws`."""
+    coeffs = jnp.asarray([float(x) for x in weights])
+    return jax.tree.map(lambda xs: jnp.tensordot(coeffs.astype(xs.dtype), xs, axes=1), ws)
 
 
 def _manifold_velocity(grad, u, s, lam, a, order: int):
@@ -153,7 +147,8 @@ def _manifold_velocity(grad, u, s, lam, a, order: int):
     chord = 1.0 / (lam - 1.0) ** num_steps  # 1 / (d Delta^{R+1} w_0 / d w_0 at s = 0)
 
     def sweep(w0, _):
-        residual = _combine(delta, w0, _velocities(grad, u, w0, s, lam, a, num_steps))
+        ws = _velocities(grad, u, w0, s, lam, a, num_steps)
+        residual = _tree.axpy(float(delta[0]), w0, _weighted_sum(delta[1:], ws))
         return _tree.axpy(-chord, residual, w0), None
 
     w0 = _tree.scale(-1.0 / (1.0 - lam), grad(u))
@@ -166,7 +161,7 @@ def _modified_field(grad, u, s, lam, a, order: int):
     manifold (§4), `R = order`."""
     w0 = _manifold_velocity(grad, u, s, lam, a, order)
     ws = _velocities(grad, u, w0, s, lam, a, order + 1)
-    return _combine((0, *gregory_weights(order)), None, ws)
+    return _weighted_sum(gregory_weights(order), ws)
 
 
 def taylor_coefficients(fn, degree: int, dtype) -> list[PyTree]:
@@ -220,6 +215,6 @@ def _horner(coeffs, h):
 
 
 def _check_order(order) -> int:
-    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 0:
         raise ValueError(f"order={order!r} is outside the allowed range: an integer >= 0")
-    return order
+    return int(order)

@@ -44,6 +44,9 @@ class SolverConfig:
     rtol: float = 1e-12
     atol: float = 1e-14
     max_steps: int = 2**20
+    chunk_max_steps: int = 1024
+    """In `convergence_study` each model is solved in windows of at most this many steps with
+    dense output (a buffer of this many steps per grid point); `max_steps` bounds the total."""
 
     def solver(self):
         return diffrax.Tsit5()
@@ -61,9 +64,53 @@ def integrate(f, y0, t0, t1, ts, method: Momentum, config: SolverConfig = DEFAUL
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(f), config.solver(), t0=t0, t1=t1, dt0=None, y0=y0, args=method,
         saveat=diffrax.SaveAt(ts=ts), stepsize_controller=config.controller(),
-        max_steps=config.max_steps, throw=False,
+        max_steps=config.max_steps, throw=False, adjoint=diffrax.ForwardMode(),
     )
     return sol.ys, sol.result
+
+
+def integrate_dense(f, y0, t0, t1, ts, method: Momentum, config: SolverConfig = DEFAULT_SOLVER,
+                    *, reduce):
+    """Integrate from `t0` to `t1` in windows of at most `config.chunk_max_steps` solver steps,
+    evaluating each window's dense interpolant at the `ts` it covers in one vectorised call.
+
+    (diffrax's own per-time saving loop is slow when many `ts` fall in one step, and slower
+    still under `vmap`; dense output needs a buffer as long as the step limit, hence windows.)
+    `reduce(values_at_ts, covered) -> scalar` is maximised over the windows, so nothing of size
+    `len(ts)` is kept. Returns `(max_reduce, y_at_t1, result)`; at most `config.max_steps` steps.
+    """
+    windows = max(1, config.max_steps // config.chunk_max_steps)
+    max_steps_code = diffrax.RESULTS.max_steps_reached._value
+    int_type = jnp.int32
+
+    def solve_window(state):
+        t_cur, y, acc, res, k = state
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(f), config.solver(), t0=t_cur, t1=t1, dt0=None, y0=y, args=method,
+            saveat=diffrax.SaveAt(t1=True, dense=True), stepsize_controller=config.controller(),
+            max_steps=config.chunk_max_steps, throw=False, adjoint=diffrax.ForwardMode(),
+        )
+        code = sol.result._value.astype(int_type)
+        usable = (code == 0) | (code == max_steps_code)
+        t_reach = jnp.where(code == 0, t1, sol.ts[-1])
+        covered = (ts >= t_cur) & (ts <= t_reach) & usable
+        values = jax.vmap(sol.evaluate)(jnp.clip(ts, t_cur, t_reach))
+        acc = jnp.maximum(acc, jnp.where(jnp.any(covered), reduce(values, covered), acc))
+        y = jax.tree.map(lambda old, new: jnp.where(usable, new[-1].astype(old.dtype), old),
+                         y, sol.ys)
+        stalled = t_reach <= t_cur
+        res = jnp.where(usable & ~stalled, 0, jnp.where(usable, max_steps_code, code))
+        return t_reach, y, acc, res.astype(int_type), k + 1
+
+    def more(state):
+        t_cur, _, _, res, k = state
+        return (t_cur < t1) & (res == 0) & (k < windows)
+
+    acc0 = jnp.zeros((), jnp.result_type(*jax.tree.leaves(y0)))
+    state = (t0, y0, acc0, jnp.asarray(0, int_type), jnp.asarray(0, int_type))
+    t_end, y, acc, res, _ = jax.lax.while_loop(more, solve_window, state)
+    res = jnp.where((res == 0) & (t_end < t1), max_steps_code, res)
+    return acc, y, res
 
 
 def check_model_args(model, method, *, velocity, order, constant):

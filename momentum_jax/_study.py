@@ -32,7 +32,7 @@ from ._iterate import initial_state, is_bounded, step
 from ._methods import Momentum, method_from_name
 from ._models import MODELS, SECOND_ORDER, initial_state as model_state, position, vector_field
 from ._results_io import as_float_array, dump_json, load_json, provenance
-from ._solve import DEFAULT_SOLVER, SolverConfig, check_model_args, integrate
+from ._solve import DEFAULT_SOLVER, SolverConfig, check_model_args, integrate_dense
 from ._validate import (
     check_choice,
     check_init,
@@ -349,19 +349,18 @@ def _kernel(loss, models, init, velocity, order, constant, solver, K, progress, 
             h, lam, a, N):
     fields = [vector_field(m, loss, order=order if m == "modified_flow" else 1, constant=constant)
               for m in models]
-
     dtype = _tree.dtype(u0)
+    int_max = jnp.iinfo(jnp.int32).max
 
     def start(h, lam, a):
         meth = Momentum(h, lam, a).astype(dtype)
         s = initial_state(loss, u0, meth, init, order)
         vel = s.w if velocity == "init" else velocity
         ys = tuple(model_state(m, loss, u0, meth, vel) for m in models)
-        zeros = jnp.zeros(len(models), dtype)
-        return s, ys, zeros, jnp.asarray(-1, jnp.int32), jnp.zeros(len(models), jnp.int32)
+        return s, ys, jnp.asarray(-1, jnp.int32)
 
-    def chunk(carry, h, lam, a, n_steps, c):
-        s, ys, err, div, res = carry
+    def discrete_chunk(s, div, h, lam, a, n_steps, c):
+        """K steps of the map (lockstep over points); the iterates and which of them count."""
         meth = Momentum(h, lam, a).astype(dtype)
         n = c * K + 1 + jnp.arange(K, dtype=jnp.int32)
         live = n <= n_steps
@@ -372,40 +371,56 @@ def _kernel(loss, models, init, velocity, order, constant, solver, K, progress, 
 
         s, traj = jax.lax.scan(dstep, s, None, length=K)
         bounded = jax.vmap(lambda u: is_bounded(u, limit))(traj)
-        first_bad = jnp.min(jnp.where(live & ~bounded, n, jnp.iinfo(jnp.int32).max))
-        div = jnp.where((div < 0) & (first_bad < jnp.iinfo(jnp.int32).max), first_bad, div)
+        first_bad = jnp.min(jnp.where(live & ~bounded, n, int_max))
+        div = jnp.where((div < 0) & (first_bad < int_max), first_bad, div)
         ok = live & ((div < 0) | (n < div))
-        t0 = (c * K) * h
-        t1 = jnp.minimum(c * K + K, n_steps) * h
-        ts = jnp.minimum(n, n_steps) * h
-        new_ys, new_err, new_res = [], [], []
-        for i, (model, f) in enumerate(zip(models, fields)):
-            t0_i = jnp.minimum(t0, t1)
-            sol, result = integrate(f, ys[i], t0_i, t1, ts, meth, solver)
-            d = jax.vmap(lambda x, y: _tree.norm(_tree.sub(x, y)))(traj, position(model, sol))
-            d = d.astype(dtype)
-            failed = (res[i] != 0) | (result._value != 0)
-            e = jnp.max(jnp.where(ok, d, 0.0))
-            new_err.append(jnp.where(failed, err[i], jnp.maximum(err[i], e)))
-            new_res.append(jnp.where(res[i] != 0, res[i], result._value))
-            last = jax.tree.map(lambda x, y0: x[-1].astype(y0.dtype), sol, ys[i])
-            new_ys.append(jax.tree.map(lambda x, y: jnp.where(failed, x, y), ys[i], last))
-        return s, tuple(new_ys), jnp.stack(new_err), div, jnp.stack(new_res).astype(jnp.int32)
+        return s, div, traj, ok
 
-    carry = jax.vmap(start)(h, lam, a)
+    def model_chunk(model, f, y, err, res, traj, ok, h, lam, a, n_steps, c):
+        """The model over the chunk's time window; the running maximum of `|u_n - u(n h)|`."""
+        meth = Momentum(h, lam, a).astype(dtype)
+        n = c * K + 1 + jnp.arange(K, dtype=jnp.int32)
+        t1 = jnp.minimum(c * K + K, n_steps) * h
+        t0 = jnp.minimum(c * K * h, t1)
+
+        def max_error(values, covered):
+            d = jax.vmap(lambda x, y: _tree.norm(_tree.sub(x, y)))(traj, position(model, values))
+            return jnp.max(jnp.where(ok & covered, d.astype(dtype), 0.0))
+
+        e, y1, result = integrate_dense(f, y, t0, t1, jnp.minimum(n, n_steps) * h, meth, solver,
+                                        reduce=max_error)
+        failed = (res != 0) | (result != 0)
+        err = jnp.where(failed, err, jnp.maximum(err, e))
+        res = jnp.where(res != 0, res, result).astype(jnp.int32)
+        y = jax.tree.map(lambda old, new: jnp.where(failed, old, new.astype(old.dtype)), y, y1)
+        return y, err, res
+
+    s, ys, div = jax.vmap(start)(h, lam, a)
+    P = h.shape[0]
+    err = jnp.zeros((P, len(models)), dtype)
+    res = jnp.zeros((P, len(models)), jnp.int32)
     total = jnp.max(N)
 
     def cond(state):
-        c, _ = state
-        return c * K < total
+        return state[0] * K < total
 
     def body(state):
-        c, carry = state
-        carry = jax.vmap(chunk, in_axes=(0, 0, 0, 0, 0, None))(carry, h, lam, a, N, c)
+        c, s, ys, err, div, res = state
+        s, div, traj, ok = jax.vmap(discrete_chunk, in_axes=(0, 0, 0, 0, 0, 0, None))(
+            s, div, h, lam, a, N, c)
+        new_ys, new_err, new_res = [], [], []
+        for i, (model, f) in enumerate(zip(models, fields)):
+            y_i, e_i, r_i = jax.vmap(partial(model_chunk, model, f),
+                                     in_axes=(0, 0, 0, 0, 0, 0, 0, 0, 0, None))(
+                ys[i], err[:, i], res[:, i], traj, ok, h, lam, a, N, c)
+            new_ys.append(y_i)
+            new_err.append(e_i)
+            new_res.append(r_i)
         if progress is not None:
             jax.debug.callback(progress, jnp.minimum((c + 1) * K, total), total)
-        return c + 1, carry
+        return (c + 1, s, tuple(new_ys), jnp.stack(new_err, axis=1), div,
+                jnp.stack(new_res, axis=1))
 
-    _, carry = jax.lax.while_loop(cond, body, (jnp.asarray(0, N.dtype), carry))
-    _, _, err, div, res = carry
+    state = (jnp.asarray(0, N.dtype), s, ys, err, div, res)
+    _, _, _, err, div, res = jax.lax.while_loop(cond, body, state)
     return err, div, res

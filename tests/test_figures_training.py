@@ -51,10 +51,13 @@ def test_fig6_qualitative_flags_react():
     flags = module.qualitative(table, module.PAPER_EXPONENTS)
     assert not flags["momentum_beats_vanishing_friction"]
     assert flags["momentum_beats_vanishing_friction_per_h"][3] is False
-    table["hb"][0] = None  # a diverged HB run never counts as beating anything
-    assert not module.qualitative(table, module.PAPER_EXPONENTS)["hb_nag_track_gd"] or True
-    assert module.qualitative(table, module.PAPER_EXPONENTS)[
-        "momentum_beats_vanishing_friction_per_h"][0] is False
+    table["hb"][1] = None  # a diverged HB run neither tracks GD nor beats anything
+    flags = module.qualitative(table, module.PAPER_EXPONENTS)
+    assert flags["hb_nag_track_gd_per_h"][0] is False  # per h where GD ran: 2^-1 first
+    assert flags["momentum_beats_vanishing_friction_per_h"][1] is False
+    assert "2^-1" not in flags["hb_nag_track_gd_h"]
+    table["gd"][0] = 1.0  # GD trained at h = 1: no longer "diverges at the largest h"
+    assert not module.qualitative(table, module.PAPER_EXPONENTS)["gd_diverges_at_largest_h"]
 
 
 def test_fig7(tmp_path):
@@ -71,9 +74,15 @@ def test_fig7(tmp_path):
 
 
 def test_fig10(tmp_path):
-    _, s = run("fig10_implicit_regularisation", tmp_path, h_exponents=[1, 2], steps=3,
-               sharpness_iters=10, toy_steps=40, toy_grid=21)
-    assert s["h"] == ["2^-1", "2^-2"]
+    _, s = run("fig10_implicit_regularisation", tmp_path, h_exponents=[1, 2], steps=4,
+               sharpness_iters=10, trajectory_h_exponent=2, trajectory_every=2, toy_steps=40,
+               toy_grid=21)
+    assert s["h"] == ["2^-1", "2^-2"] and s["trajectory"]["h"] == "2^-2"
+    for scheme in ("gd", "hb", "nag"):
+        path = s["trajectory"][scheme]
+        assert len(path["loss"]) == len(path["sharpness"]) == 3  # steps 0, 2, 4
+    assert all(isinstance(v, float) for v in
+               s["trajectory"]["fraction_of_common_error_range_where_sharper_than_gd"].values())
     per = s["per_scheme"]
     for scheme, method in (("gd", gradient_descent), ("hb", heavy_ball), ("nag", nesterov)):
         row = per[scheme]
@@ -107,8 +116,6 @@ def test_section5_problem_reads_mnist(tmp_path):
     assert prob.dataset == "mnist" and prob.data.shape == (5, 784)
     assert prob.data.dtype == jnp.float32 and prob.params0[0][0].dtype == jnp.float32
     assert "MNIST" in prob.description and float(prob.data.max()) <= 1.0
-    default = section5_problem(tmp_path)
-    assert default.sizes == (784, 1000, 500, 250, 30, 250, 500, 1000, 784)
     digits = section5_problem()
     assert digits.dataset == "digits" and digits.data.shape == (1797, 64)
     with pytest.raises(ValueError, match="must start and end with the 64 pixels"):

@@ -1,0 +1,108 @@
+"""Fig 12 (beyond the paper): weak error of the stochastic modified equation of mini-batch HB/NAG.
+
+Linear least squares (32 points in d = 2), batch size 1, fixed lam; Monte Carlo estimates of
+`|E g(u_n) - E g(U(n h))|` at `n h = T` with error bars, against the exact values from the moment
+equations (lines).
+"""
+
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from momentum_jax._losses import least_squares_data, least_squares_example
+from momentum_jax._plotting import COLORS, METHOD_LABELS, new_figure, reference_slope, save_figure
+from momentum_jax._reproduce import run_experiment
+from momentum_jax._stochastic import MODELS, fit_order, weak_error_study
+
+NAME = "fig12_weak_error"
+DESCRIPTION = ("Weak error of mini-batch HB/NAG against the SDE with the modified drift (order 2), "
+               "the gradient-flow drift (order 1) and the noise-free modified flow (order 1).")
+CONFIG = {"methods": ["hb", "nag"], "lam": 0.5, "T": 1.0, "h_exponents": [2, 5],
+          "num_paths": 2**15, "batch_size": 1, "init": "manifold", "seed": 0,
+          "data": {"n": 32, "dim": 2, "seed": 0, "sigma": 1.0}, "u0": [1.0, 1.0]}
+QUICK = {"methods": ["hb"], "h_exponents": [2, 4], "num_paths": 2**12}
+
+TESTS = ("u1", "sq_norm", "loss")
+TEST_LABELS = {"u1": r"$g = u_1$", "sq_norm": r"$g = |u|^2$", "loss": r"$g = \Phi(u)$"}
+MODEL_LABELS = {"modified_sde": "SDE, modified drift", "gradient_flow_sde": "SDE, gradient-flow drift",
+                "modified_ode": "modified flow, no noise"}
+
+
+def resolved_order(hs, errors, se, points=3, factor=3.0):
+    """Fitted order over the `points` smallest `h` whose Monte Carlo error exceeds `factor`
+    standard errors (nan if fewer than two)."""
+    ok = errors > factor * se
+    idx = np.flatnonzero(ok)[-points:]
+    return fit_order(hs[idx], errors[idx]) if idx.size >= 2 else float("nan")
+
+
+def compute(config, ctx):
+    lo, hi = config["h_exponents"]
+    hs = 2.0 ** -np.arange(lo, hi + 1)
+    a, b = least_squares_data(**config["data"])
+    data = (jnp.asarray(a), jnp.asarray(b))
+    u0 = jnp.asarray(config["u0"])
+    errors, se, exact = [], [], []
+    summary = {"mc_orders": {}, "exact_orders": {}}
+    for method in ctx.progress_iter(config["methods"], "method"):
+        st = weak_error_study(
+            least_squares_example, u0, data, method=method, lam=config["lam"], hs=hs,
+            T=config["T"], num_paths=config["num_paths"], key=jax.random.key(config["seed"]),
+            batch_size=config["batch_size"], init=config["init"], models=MODELS)
+        errors.append([st.errors[m] for m in MODELS])
+        se.append([st.errors_se[m] for m in MODELS])
+        exact.append([st.exact_errors[m] for m in MODELS])
+        summary["mc_orders"][method] = {
+            m: {g: resolved_order(hs, st.errors[m][:, j], st.errors_se[m][:, j])
+                for j, g in enumerate(TESTS)} for m in MODELS}
+        summary["exact_orders"][method] = {
+            m: {g: fit_order(hs, st.exact_errors[m][:, j], 3) for j, g in enumerate(TESTS)}
+            for m in MODELS}
+        summary[f"table_{method}"] = st.table()
+    first = config["methods"][0]
+    o, e = summary["mc_orders"][first], summary["exact_orders"][first]
+    shown = (("modified_sde", "sq_norm", "|u|^2"), ("gradient_flow_sde", "u1", "u_1"),
+             ("modified_ode", "sq_norm", "|u|^2"))
+    parts = [f"{MODEL_LABELS[m]} ({label}) {o[m][g]:.2f} ({e[m][g]:.2f})" for m, g, label in shown]
+    summary["headline"] = (
+        f"{first.upper()} weak order, Monte Carlo with {config['num_paths']} paths (exact moments), "
+        f"smallest h: " + "; ".join(parts) + "; asymptotic (tests, exact): 2, 1, 1")
+    return {"arrays": {"hs": hs, "errors": np.array(errors), "se": np.array(se),
+                       "exact": np.array(exact)}, "summary": summary}
+
+
+def plot(data, config, path):
+    arr = data["arrays"]
+    hs, errors, se, exact = arr["hs"], arr["errors"], arr["se"], arr["exact"]
+    methods = config["methods"]
+    fig, axes = new_figure(len(methods), len(TESTS), width=3.6, height=3.0)
+    for i, method in enumerate(methods):
+        for j, g in enumerate(TESTS):
+            ax = axes[i, j]
+            for k, m in enumerate(MODELS):
+                err, s, ex = errors[i, k, :, j], se[i, k, :, j], exact[i, k, :, j]
+                ok = err > 0
+                lower = np.minimum(s, 0.9 * err)
+                ax.errorbar(hs[ok], err[ok], yerr=[lower[ok], s[ok]], fmt="o", ms=3,
+                            color=COLORS[k], capsize=2, label=MODEL_LABELS[m] if j == 0 else None)
+                ax.loglog(hs, ex, "-", color=COLORS[k], lw=0.8)
+            reference_slope(ax, hs, exact[i, 0, :, j], 2, color="0.4")
+            reference_slope(ax, hs, exact[i, 2, :, j], 1, color="0.7")
+            ax.set_xlabel("h")
+            ax.set_ylabel(r"$|E\,g(u_n) - E\,g(U(nh))|$")
+            ax.set_title(f"{METHOD_LABELS[method]} $\\lambda$={config['lam']:g}: {TEST_LABELS[g]}",
+                         fontsize=9)
+            if j == 0:
+                ax.legend(fontsize=6, loc="lower right")
+    fig.suptitle("markers: Monte Carlo (+- 1 s.e.), lines: exact moments", fontsize=8)
+    save_figure(fig, path)
+
+
+def main(**kw):
+    return run_experiment(sys.modules[__name__], **kw)
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)

@@ -1,0 +1,76 @@
+"""The grid of a convergence study and of a sweep is sharded over all local devices, with the
+same results as on one device (issue 5). The devices are 4 CPU devices forced with
+`XLA_FLAGS=--xla_force_host_platform_device_count=4`, in a subprocess because the flag must be
+set before jax is imported."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+CHILD = textwrap.dedent(
+    """
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+
+    import momentum_jax as mj
+    from momentum_jax import _distributed, _study
+    from momentum_jax._losses import paper_quadratic
+
+    assert jax.local_device_count() == 4, jax.devices()
+    outputs = []
+    kernel = _study._kernel
+
+    def spy(*args):  # record where the engine's results were computed
+        out = kernel(*args)
+        outputs.append(out)
+        return out
+
+    _study._kernel = spy
+
+    # 5 learning rates x 2 methods = 10 points, padded to 12 over 4 devices; chunks of 32 steps
+    # so the sharded while loop runs several chunks; HB diverges at h = 2^-1 (h kappa > 3.8).
+    loss, u0 = paper_quadratic(20.0), jnp.array([1.0, 1.0])
+    kw = dict(hs=2.0 ** -np.arange(1, 6), lams=[0.9], T=2.0, chunk_size=32, divergence_limit=1e2,
+              models=("gradient_flow", "hamiltonian"))
+    one = mj.convergence_study(loss, u0, devices=jax.local_devices()[:1], **kw)
+    assert len(outputs[-1][0].sharding.device_set) == 1
+    four = mj.convergence_study(loss, u0, **kw)  # default: every device
+    assert len(outputs[-1][0].sharding.device_set) == 4, outputs[-1][0].sharding
+    assert four.config["devices"] == 4
+    assert one.diverged_at[0, 0, 0] > 0
+    for model in one.models:
+        np.testing.assert_array_equal(four.errors[model], one.errors[model])
+        np.testing.assert_array_equal(four.solver_failure[model], one.solver_failure[model])
+    np.testing.assert_array_equal(four.diverged_at, one.diverged_at)
+
+    # sweeps: 7 learning rates x 5 momenta = 35 points (padded to 36)
+    H, L = np.meshgrid(np.geomspace(1e-3, 0.2, 7), np.linspace(0.0, 0.9, 5), indexing="ij")
+    grid = mj.heavy_ball(H.ravel(), L.ravel())
+    diag = paper_quadratic(20.0)
+    a = _distributed.sweep_final(diag, u0, grid, 300, devices=jax.local_devices()[:1])
+    b = _distributed.sweep_final(diag, u0, grid, 300)
+    for x, y in zip(a, b):  # elementwise arithmetic: bit for bit
+        np.testing.assert_array_equal(x, y)
+    assert np.any(a.diverged_at > 0) and np.any(a.diverged_at < 0)
+    # a dense loss: the batched matvec sums in an order that depends on the per-device batch
+    spec = mj.get_loss("dense_quadratic", dim=16, condition=50.0)
+    a = _distributed.sweep_final(spec.fn, spec.u0, grid, 300, devices=jax.local_devices()[:1])
+    b = _distributed.sweep_final(spec.fn, spec.u0, grid, 300)
+    np.testing.assert_array_equal(a.diverged_at, b.diverged_at)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-300)
+    print("MULTIDEVICE OK")
+    """
+)
+
+
+def test_four_cpu_devices_give_the_one_device_results():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "MULTIDEVICE OK" in proc.stdout
