@@ -1,7 +1,7 @@
 """Performance benchmark of `momentum_jax` (issue 5), one process, one table.
 
-    python -m benchmarks.run                 # the full benchmark (about 10-20 min on 2 cores)
-    python -m benchmarks.run --quick         # a smoke run on a reduced grid (about 1 min)
+    python -m benchmarks.run                 # the full benchmark (about 15-30 min on 2 cores)
+    python -m benchmarks.run --quick         # a smoke run on a reduced grid (a few minutes)
     python -m benchmarks.run --json out.json # also write every number to a JSON file
 
 Rows of the table (THEORY §5 for the grid):
@@ -11,6 +11,9 @@ Rows of the table (THEORY §5 for the grid):
   all three models (gradient_flow, hamiltonian, modified_flow). Compile time is the first call
   minus the median warm call, summed over the three kappas. Peak memory is the maximum resident
   set size (`getrusage`) of a fresh subprocess that runs only (a).
+- (a*) the streaming kernel proposed in `benchmarks/proposed_kernel.py` (not yet in the
+  library) on the same grid, all kappas through one compiled kernel; its errors are checked
+  against (a).
 - (b) the same grid in NumPy loops + `scipy.integrate.solve_ivp` (`benchmarks/baseline_numpy.py`),
   which computes the same errors (checked here on the run's own grid, and in the tests).
 - (c) `optax.sgd` (HB; `nesterov=True` for NAG) with a jitted step in a Python loop, one
@@ -18,11 +21,13 @@ Rows of the table (THEORY §5 for the grid):
   measured on the subset `h >= 2^-OPTAX_MAX_EXP` of the grid and scaled by the ratio of step
   counts to the full grid (stated in the table); compile time is the sum of the first calls.
 - (d) `torch.optim.SGD` on the CPU, the same way as (c), when torch is installed.
-- (e) sweeps: `jax.vmap(iterate_final)` over 32 momenta x 16 learning rates (HB) for STEPS steps
-  on a d = 256 dense quadratic and on the digits logistic regression. Reported: gradient
-  evaluations per second, and GFLOP/s from XLA's own flop count of one loop iteration (the
-  gradient plus the loss that `iterate_final` also evaluates) against the float64 matmul peak
-  measured in the same run (a jitted N x N matmul; float32 is printed for reference).
+- (e) sweeps: `jax.vmap(iterate_final)` over 32 momenta x 16 learning rates (HB) on a d = 256
+  dense quadratic (10^4 steps) and on the digits logistic regression (500 steps by default:
+  3.5 GFLOP per step for the 512 runs, so 10^4 steps take about an hour on 2 cores; the cost per
+  step does not depend on the number of steps). Reported: gradient evaluations per second, and
+  GFLOP/s from XLA's own flop count of one loop iteration (the gradient plus the loss that
+  `iterate_final` also evaluates) against the float64 matmul peak measured beside each sweep
+  (best of jitted 1024^2 and 2048^2 matmuls; float32 is printed for reference).
 
 Times are wall-clock medians over `--repeats` runs (the CPU time of the process is printed beside
 them: on a shared machine it is the steadier number). Float64 is on from the start.
@@ -110,14 +115,20 @@ def grid_hs(quick: bool) -> np.ndarray:
 # ----------------------------------------------------------------------------- (peak) matmul
 
 
-def matmul_peak(n: int, dtype, repeats: int = 5) -> float:
-    """GFLOP/s of a jitted `n x n` matmul (median of `repeats` after a warm-up)."""
+def matmul_peak(dtype, sizes=(1024, 2048), repeats: int = 7) -> dict:
+    """The machine's matmul peak: the best GFLOP/s of a jitted `n x n` matmul over `sizes` and
+    `repeats` (a peak is a best case), and GFLOP per CPU-second of the median run (steadier on
+    a shared machine: time taken by other processes is not counted)."""
+    best, per_cpu = 0.0, 0.0
     key = jax.random.PRNGKey(0)
-    a = jax.random.normal(key, (n, n), dtype=dtype)
-    b = jax.random.normal(jax.random.split(key)[0], (n, n), dtype=dtype)
-    f = jax.jit(jnp.matmul)
-    _, _, walls, _ = timed(lambda: block(f(a, b)), repeats=repeats)
-    return 2.0 * n**3 / statistics.median(walls) / 1e9
+    for n in sizes:
+        a = jax.random.normal(key, (n, n), dtype=dtype)
+        b = jax.random.normal(jax.random.split(key)[0], (n, n), dtype=dtype)
+        f = jax.jit(jnp.matmul)
+        _, _, walls, cpus = timed(lambda f=f, a=a, b=b: block(f(a, b)), repeats=repeats)
+        best = max(best, 2.0 * n**3 / min(walls) / 1e9)
+        per_cpu = max(per_cpu, 2.0 * n**3 / statistics.median(cpus) / 1e9)
+    return {"gflops": best, "gflop_per_cpu_s": per_cpu}
 
 
 # ----------------------------------------------------------------------------- (a) engine
@@ -152,6 +163,25 @@ def bench_engine(hs, repeats):
     return studies, {"warm_s": warm, "warm_cpu_s": float(np.median(warm_cpus)),
                      "compile_s": compile_s, "first_calls_s": firsts,
                      "repeats": [float(x) for x in warm_walls]}
+
+
+def bench_proposed(hs, repeats):
+    """Row (a*): the streaming kernel prototype of `benchmarks/proposed_kernel.py`, every kappa
+    in one compiled kernel (the loss family `1/2 <u, diag(q) u>` with `q` traced)."""
+    from . import proposed_kernel
+
+    def family(q, u):
+        return 0.5 * jnp.sum(q * jnp.square(u))
+
+    qs = jnp.asarray([[k, 1.0] for k in KAPPAS])
+    call = lambda: proposed_kernel.errors(  # noqa: E731
+        family, jnp.asarray(U0), hs=hs, lams=[LAM], T=T, thetas=qs, methods=METHODS,
+        models=MODELS)
+    out, first, walls, cpus = timed(call, repeats=repeats)
+    warm = float(np.median(walls))
+    return ({k: {m: out[m][i] for m in MODELS} for i, k in enumerate(KAPPAS)},
+            {"warm_s": warm, "warm_cpu_s": float(np.median(cpus)), "compile_s": first - warm,
+             "repeats": [float(x) for x in walls]})
 
 
 def engine_peak_memory(quick: bool) -> float:
@@ -296,9 +326,10 @@ def bench_sweep(name, steps, repeats):
     warm = float(np.median(walls))
     configs = int(np.size(method.h))
     flops = iteration_flops(spec, method) * steps
-    return {"configurations": configs, "steps": steps, "warm_s": warm,
-            "warm_cpu_s": float(np.median(cpus)), "compile_s": first - warm,
-            "grad_evals_per_s": configs * steps / warm, "gflops": flops / warm / 1e9,
+    cpu = float(np.median(cpus))
+    return {"configurations": configs, "steps": steps, "warm_s": warm, "warm_cpu_s": cpu,
+            "compile_s": first - warm, "grad_evals_per_s": configs * steps / warm,
+            "gflops": flops / warm / 1e9, "gflop_per_cpu_s": flops / cpu / 1e9,
             "flops_per_iteration": flops / steps}
 
 
@@ -316,11 +347,12 @@ def main(argv=None):
     p.add_argument("--optax-max-exp", type=int, default=None,
                    help="(c)/(d) are timed on h >= 2^-E and scaled (default 12; quick 8)")
     p.add_argument("--baseline-max-exp", type=int, default=None,
-                   help="(b) is timed on h >= 2^-E and scaled (default 17: the full grid)")
-    p.add_argument("--sweep-steps", type=int, default=None, help="(e) steps (default 10^4)")
+                   help="(b) is timed on h >= 2^-E and scaled (default: the full grid)")
+    p.add_argument("--sweep-steps", type=int, default=None,
+                   help="(e) steps of the dense-quadratic sweep (default 10^4; quick 200)")
     p.add_argument("--digits-steps", type=int, default=None,
-                   help="(e) steps for the digits sweep (default: --sweep-steps)")
-    p.add_argument("--skip", default="", help="comma-separated rows to skip, e.g. 'b,c'")
+                   help="(e) steps of the digits sweep (default 500; quick 20)")
+    p.add_argument("--skip", default="", help="rows to skip, comma-separated: a*,b,c,d,e,mem")
     p.add_argument("--json", default=None, help="write all numbers to this JSON file")
     p.add_argument("--engine-memory-probe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -330,11 +362,12 @@ def main(argv=None):
     quick = args.quick
     repeats = args.repeats or (1 if quick else 3)
     hs = grid_hs(quick)
-    full_steps = len(KAPPAS) * len(METHODS) * int(steps_of(hs).sum())
+    n_cfg = len(KAPPAS) * len(METHODS)
+    full_steps = n_cfg * int(steps_of(hs).sum())
     optax_exp = args.optax_max_exp or (8 if quick else 12)
     base_exp = args.baseline_max_exp or int(-np.log2(hs[-1]))
     sweep_steps = args.sweep_steps or (200 if quick else 10_000)
-    digits_steps = args.digits_steps or sweep_steps
+    digits_steps = args.digits_steps or (20 if quick else 500)
     skip = set(filter(None, args.skip.split(",")))
     info = machine()
     res = {"machine": info, "grid": {"kappas": KAPPAS, "hs_exponents": [4, int(-np.log2(hs[-1]))],
@@ -345,43 +378,49 @@ def main(argv=None):
     print(f"# grid: kappa {KAPPAS}, HB+NAG, lam {LAM}, h 2^-4..2^-{int(-np.log2(hs[-1]))}, T {T}, "
           f"models {MODELS}; {full_steps} discrete steps in all", flush=True)
 
-    res["peak_gflops"] = {"float64": matmul_peak(2048, jnp.float64),
-                          "float32": matmul_peak(2048, jnp.float32)}
-    print(f"# matmul peak (2048^2, jit): float64 {res['peak_gflops']['float64']:.1f} GFLOP/s, "
-          f"float32 {res['peak_gflops']['float32']:.1f} GFLOP/s", flush=True)
-
-    rows = []
+    rows = []  # (name, scope, compile s, warm s (full grid), cpu s (full grid))
     studies, a = bench_engine(hs, repeats)
     a["peak_memory_gb"] = None if "mem" in skip else engine_peak_memory(quick)
     res["a"] = a
     rows.append(("(a) convergence_study", "full grid, measured", a["compile_s"], a["warm_s"],
-                 a["warm_cpu_s"], 1.0))
+                 a["warm_cpu_s"]))
     print(f"(a) warm {a['warm_s']:.3f} s, compile {a['compile_s']:.2f} s, "
           f"peak memory {a['peak_memory_gb']} GB", flush=True)
+
+    if "a*" not in skip:
+        prop, a2 = bench_proposed(hs, repeats)
+        a2["max_rel_diff_vs_a"] = max(
+            float(np.nanmax(np.abs(prop[k][m] / studies[k].errors[m] - 1)))
+            for k in KAPPAS for m in MODELS)
+        res["a_proposed"] = a2
+        rows.append(("(a*) proposed streaming kernel", "full grid, measured", a2["compile_s"],
+                     a2["warm_s"], a2["warm_cpu_s"]))
+        print(f"(a*) warm {a2['warm_s']:.3f} s, compile {a2['compile_s']:.2f} s; errors agree "
+              f"with (a) to {a2['max_rel_diff_vs_a']:.1e} (relative)", flush=True)
 
     if "b" not in skip:
         sub = hs[hs >= 2.0**-base_exp]
         base, b = bench_baseline(sub, repeats)
-        scale = full_steps / (len(KAPPAS) * len(METHODS) * steps_of(sub).sum())
-        b.update(scale=float(scale), full_s=b["warm_s"] * scale,
+        scale = full_steps / (n_cfg * steps_of(sub).sum())
+        b.update(scale=float(scale), full_s=b["warm_s"] * scale, full_cpu_s=b["warm_cpu_s"] * scale,
                  max_rel_diff_vs_a=max_relative_difference(
                      {k: _restrict(st, len(sub)) for k, st in studies.items()}, base))
         res["b"] = b
         how = "full grid, measured" if scale == 1 else f"h>=2^-{base_exp}, x{scale:.3g} steps"
-        rows.append(("(b) NumPy loop + solve_ivp", how, None, b["full_s"],
-                     b["warm_cpu_s"] * scale, b["full_s"] / a["warm_s"]))
+        rows.append(("(b) NumPy loop + solve_ivp", how, None, b["full_s"], b["full_cpu_s"]))
         print(f"(b) {b['warm_s']:.2f} s measured; errors agree with (a) to "
               f"{b['max_rel_diff_vs_a']:.1e} (relative)", flush=True)
 
     sub = hs[hs >= 2.0**-optax_exp]
-    scale = full_steps / (len(KAPPAS) * len(METHODS) * steps_of(sub).sum())
+    scale = full_steps / (n_cfg * steps_of(sub).sum())
+    scope = f"h>=2^-{optax_exp}, x{scale:.3g} steps"
     if "c" not in skip:
         c = bench_optax(sub, repeats)
-        c.update(scale=float(scale), full_s=c["subset_s"] * scale)
+        c.update(scale=float(scale), full_s=c["subset_s"] * scale,
+                 full_cpu_s=c["subset_cpu_s"] * scale)
         res["c"] = c
-        rows.append(("(c) optax.sgd, jit step, Python loop", f"h>=2^-{optax_exp}, "
-                     f"x{scale:.3g} steps", c["compile_s"], c["full_s"], c["subset_cpu_s"] * scale,
-                     c["full_s"] / a["warm_s"]))
+        rows.append(("(c) optax.sgd, jit step, Python loop", scope, c["compile_s"], c["full_s"],
+                     c["full_cpu_s"]))
         print(f"(c) {c['subset_s']:.2f} s on {c['subset_steps']} steps", flush=True)
     if "d" not in skip:
         d = bench_torch(sub, repeats)
@@ -389,40 +428,59 @@ def main(argv=None):
         if d is None:
             print("(d) skipped: torch is not installed", flush=True)
             rows.append(("(d) torch.optim.SGD (CPU)", "skipped: torch not installed",
-                         None, None, None, None))
+                         None, None, None))
         else:
-            d.update(scale=float(scale), full_s=d["subset_s"] * scale)
-            rows.append(("(d) torch.optim.SGD (CPU)", f"h>=2^-{optax_exp}, x{scale:.3g} steps",
-                         None, d["full_s"], d["subset_cpu_s"] * scale, d["full_s"] / a["warm_s"]))
+            d.update(scale=float(scale), full_s=d["subset_s"] * scale,
+                     full_cpu_s=d["subset_cpu_s"] * scale)
+            rows.append(("(d) torch.optim.SGD (CPU)", scope, None, d["full_s"], d["full_cpu_s"]))
 
     if "e" not in skip:
         for name, n in (("dense_quadratic", sweep_steps), ("digits_logistic", digits_steps)):
+            peak = matmul_peak(jnp.float64)  # measured next to each sweep: the load varies
             e = bench_sweep(name, n, repeats)
-            e["fraction_of_peak"] = e["gflops"] / res["peak_gflops"]["float64"]
+            e["peak_float64"] = peak
+            e["fraction_of_peak"] = e["gflops"] / peak["gflops"]
+            e["fraction_of_peak_cpu"] = e["gflop_per_cpu_s"] / peak["gflop_per_cpu_s"]
             res[f"e_{name}"] = e
             rows.append((f"(e) sweep {name}", f"{e['configurations']} configs x {n} steps",
-                         e["compile_s"], e["warm_s"], e["warm_cpu_s"], None))
+                         e["compile_s"], e["warm_s"], e["warm_cpu_s"]))
             print(f"(e) {name}: {e['grad_evals_per_s']:.3g} grad/s, {e['gflops']:.1f} GFLOP/s "
                   f"= {100 * e['fraction_of_peak']:.0f}% of float64 matmul peak", flush=True)
+        res["peak_float32"] = matmul_peak(jnp.float32)
 
     print()
-    print(f"{'benchmark':40} {'scope':34} {'compile s':>9} {'warm s':>9} {'cpu s':>9} "
-          f"{'x (a)':>8}")
-    for name, scope, comp, warm, cpu, ratio in rows:
-        r = "-" if ratio is None else f"{ratio:.3g}"
-        print(f"{name:40} {scope:34} {fmt_s(comp):>9} {fmt_s(warm):>9} {fmt_s(cpu):>9} {r:>8}")
-    for name in ("dense_quadratic", "digits_logistic"):
-        e = res.get(f"e_{name}")
-        if e:
-            print(f"(e) {name}: {e['grad_evals_per_s']:.3g} gradient evaluations/s, "
-                  f"{e['gflops']:.1f} GFLOP/s ({100 * e['fraction_of_peak']:.0f}% of the float64 "
-                  f"matmul peak {res['peak_gflops']['float64']:.1f} GFLOP/s)")
+    print(table(rows, res))
     print(targets_report(res))
     if args.json:
         from momentum_jax._results_io import dump_json
 
         dump_json(args.json, res)
     return res
+
+
+def table(rows, res) -> str:
+    ta = res["a"]["warm_s"]
+    tp = res.get("a_proposed", {}).get("warm_s")
+    lines = [f"{'benchmark':38} {'scope':34} {'compile s':>9} {'warm s':>8} {'cpu s':>8} "
+             f"{'t/t(a)':>7} {'t/t(a*)':>7}"]
+    for name, scope, comp, warm, cpu in rows:
+        ra = "-" if warm is None or name.startswith("(e)") else f"{warm / ta:.3g}"
+        rp = "-" if warm is None or tp is None or name.startswith("(e)") else f"{warm / tp:.3g}"
+        lines.append(f"{name:38} {scope:34} {fmt_s(comp):>9} {fmt_s(warm):>8} {fmt_s(cpu):>8} "
+                     f"{ra:>7} {rp:>7}")
+    lines.append("warm s: median wall-clock time for the full grid (scaled where the scope says "
+                 "so); cpu s: CPU time of the process; t/t(a) > 1: (a) is that many times faster")
+    for name in ("dense_quadratic", "digits_logistic"):
+        e = res.get(f"e_{name}")
+        if e:
+            lines.append(
+                f"(e) {name}: {e['grad_evals_per_s']:.3g} gradient evaluations/s, "
+                f"{e['gflops']:.1f} GFLOP/s = {100 * e['fraction_of_peak']:.0f}% of the float64 "
+                f"matmul peak ({e['peak_float64']['gflops']:.1f} GFLOP/s) measured beside it; per "
+                f"CPU-second {100 * e['fraction_of_peak_cpu']:.0f}%")
+    if "peak_float32" in res:
+        lines.append(f"float32 matmul peak: {res['peak_float32']['gflops']:.1f} GFLOP/s")
+    return "\n".join(lines)
 
 
 def _restrict(st, n_h):
@@ -450,6 +508,15 @@ def targets_report(res) -> str:
     if a.get("peak_memory_gb") is not None:
         line("(a) peak memory < 2 GB", a["peak_memory_gb"] < TARGETS["memory_gb"],
              f"{a['peak_memory_gb']:.2f} GB")
+    p = res.get("a_proposed")
+    if p:
+        for key, label, target in (("b", "(a*) >= 100x faster than (b)", TARGETS["a_vs_b"]),
+                                   ("c", "(a*) >= 10x faster than (c)", TARGETS["a_vs_c"])):
+            if key in res:
+                r = res[key]["full_s"] / p["warm_s"]
+                line(label, r >= target, f"{r:.3g}x")
+        line("(a*) compile <= 15 s", p["compile_s"] <= TARGETS["compile_s"],
+             f"{p['compile_s']:.1f} s")
     e = res.get("e_dense_quadratic")
     if e:
         frac = e["fraction_of_peak"]

@@ -15,6 +15,7 @@ from momentum_jax._plotting import COLORS, new_figure, save_figure
 from momentum_jax._reproduce import run_experiment
 from momentum_jax._sharpness import stability_threshold, top_hessian_eigenvalue
 from momentum_jax._training import scheme_method, section5_problem, train_over_h
+from momentum_jax._tree import sq_norm
 
 NAME = "fig10_implicit_regularisation"
 DESCRIPTION = ("Sharpness and modified loss Phi + h c |grad Phi|^2 reached by HB/NAG vs GD at "
@@ -57,6 +58,8 @@ def autoencoder_part(config, ctx):
         else 0
     every = config["trajectory_every"]
 
+    grad_sq = jax.jit(lambda p: sq_norm(jax.grad(phi)(p)))
+
     def sharpness(p):
         top = top_hessian_eigenvalue(phi, p, iters=config["sharpness_iters"],
                                      key=jax.random.PRNGKey(config["seed"]))
@@ -72,10 +75,9 @@ def autoencoder_part(config, ctx):
             for i in range(len(hs)):
                 p = jax.tree.map(lambda x, i=i: x[i], r.params)
                 value, residual = sharpness(p)
-                g = jax.grad(phi)(p)
                 sharp.append(value)
                 resid.append(residual)
-                gsq.append(float(sum(jnp.sum(x**2) for x in jax.tree.leaves(g))))
+                gsq.append(float(grad_sq(p)))
             # Sharpness along the run at one h, against the training error reached.
             snaps = jax.tree.map(lambda x: x[j], r.snapshots)
             count = jax.tree.leaves(snaps)[0].shape[0]
@@ -230,10 +232,12 @@ def plot(data, config, path):
     ax.legend(fontsize=6)
     ax = axes[0, 2]
     for k, s in enumerate(config["schemes"]):
-        ax.loglog(arrays[f"{s}/path_loss"], arrays[f"{s}/path_sharpness"], "o-", ms=3,
-                  color=COLORS[k], label=LABELS[s])
-        ax.plot(arrays[f"{s}/path_loss"][0], arrays[f"{s}/path_sharpness"][0], "k.", ms=4)
-    ax.set_xlabel(r"training error $\Phi$ along the run (start: black dot)")
+        # From the first snapshot after the start (all runs share the start).
+        loss, sharp = arrays[f"{s}/path_loss"][1:], arrays[f"{s}/path_sharpness"][1:]
+        ax.semilogy(loss, sharp, "o-", ms=3, color=COLORS[k], label=LABELS[s])
+        ax.plot(loss[-1:], sharp[-1:], "k*", ms=7)
+    ax.plot([], [], "k*", label="end of run")
+    ax.set_xlabel(r"training error $\Phi$ along the run")
     ax.set_ylabel("sharpness")
     ax.set_title(f"(c) sharpness against error along the run, h = "
                  f"{summary['trajectory']['h']}", fontsize=9)

@@ -97,11 +97,14 @@ def compute(config, ctx):
         "qualitative": flags, "paper_qualitative": paper_flags, "paper_result_holds": holds,
         "gd_at_largest_h": gd_big_h, "verdict": "; ".join(verdict),
     }
+    n = len(exps)
     summary["headline"] = (
-        f"{prob.dataset}: HB/NAG track GD: {flags['hb_nag_track_gd']}, beat Wilson/HB-mu/NAG-mu: "
-        f"{flags['momentum_beats_vanishing_friction']}, NAG best at h={hs[0]:g}: "
-        f"{flags['nag_best_at_largest_h']}, GD diverges at h={hs[0]:g}: "
-        f"{flags['gd_diverges_at_largest_h']} (paper: True for all four)")
+        f"{prob.dataset}: HB/NAG track GD at {len(flags['hb_nag_track_gd_h'])}/{n} h, "
+        f"GD/HB/NAG beat Wilson/HB-mu/NAG-mu at "
+        f"{len(flags['momentum_beats_vanishing_friction_h'])}/{n} h, NAG best at "
+        f"h={h_label(exps[0])}: {flags['nag_best_at_largest_h']}, GD at h={h_label(exps[0])} "
+        + ("diverges" if gd_big_h["diverged"] else f"bounded (error {ours['gd'][0]:.3g})")
+        + " (paper: all h, all h, True, blows up)")
     return {"arrays": arrays, "summary": summary}
 
 

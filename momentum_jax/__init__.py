@@ -1,11 +1,24 @@
 """momentum_jax: continuous-time analysis of momentum methods in JAX (Kovachki & Stuart, 2021)."""
 
+from ._autoencoder import DIGITS_SIZES as DIGITS_SIZES
+from ._autoencoder import MNIST_SIZES as MNIST_SIZES
+from ._autoencoder import Autoencoder as Autoencoder
+from ._autoencoder import init_autoencoder as init_autoencoder
+from ._data import load_digits_images as load_digits_images
+from ._data import load_mnist as load_mnist
+from ._data import read_idx as read_idx
+from ._higher_order import manifold_velocity_series as manifold_velocity_series
+from ._higher_order import modified_field as modified_field
 from ._iterate import FinalState as FinalState
 from ._iterate import MomentumState as MomentumState
 from ._iterate import initial_state as initial_state
 from ._iterate import iterate as iterate
 from ._iterate import iterate_final as iterate_final
 from ._iterate import step as step
+from ._losses import LossSpec as LossSpec
+from ._losses import get_loss as get_loss
+from ._losses import list_losses as list_losses
+from ._losses import register as register_loss
 from ._manifold import contraction_factor as contraction_factor
 from ._manifold import distances_along as distances_along
 from ._manifold import manifold_distance as manifold_distance
@@ -14,14 +27,27 @@ from ._methods import Momentum as Momentum
 from ._methods import gradient_descent as gradient_descent
 from ._methods import heavy_ball as heavy_ball
 from ._methods import nesterov as nesterov
-
-__version__ = "0.1.0"
-from ._losses import get_loss as get_loss
-from ._losses import list_losses as list_losses
+from ._methods import vanishing_friction_lam as vanishing_friction_lam
+from ._optax import as_optax as as_optax
+from ._optax import iterate_from_optax as iterate_from_optax
 from ._solve import SolverConfig as SolverConfig
 from ._solve import solve as solve
+from ._stochastic import SDEConfig as SDEConfig
+from ._stochastic import minibatch_final as minibatch_final
+from ._stochastic import minibatch_iterate as minibatch_iterate
+from ._stochastic import minibatch_moments as minibatch_moments
+from ._stochastic import noise_covariance as noise_covariance
+from ._stochastic import sde_moments as sde_moments
+from ._stochastic import solve_sde as solve_sde
+from ._stochastic import weak_error_study as weak_error_study
 from ._study import Study as Study
 from ._study import convergence_study as convergence_study
 from ._study import load_study as load_study
-from ._optax import as_optax as as_optax
-from ._optax import iterate_from_optax as iterate_from_optax
+from ._training import SCHEMES as SCHEMES
+from ._training import parameter_gap as parameter_gap
+from ._training import train as train
+from ._vanishing import solve_limit as solve_limit
+from ._vanishing import vanishing_iterate as vanishing_iterate
+from ._vanishing import vanishing_study as vanishing_study
+
+__version__ = "0.1.0"

@@ -20,7 +20,8 @@ def manifold_velocity(loss, u, method: Momentum, order: int = 1):
     """The scaled velocity `w` on the invariant manifold at `u`, to `order` in `h`.
 
     `order=0`: `-lbar grad Phi(u)`; `order=1`: `-lbar grad Phi(u) + h g(u)` (Thm 5). Higher
-    orders are computed automatically by `momentum_jax.higher_order` when it is available.
+    orders are computed automatically from Taylor expansions of the map
+    (`momentum_jax.manifold_velocity_series`, docs/higher_order.md).
     """
     if order == 0:
         return _tree.scale(-method.lbar, jax.grad(loss)(u))

@@ -125,7 +125,8 @@ def _check_minibatch(loss, u0, data, batch_size, init):
     n = num_examples(data)
     check_init(init, u0)
     if not callable(loss):
-        raise TypeError(f"loss must be a callable (params, batch) -> per-example losses, got {loss!r}")
+        raise TypeError("loss must be a callable (params, batch) -> per-example losses, "
+                        f"got {loss!r}")
     return n
 
 
@@ -133,7 +134,8 @@ def _keys(keys):
     keys = jnp.asarray(keys) if not isinstance(keys, jax.Array) else keys
     if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         if keys.ndim != 1:
-            raise ValueError(f"keys must be a 1-D array of PRNG keys (one per path), got shape {keys.shape}")
+            raise ValueError("keys must be a 1-D array of PRNG keys (one per path), got shape "
+                             f"{keys.shape}")
         return keys
     if keys.ndim != 2 or keys.shape[-1] != 2:
         raise ValueError("keys must be jax.random.split(key, num_paths): one key per path, "
@@ -179,6 +181,8 @@ def minibatch_final(loss, u0: PyTree, method: Momentum, data: PyTree, num_steps,
     keys give the same final iterates). `num_steps` is traced, so a new step count (a new `h`
     at fixed `T`) reuses the compiled loop. **Returns:** `u0`'s pytree with a leading path axis."""
     _check_minibatch(loss, u0, data, batch_size, init)
+    if not isinstance(num_steps, jax.Array):
+        check_whole("num_steps", num_steps, low=0)
     init_kind, w0 = (init, None) if isinstance(init, str) else ("explicit", init)
     return _minibatch_final(loss, batch_size, replace, init_kind, u0, method, data, _keys(keys),
                             jnp.asarray(num_steps, dtype=jnp.int32), w0)
@@ -243,7 +247,7 @@ def example_gradients(loss, u, data) -> jax.Array:
 
 
 def noise_covariance(loss, u, data) -> jax.Array:
-    r"""$\Sigma(u) = \frac1N\sum_i (\nabla\ell_i(u) - \nabla\Phi(u))(\nabla\ell_i(u) - \nabla\Phi(u))^T$,
+    r"""$\Sigma(u) = \frac1N\sum_i z_i z_i^T$ with $z_i = \nabla\ell_i(u) - \nabla\Phi(u)$:
     the covariance of one uniformly drawn per-example gradient, shape `(d, d)` (flat `u`)."""
     g = example_gradients(loss, u, data)
     z = g - jnp.mean(g, axis=0)
@@ -386,7 +390,8 @@ def solve_sde(loss, u0, method: Momentum, data, ts, keys, *, batch_size: int = 1
     """
     check_u0(u0)
     if jnp.ndim(u0) != 1:
-        raise ValueError(f"the SDE needs a flat parameter vector u0 of shape (d,), got {jnp.shape(u0)}")
+        raise ValueError("the SDE needs a flat parameter vector u0 of shape (d,), got "
+                         f"{jnp.shape(u0)}")
     check_choice("drift", drift, DRIFTS)
     check_choice("start", start, STARTS)
     check_choice("brownian", config.brownian, ("grid", "virtual"))
@@ -437,7 +442,8 @@ def modified_flow(loss, u0, method: Momentum, data, ts, *, start: str = "plain")
     `sde_start(u0)`, at `ts` (diffrax, `momentum_jax._solve.integrate`): the SDE without its
     diffusion. **Returns:** `(len(ts), d)`."""
     check_choice("start", start, STARTS)
-    ys, result = _modified_flow(loss, start, u0, method, data, jnp.asarray(ts, jnp.result_type(float)))
+    ts = jnp.asarray(ts, jnp.result_type(float))
+    ys, result = _modified_flow(loss, start, u0, method, data, ts)
     if not bool(result == diffrax.RESULTS.successful):
         raise RuntimeError(f"diffrax failed solving the modified flow: {result}")
     return ys

@@ -394,7 +394,8 @@ def parameter_gap(
 def _check_hs(hs):
     hs = jnp.asarray(hs)
     if hs.ndim != 1 or hs.size == 0:
-        raise ValueError(f"hs must be a non-empty 1-D array of learning rates, got shape {hs.shape}")
+        raise ValueError(
+            f"hs must be a non-empty 1-D array of learning rates, got shape {hs.shape}")
     check_range("hs", hs, low=0.0, low_open=True)
     return hs
 

@@ -7,13 +7,14 @@ Schemes (each starts with zero velocity; `mu` is the assumed strong-convexity co
 - `"wilson"`: the split-step scheme (36) of `momentum_jax._training.wilson_step`;
 - `"nesterov"`: Nesterov's method with `lam_n = (n - 1)/(n + 2)` (look-ahead `a = lam_n`).
 
-Their second-order ODE limits, in `t = n sqrt(h)`:
+Their second-order ODE limits, in `t = n sqrt(h)` (each `= 0`):
 
 | scheme | `limit="low"` | `limit="high"` (Shi, Du, Jordan & Su 2018) |
 |---|---|---|
-| `hb_mu`, `wilson` | `X'' + 2 sqrt(mu) X' + grad f(X) = 0` | `hb_mu`: `X'' + 2 sqrt(mu) X' + (1 + sqrt(mu h)) grad f(X) = 0` |
-| `nag_mu` | the same | `X'' + 2 sqrt(mu) X' + sqrt(h) Hess f(X) X' + (1 + sqrt(mu h)) grad f(X) = 0` |
-| `nesterov` | `X'' + (3/t) X' + grad f(X) = 0` (Su, Boyd & Candès 2016) | not provided |
+| `hb_mu` | `X'' + 2 sqrt(mu) X' + grad f(X)` | `X'' + 2 sqrt(mu) X' + (1+sqrt(mu h)) grad f` |
+| `wilson` | the same | (the low-resolution ODE is already `O(h)`, see below) |
+| `nag_mu` | the same | `... + sqrt(h) Hess f(X) X' + (1 + sqrt(mu h)) grad f(X)` |
+| `nesterov` | `X'' + (3/t) X' + grad f(X)` (Su, Boyd & Candès 2016) | not provided |
 
 `X(0) = u_0`; `X'(0) = 0` (`velocity="zero"`, the schemes' own zero velocity) or the value
 that matches the first steps to the order of the equation (`"matched"`): `-(sqrt(h)/2) grad

@@ -65,7 +65,7 @@ def test_paths_are_vmapped_and_reproducible_from_their_keys():
                                paths[:, ::4], atol=0)
     np.testing.assert_allclose(minibatch_final(EX, U0, m, DATA, 8, k), paths[:, -1], atol=0)
     np.testing.assert_allclose(minibatch_iterate(EX, U0, m, DATA, 8, k[::-1]), paths[::-1], atol=0)
-    assert np.min(np.abs(np.diff(np.asarray(paths[:, -1, 0])))) > 0  # different keys, different paths
+    assert np.min(np.abs(np.diff(np.asarray(paths[:, -1, 0])))) > 0  # distinct keys, paths
 
 
 def test_one_path_is_the_documented_step_sequence():
@@ -233,3 +233,18 @@ def test_non_affine_gradients_are_rejected_by_the_exact_moments():
         minibatch_moments(cubic, U0, heavy_ball(0.1, LAM), DATA, 3)
     with pytest.raises(ValueError, match="quadratic"):
         quadratic_expectation(lambda u: jnp.sum(u**4), Moments(jnp.zeros(2), jnp.eye(2)))
+
+
+@pytest.mark.slow
+def test_fig12_quick_end_to_end(tmp_path):
+    import json
+
+    from momentum_jax._cli import main
+
+    code = main(["reproduce", "fig12", "--quick", "--out", str(tmp_path), "--cache",
+                 str(tmp_path / "cache"), "--no-progress"])
+    assert code == 0
+    summary = json.loads((tmp_path / "fig12_weak_error.json").read_text())["summary"]
+    assert (tmp_path / "fig12_weak_error.png").stat().st_size < 300_000
+    assert summary["mc_orders"]["hb"]["modified_sde"]["loss"] > 1.7
+    assert summary["mc_orders"]["hb"]["modified_ode"]["sq_norm"] < 1.7

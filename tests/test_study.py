@@ -209,3 +209,13 @@ def test_acceptance_manifold_start(kappa):
     printed = study(kappa, HS_PAPER, models=("modified_flow",), init="manifold",
                     constant="printed")
     assert np.all(printed.rates["modified_flow"][..., IDX_2M16] <= 1.1)
+
+
+@pytest.mark.parametrize("R", [0, 2, 3])
+def test_order_R_study_on_double_well(R):
+    # convergence_study(order=R): discrete start on the order-R manifold, order-R modified flow
+    hs = 2.0 ** -np.arange(4, 8)
+    st = mj.convergence_study(double_well, jnp.array([0.3, 1.0]), hs=hs, lams=[0.5], T=1.0,
+                              models=("modified_flow",), init="manifold", order=R)
+    assert np.all(np.abs(st.orders["modified_flow"] - (R + 1)) < 0.25)
+    assert st.config["order"] == R
