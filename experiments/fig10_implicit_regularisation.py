@@ -161,14 +161,15 @@ def compute(config, ctx):
         s: {"loss": arrays[f"{s}/path_loss"].tolist(),
             "sharpness": arrays[f"{s}/path_sharpness"].tolist()} for s in config["schemes"]}
     # Along the run at one h: HB's/NAG's sharpness against GD's at the same training error
-    # (the running minimum of the error, interpolated over the range both runs cover).
+    # (the running minimum of the error, interpolated over the range both runs cover after
+    # their first snapshot; the shared start is left out).
     def at_errors(scheme, grid):
-        best = np.minimum.accumulate(arrays[f"{scheme}/path_loss"])
-        return np.interp(grid, best[::-1], arrays[f"{scheme}/path_sharpness"][::-1])
+        best = np.minimum.accumulate(arrays[f"{scheme}/path_loss"][1:])
+        return np.interp(grid, best[::-1], arrays[f"{scheme}/path_sharpness"][1:][::-1])
 
     sharper_at_equal_loss = {}
     for s in ("hb", "nag"):
-        a_l, b_l = arrays[f"{s}/path_loss"], arrays["gd/path_loss"]
+        a_l, b_l = arrays[f"{s}/path_loss"][1:], arrays["gd/path_loss"][1:]
         lo_l, hi_l = max(np.nanmin(a_l), np.nanmin(b_l)), min(np.nanmax(a_l), np.nanmax(b_l))
         grid = np.linspace(lo_l, hi_l, 20)
         sharper_at_equal_loss[s] = (None if not hi_l > lo_l else

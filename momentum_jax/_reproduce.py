@@ -78,19 +78,20 @@ def load_module(name: str) -> ModuleType:
     return module
 
 
-def code_fingerprint() -> str:
-    """A hash of the library's and the figure scripts' source: a cached result is reused only
-    if it was computed by the same code."""
+def code_fingerprint(name: str) -> str:
+    """A hash of the library's source and of the figure's own script: a cached result is reused
+    only if it was computed by the same code."""
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for path in sorted(here.glob("*.py")) + sorted(experiments_dir().glob("*.py")):
+    script = experiments_dir() / f"{name.split('/')[0]}.py"
+    for path in sorted(here.glob("*.py")) + ([script] if script.exists() else []):
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
 def config_hash(name: str, config: dict) -> str:
-    blob = json.dumps({"name": name, "config": config, "code": code_fingerprint()},
+    blob = json.dumps({"name": name, "config": config, "code": code_fingerprint(name)},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
