@@ -1,6 +1,6 @@
 """Performance benchmark of `momentum_jax` (issue 5), one process, one table.
 
-    python -m benchmarks.run                 # the full benchmark (about 15-30 min on 2 cores)
+    python -m benchmarks.run                 # the full benchmark (about 15 min on 2 cores)
     python -m benchmarks.run --quick         # a smoke run on a reduced grid (a few minutes)
     python -m benchmarks.run --json out.json # also write every number to a JSON file
 

@@ -2,7 +2,6 @@
 
 import sys
 
-from momentum_jax._plotting import save_figure  # noqa: F401  (re-exported pattern)
 from momentum_jax._reproduce import load_module, run_experiment, script_main
 
 _fig2 = load_module("fig2_rates")

@@ -39,10 +39,11 @@ def default_devices() -> list:
     return list(jax.devices())
 
 
-def grid_sharding(devices) -> jax.sharding.NamedSharding:
-    """Sharding of a flat grid's leading axis over `devices` (a 1-D mesh named `"grid"`)."""
+def grid_sharding(devices, axis: int = 0) -> jax.sharding.NamedSharding:
+    """Sharding of a grid's axis `axis` over `devices` (a 1-D mesh named `"grid"`)."""
     mesh = jax.sharding.Mesh(np.asarray(list(devices)), (GRID_AXIS,))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(GRID_AXIS))
+    spec = (None,) * axis + (GRID_AXIS,)
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
 
 
 def pad_to(arrays, multiple: int):
@@ -55,14 +56,14 @@ def pad_to(arrays, multiple: int):
     return out, n
 
 
-def shard_grid(arrays, devices=None):
-    """Place host arrays whose leading axes have the same length (a multiple of
+def shard_grid(arrays, devices=None, axis: int = 0):
+    """Place host arrays whose axes `axis` have the same length (a multiple of
     `len(devices)`) on `devices`, split along that axis. Works across processes: every process
     passes the same values and supplies the shards of its own devices."""
     devices = default_devices() if devices is None else list(devices)
     if len(devices) == 1:
         return [jax.device_put(jnp.asarray(a), devices[0]) for a in arrays]
-    sharding = grid_sharding(devices)
+    sharding = grid_sharding(devices, axis)
     out = []
     for a in arrays:
         a = np.asarray(a)

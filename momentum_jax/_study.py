@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _tree
+from ._distributed import default_devices, pad_to, shard_grid, to_host
 from ._iterate import initial_state, is_bounded, step
 from ._methods import Momentum, method_from_name
 from ._models import MODELS, SECOND_ORDER, initial_state as model_state, position, vector_field
@@ -254,12 +255,16 @@ def convergence_study(
         method_from_name(meth, hs_np, lams_np[:, None])
 
     state_size = sum(np.size(leaf) for leaf in jax.tree.leaves(u0))
-    P = M * L * H
-    K = chunk_size or _default_chunk(P, state_size, len(models))
-    devices = list(devices) if devices is not None else jax.local_devices()
-    flat = [x.reshape(-1) for x in (grid_h, grid_lam, grid_a, np.broadcast_to(steps, (M, L, H)))]
-    flat, P_pad = _pad(flat, len(devices))
-    args = _shard(flat, devices)
+    devices = list(devices) if devices is not None else default_devices()
+    # groups: one per learning rate (equal step counts), G = M * L points each, padded so that
+    # the group axis splits evenly over the devices
+    G = M * L
+    per_h = [np.moveaxis(x, 2, 0).reshape(H, G) for x in
+             (grid_h, grid_lam, grid_a, np.broadcast_to(steps, (M, L, H)))]
+    per_h, _ = pad_to([x.T for x in per_h], len(devices))
+    args = shard_grid([x.T for x in per_h], devices, axis=1)
+    K = chunk_size or _default_chunk(per_h[0].shape[0], state_size, len(models),
+                                     solver.chunk_max_steps)
     check_range("divergence_limit", divergence_limit, low=0.0, low_open=True)
     warn_if_low_precision(u0, solver.rtol, "convergence_study")
     limit = divergence_limit * max(1.0, float(np.sqrt(sum(np.sum(np.square(x))
@@ -267,15 +272,18 @@ def convergence_study(
     velocity = "init" if init == "manifold" else hamiltonian_velocity
     errs, div, res = _kernel(loss, models, init, velocity, order, constant, solver, K,
                              progress, u0, limit, *args)
-    errs, div, res = (np.asarray(x)[:P] for x in (errs, div, res))
+    # (H, G, ...) -> (M, L, H, ...)
+    errs, div, res = (np.moveaxis(to_host(x)[:, :G].reshape(H, M, L, *x.shape[2:]), 0, 2)
+                      for x in (errs, div, res))
 
     errors, failures = {}, {}
+    div = div.reshape(M, L, H)
     for i, model in enumerate(models):
-        e = errs[:, i].reshape(M, L, H)
-        codes = res[:, i].reshape(M, L, H)
+        e = errs[..., i]
+        codes = res[..., i]
         failures[model] = np.vectorize(_result_message, otypes=[object])(codes)
         failures[model][codes == 0] = ""
-        bad = (div.reshape(M, L, H) >= 0) | (codes != 0)
+        bad = (div >= 0) | (codes != 0)
         errors[model] = np.where(bad, np.nan, e)
     config = {
         "loss": loss_name(loss), "u0": _u0_summary(u0), "T": float(T), "init": init,
@@ -283,7 +291,7 @@ def convergence_study(
         "steps": steps.tolist(), "divergence_limit": divergence_limit, "chunk_size": K, "devices": len(devices),
         "solver": dataclasses.asdict(solver),
     }
-    return Study(methods, lams_np, hs_np, models, errors, div.reshape(M, L, H), failures,
+    return Study(methods, lams_np, hs_np, models, errors, div, failures,
                  config, provenance(), fit_points)
 
 
@@ -315,26 +323,14 @@ def _check_grid(hs, lams, methods, models, T, fit_points):
     return hs_np
 
 
-def _default_chunk(points: int, state_size: int, n_models: int) -> int:
+def _default_chunk(points: int, state_size: int, n_models: int, window_steps: int) -> int:
+    """Steps per chunk for a 64 MB budget per group of `points`: the chunk's iterates and model
+    values (`K` per point) beside the dense-output windows (`window_steps` per point and model,
+    about 10 state-sized vectors a step for Tsit5)."""
+    budget = 64 * 2**20 - points * n_models * window_steps * 10 * 2 * state_size * 8
     per_step = points * state_size * 8 * (2 + 3 * n_models)
-    k = int(2 ** math.floor(math.log2(max(64 * 2**20 // max(per_step, 1), 1))))
+    k = int(2 ** math.floor(math.log2(max(budget // max(per_step, 1), 1))))
     return int(min(max(k, 8), 512))
-
-
-def _pad(arrays, n_devices):
-    P = arrays[0].shape[0]
-    P_pad = -(-P // n_devices) * n_devices
-    # pad with copies of the first point: harmless work, dropped afterwards
-    return [np.concatenate([a, np.repeat(a[:1], P_pad - P)]) for a in arrays], P_pad
-
-
-def _shard(arrays, devices):
-    arrays = [jnp.asarray(a) for a in arrays]
-    if len(devices) == 1:
-        return [jax.device_put(a, devices[0]) for a in arrays]
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("grid",))
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("grid"))
-    return [jax.device_put(a, sharding) for a in arrays]
 
 
 def _u0_summary(u0):
@@ -395,32 +391,40 @@ def _kernel(loss, models, init, velocity, order, constant, solver, K, progress, 
         y = jax.tree.map(lambda old, new: jnp.where(failed, old, new.astype(old.dtype)), y, y1)
         return y, err, res
 
-    s, ys, div = jax.vmap(start)(h, lam, a)
-    P = h.shape[0]
-    err = jnp.zeros((P, len(models)), dtype)
-    res = jnp.zeros((P, len(models)), jnp.int32)
-    total = jnp.max(N)
+    offsets = jnp.cumsum(N[:, 0]) - N[:, 0]
+    total = jnp.sum(N[:, 0])
 
-    def cond(state):
-        return state[0] * K < total
+    def group(args):
+        """All points of one learning rate: every one runs exactly its N(h) steps."""
+        h, lam, a, N, offset = args
+        s, ys, div = jax.vmap(start)(h, lam, a)
+        G = h.shape[0]
+        err = jnp.zeros((G, len(models)), dtype)
+        res = jnp.zeros((G, len(models)), jnp.int32)
+        n_group = jnp.max(N)
 
-    def body(state):
-        c, s, ys, err, div, res = state
-        s, div, traj, ok = jax.vmap(discrete_chunk, in_axes=(0, 0, 0, 0, 0, 0, None))(
-            s, div, h, lam, a, N, c)
-        new_ys, new_err, new_res = [], [], []
-        for i, (model, f) in enumerate(zip(models, fields)):
-            y_i, e_i, r_i = jax.vmap(partial(model_chunk, model, f),
-                                     in_axes=(0, 0, 0, 0, 0, 0, 0, 0, 0, None))(
-                ys[i], err[:, i], res[:, i], traj, ok, h, lam, a, N, c)
-            new_ys.append(y_i)
-            new_err.append(e_i)
-            new_res.append(r_i)
-        if progress is not None:
-            jax.debug.callback(progress, jnp.minimum((c + 1) * K, total), total)
-        return (c + 1, s, tuple(new_ys), jnp.stack(new_err, axis=1), div,
-                jnp.stack(new_res, axis=1))
+        def cond(state):
+            return state[0] * K < n_group
 
-    state = (jnp.asarray(0, N.dtype), s, ys, err, div, res)
-    _, _, _, err, div, res = jax.lax.while_loop(cond, body, state)
-    return err, div, res
+        def body(state):
+            c, s, ys, err, div, res = state
+            s, div, traj, ok = jax.vmap(discrete_chunk, in_axes=(0, 0, 0, 0, 0, 0, None))(
+                s, div, h, lam, a, N, c)
+            new_ys, new_err, new_res = [], [], []
+            for i, (model, f) in enumerate(zip(models, fields)):
+                y_i, e_i, r_i = jax.vmap(partial(model_chunk, model, f),
+                                         in_axes=(0, 0, 0, 0, 0, 0, 0, 0, 0, None))(
+                    ys[i], err[:, i], res[:, i], traj, ok, h, lam, a, N, c)
+                new_ys.append(y_i)
+                new_err.append(e_i)
+                new_res.append(r_i)
+            if progress is not None:
+                jax.debug.callback(progress, offset + jnp.minimum((c + 1) * K, n_group), total)
+            return (c + 1, s, tuple(new_ys), jnp.stack(new_err, axis=1), div,
+                    jnp.stack(new_res, axis=1))
+
+        state = (jnp.asarray(0, N.dtype), s, ys, err, div, res)
+        _, _, _, err, div, res = jax.lax.while_loop(cond, body, state)
+        return err, div, res
+
+    return jax.lax.map(group, (h, lam, a, N, offsets))

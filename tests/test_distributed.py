@@ -104,8 +104,9 @@ def test_two_processes_give_the_one_process_results():
     got = payloads[0]
     assert got["devices"] == 4
     for model in ref.models:
-        np.testing.assert_array_equal(np.asarray(got["errors"][model], dtype=float),
-                                      ref.errors[model])
+        # per-device batches differ from the one-process run: equal to rounding
+        np.testing.assert_allclose(np.asarray(got["errors"][model], dtype=float),
+                                   ref.errors[model], rtol=1e-13, atol=0)
     np.testing.assert_array_equal(got["diverged_at"], ref.diverged_at)
     assert ref.diverged_at[0, 0, 0] > 0  # the grid includes a diverging point
     np.testing.assert_array_equal(np.asarray(got["sweep_u"]), sw.u)

@@ -54,10 +54,8 @@ def test_first_step_is_a_gradient_step_and_save_every():
     np.testing.assert_array_equal(thinned, us[::3][:4])
 
 
-def test_heavy_ball_equals_optax_sgd_momentum():
-    h, lam, n = 0.05, 0.9, 250
-    us = mj.iterate(nonconvex, P0, mj.heavy_ball(h, lam), n)
-    opt = optax.sgd(h, momentum=lam)
+def optax_parameters(opt, n):
+    """The parameters after each of `n` steps of an optax transformation on `nonconvex`."""
 
     def body(carry, _):
         p, s = carry
@@ -65,7 +63,14 @@ def test_heavy_ball_equals_optax_sgd_momentum():
         p = optax.apply_updates(p, upd)
         return (p, s), p
 
-    _, ps = jax.lax.scan(body, (P0, opt.init(P0)), None, length=n)
+    return jax.lax.scan(body, (P0, opt.init(P0)), None, length=n)[1]
+
+
+def test_heavy_ball_equals_optax_sgd_momentum():
+    h, lam, n = 0.05, 0.9, 250
+    us = mj.iterate(nonconvex, P0, mj.heavy_ball(h, lam), n)
+    opt = optax.sgd(h, momentum=lam)
+    ps = optax_parameters(opt, n)
     assert tree_max_abs_diff(jax.tree.map(lambda x: x[1:], us), ps) < 1e-12
     assert float(jnp.abs(us["w"][-1] - P0["w"]).max()) > 0.1  # it moved: the test can fail
 
@@ -77,14 +82,7 @@ def test_nesterov_equals_optax_lookahead_sequence():
     us, ws = mj.iterate(nonconvex, P0, m, n, return_velocity=True)
     ys = jax.tree.map(lambda u, w: u + h * lam * w, us, ws)
     opt = optax.sgd(h, momentum=lam, nesterov=True)
-
-    def body(carry, _):
-        p, s = carry
-        upd, s = opt.update(jax.grad(nonconvex)(p), s, p)
-        p = optax.apply_updates(p, upd)
-        return (p, s), p
-
-    _, ps = jax.lax.scan(body, (P0, opt.init(P0)), None, length=n)
+    ps = optax_parameters(opt, n)
     assert tree_max_abs_diff(jax.tree.map(lambda x: x[1:], ys), ps) < 1e-12
     # and they are not the same sequence as u_n, so the comparison is meaningful
     assert tree_max_abs_diff(jax.tree.map(lambda x: x[1:], us), ps) > 1e-3

@@ -42,7 +42,9 @@ CHILD = textwrap.dedent(
     assert four.config["devices"] == 4
     assert one.diverged_at[0, 0, 0] > 0
     for model in one.models:
-        np.testing.assert_array_equal(four.errors[model], one.errors[model])
+        # each device now vectorises over a different number of points, which may change the
+        # last bit of the transcendental functions: equal to rounding, not bit for bit
+        np.testing.assert_allclose(four.errors[model], one.errors[model], rtol=1e-13, atol=0)
         np.testing.assert_array_equal(four.solver_failure[model], one.solver_failure[model])
     np.testing.assert_array_equal(four.diverged_at, one.diverged_at)
 
