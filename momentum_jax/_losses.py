@@ -52,24 +52,42 @@ def list_losses() -> dict[str, str]:
     return {name: get_loss(name).description for name in sorted(_REGISTRY)}
 
 
+@jax.tree_util.register_pytree_node_class
 class DiagonalQuadratic:
     """`Phi(u) = 1/2 <u, diag(q) u>`: the paper's loss with `q = (kappa, 1)` (Figs 1-5).
 
-    A hashable callable (equal for equal `q`), so jitted functions keyed on it are reused.
+    A pytree whose leaf is `q`, so `convergence_study` passes `q` as a traced argument: studies of
+    several `kappa` share one compilation. It is also hashable by value (equal for equal `q`), so
+    functions that take the loss as a static argument reuse their compilations too.
     """
 
     def __init__(self, q):
-        self.q = tuple(float(x) for x in np.ravel(q))
-        self.__name__ = self.__qualname__ = f"quadratic{self.q}"
+        self.q = np.asarray(q, dtype=float).ravel()
+
+    @property
+    def name(self) -> str:
+        return "quadratic" if self.q is None else f"quadratic{tuple(np.asarray(self.q).tolist())}"
 
     def __call__(self, u):
         return 0.5 * jnp.sum(jnp.asarray(self.q) * jnp.square(u))
 
+    def _key(self):
+        return None if self.q is None else tuple(np.asarray(self.q).tolist())
+
     def __eq__(self, other):
-        return isinstance(other, DiagonalQuadratic) and other.q == self.q
+        return isinstance(other, DiagonalQuadratic) and other._key() == self._key()
 
     def __hash__(self):
-        return hash(("DiagonalQuadratic", self.q))
+        return hash(("DiagonalQuadratic", self._key()))
+
+    def tree_flatten(self):
+        return (self.q,), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = object.__new__(cls)
+        obj.q = children[0]
+        return obj
 
 
 @cache

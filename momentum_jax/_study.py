@@ -2,17 +2,19 @@
 against every continuous-time model, from one compiled call.
 
 **How one kernel handles different step counts.** A grid point with learning rate `h` needs
-`N(h) = floor(T / h)` steps. The kernel flattens the grid to `P` points and runs one
-`lax.while_loop` over *chunks* of `K` steps, with `jax.vmap` over the points inside. In each chunk
-every point takes `K` discrete steps (a `lax.scan`) and every model is integrated by diffrax over
-the same time window, saved at the chunk's `K` times `n h`; the errors `|u_n - u(n h)|` are
-reduced into a running maximum, so memory is `O(P K d)`, independent of the number of steps.
-Points whose `N(h)` is exhausted are masked (their ODE window has zero length, which diffrax
-finishes at once). The loop runs `ceil(max N / K)` chunks, so the discrete work is
-`P * max N` steps rather than `sum N`: for halving `h` the masked overhead is a factor of about
-`len(hs) / 2` on the discrete steps, which are the cheap part; the ODE work is not inflated.
-Step counts, `h`, `lam` and `a` are traced arrays: new values with the same grid shape reuse
-the compiled kernel. Points are sharded over the given devices along the grid axis.
+`N(h) = floor(T / h)` steps. The kernel groups the grid by learning rate: all `len(methods) *
+len(lams)` points of one `h` have the same step count, and `lax.map` runs the groups one after
+another inside the one compiled call. Within a group, a `lax.while_loop` runs over *chunks* of
+`K` steps with `jax.vmap` over the group's points: every point takes `K` discrete steps (a
+`lax.scan`) and every model is integrated by diffrax over the same time window, in windows of
+at most `SolverConfig.chunk_max_steps` solver steps whose dense output is evaluated at the
+chunk's `K` times `n h` in one vectorised call; the errors `|u_n - u(n h)|` are reduced into a
+running maximum, so memory is `O(G K d)` for a group of `G` points, independent of the number
+of steps. So the discrete work is exactly `sum N(h)` steps (only the last chunk of each group is
+partly masked) and nothing waits for the smallest `h`; the price is that groups run in sequence,
+so a grid with one point per `h` is not vectorised at all. Step counts, `h`, `lam` and `a` are
+traced arrays: new values with the same grid shape reuse the compiled kernel. Each group's
+points are sharded over the devices (padded to a multiple of their number).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from functools import partial
 from typing import Any
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -270,8 +273,11 @@ def convergence_study(
     limit = divergence_limit * max(1.0, float(np.sqrt(sum(np.sum(np.square(x))
                                                           for x in jax.tree.leaves(u0)))))
     velocity = "init" if init == "manifold" else hamiltonian_velocity
-    errs, div, res = _kernel(loss, models, init, velocity, order, constant, solver, K,
-                             progress, u0, limit, *args)
+    # array leaves of the loss (data, coefficients) are traced, not baked into the program:
+    # losses that differ only in them share one compilation
+    loss_params, loss_static = eqx.partition(loss, eqx.is_array)
+    errs, div, res = _kernel(loss_static, models, init, velocity, order, constant, solver, K,
+                             progress, u0, loss_params, limit, *args)
     # (H, G, ...) -> (M, L, H, ...)
     errs, div, res = (np.moveaxis(to_host(x)[:, :G].reshape(H, M, L, *x.shape[2:]), 0, 2)
                       for x in (errs, div, res))
@@ -341,8 +347,9 @@ def _u0_summary(u0):
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8))
-def _kernel(loss, models, init, velocity, order, constant, solver, K, progress, u0, limit,
-            h, lam, a, N):
+def _kernel(loss_static, models, init, velocity, order, constant, solver, K, progress, u0,
+            loss_params, limit, h, lam, a, N):
+    loss = eqx.combine(loss_params, loss_static)
     fields = [vector_field(m, loss, order=order if m == "modified_flow" else 1, constant=constant)
               for m in models]
     dtype = _tree.dtype(u0)

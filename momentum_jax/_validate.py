@@ -54,6 +54,8 @@ def check_whole(name: str, value, *, low: int = 0):
 
 
 def loss_name(loss) -> str:
+    if isinstance(getattr(loss, "name", None), str):
+        return loss.name
     return getattr(loss, "__qualname__", None) or getattr(loss, "__name__", None) or repr(loss)
 
 

@@ -107,13 +107,13 @@ TOKENS = {
 }
 
 
-def _fake_kernel(loss, models, init, velocity, order, constant, solver, K, progress, u0, limit,
-                 h, lam, a, N):
+def _fake_kernel(loss, models, init, velocity, order, constant, solver, K, progress, u0,
+                 loss_params, limit, h, lam, a, N):
     """Stands in for the compiled kernel (tested on its own elsewhere): the property below is
     about argument handling, so every valid example must not pay for a compilation."""
-    P = h.shape[0]
-    return np.full((P, len(models)), 0.1) * np.asarray(h)[:, None], np.full(P, -1), \
-        np.zeros((P, len(models)), int)
+    H, G = h.shape
+    return np.full((H, G, len(models)), 0.1) * np.asarray(h)[..., None], np.full((H, G), -1), \
+        np.zeros((H, G, len(models)), int)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -71,7 +71,13 @@ def test_second_call_with_new_values_does_not_recompile():
     a = study(5.0, hs / 2, models=("gradient_flow", "hamiltonian"))  # other h, other step counts
     b = mj.convergence_study(paper_quadratic(5.0), U0, hs=hs, lams=[0.5], T=1.5,
                              models=("gradient_flow", "hamiltonian"))
+    # the loss's array leaves are traced too: another kappa shares the compilation
+    c = mj.convergence_study(paper_quadratic(17.0), U0, hs=hs, lams=[0.5], T=1.5,
+                             models=("gradient_flow", "hamiltonian"))
     assert compiled_versions(_kernel) == before
+    np.testing.assert_allclose(
+        c.errors["gradient_flow"][0, 0],
+        closed_form_errors(17.0, "hb", hs, "gradient_flow", lam=0.5, T=1.5), rtol=1e-6)
     assert not np.allclose(a.errors["gradient_flow"], b.errors["gradient_flow"])
 
 
