@@ -18,7 +18,7 @@ from ._iterate import step as step
 from ._losses import LossSpec as LossSpec
 from ._losses import get_loss as get_loss
 from ._losses import list_losses as list_losses
-from ._losses import register as register_loss
+from ._losses import register_loss as register_loss
 from ._manifold import contraction_factor as contraction_factor
 from ._manifold import distances_along as distances_along
 from ._manifold import manifold_distance as manifold_distance

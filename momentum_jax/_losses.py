@@ -38,6 +38,10 @@ def register(name: str):
     return wrap
 
 
+register_loss = register
+"""Public name of `register`: `@register_loss("name")` adds a factory to the registry."""
+
+
 def get_loss(name: str, **options) -> LossSpec:
     """The registered loss `name` (see `list_losses()`), built with `options`."""
     try:

@@ -58,14 +58,21 @@ class SolverConfig:
 DEFAULT_SOLVER = SolverConfig()
 
 
+def _diffeqsolve(f, y0, t0, t1, args, config: SolverConfig, *, saveat, max_steps):
+    """diffrax's `diffeqsolve` with this package's solver settings; never raises (the caller
+    reports `sol.result`); forward-mode adjoint, since nothing is differentiated through it."""
+    return diffrax.diffeqsolve(
+        diffrax.ODETerm(f), config.solver(), t0=t0, t1=t1, dt0=None, y0=y0, args=args,
+        saveat=saveat, stepsize_controller=config.controller(), max_steps=max_steps,
+        throw=False, adjoint=diffrax.ForwardMode(),
+    )
+
+
 def integrate(f, y0, t0, t1, ts, method: Momentum, config: SolverConfig = DEFAULT_SOLVER):
     """Integrate `y' = f(t, y, method)` from `t0` to `t1`, saving at `ts`; never raises: returns
     `(ys, result)` with diffrax's `RESULTS` code for the caller to report."""
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(f), config.solver(), t0=t0, t1=t1, dt0=None, y0=y0, args=method,
-        saveat=diffrax.SaveAt(ts=ts), stepsize_controller=config.controller(),
-        max_steps=config.max_steps, throw=False, adjoint=diffrax.ForwardMode(),
-    )
+    sol = _diffeqsolve(f, y0, t0, t1, method, config, saveat=diffrax.SaveAt(ts=ts),
+                       max_steps=config.max_steps)
     return sol.ys, sol.result
 
 
@@ -85,11 +92,9 @@ def integrate_dense(f, y0, t0, t1, ts, method: Momentum, config: SolverConfig = 
 
     def solve_window(state):
         t_cur, y, acc, res, k = state
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(f), config.solver(), t0=t_cur, t1=t1, dt0=None, y0=y, args=method,
-            saveat=diffrax.SaveAt(t1=True, dense=True), stepsize_controller=config.controller(),
-            max_steps=config.chunk_max_steps, throw=False, adjoint=diffrax.ForwardMode(),
-        )
+        sol = _diffeqsolve(f, y, t_cur, t1, method, config,
+                           saveat=diffrax.SaveAt(t1=True, dense=True),
+                           max_steps=config.chunk_max_steps)
         code = sol.result._value.astype(int_type)
         usable = (code == 0) | (code == max_steps_code)
         t_reach = jnp.where(code == 0, t1, sol.ts[-1])

@@ -34,12 +34,11 @@ from . import _tree
 from ._distributed import default_devices, pad_to, shard_grid, to_host
 from ._iterate import initial_state, is_bounded, step
 from ._methods import Momentum, method_from_name
-from ._models import MODELS, SECOND_ORDER, initial_state as model_state, position, vector_field
+from ._models import MODELS, initial_state as model_state, position, vector_field
 from ._results_io import as_float_array, dump_json, load_json, provenance
 from ._solve import DEFAULT_SOLVER, SolverConfig, check_model_args, integrate_dense
 from ._validate import (
     check_choice,
-    check_init,
     check_loss,
     check_range,
     check_u0,
@@ -240,10 +239,9 @@ def convergence_study(
     lams_np = np.asarray(lams, dtype=float).ravel()
     check_u0(u0)
     check_loss(loss, u0)
-    check_init(init, u0) if isinstance(init, str) else None
     check_choice("init", init, ("zero", "manifold"))
+    probe = method_from_name(methods[0], hs_np[0], lams_np[0])
     for model in models:
-        probe = method_from_name(methods[0], hs_np[0], lams_np[0])
         check_model_args(model, probe, velocity=hamiltonian_velocity,
                          order=order if model == "modified_flow" else 1, constant=constant)
 
@@ -254,8 +252,6 @@ def convergence_study(
     steps = np.floor(T / hs_np * (1 + 1e-12)).astype(np.int32)
     if np.any(steps < 1):
         raise ValueError(f"T={T} is shorter than the largest h={hs_np[0]}: no step fits in [0, T]")
-    for meth in methods:  # validates every (h, lam, a) value, naming the parameter
-        method_from_name(meth, hs_np, lams_np[:, None])
 
     state_size = sum(np.size(leaf) for leaf in jax.tree.leaves(u0))
     devices = list(devices) if devices is not None else default_devices()
