@@ -50,24 +50,29 @@ def model_trajectory(model, q, u0, h, lam, a, ts):
     lbar = 1.0 / (1.0 - lam)
     alpha = (1.0 + lam - 2.0 * a * (1.0 - lam)) / 2.0
     if model == "gradient_flow":  # u' = -lbar grad Phi
+
         def f(t, u):
             return -lbar * q * u
+
         y0 = u0
     elif model == "modified_flow":  # u' = -lbar grad(Phi + h c |grad Phi|^2)
         c = alpha / (2.0 * (1.0 - lam) ** 2)
+
         def f(t, u):
             return -lbar * (q * u + 2.0 * h * c * q * q * u)
+
         y0 = u0
     elif model == "hamiltonian":  # h alpha u'' + (1 - lam) u' = -grad Phi, Taylor-matched u'(0)
         coef = (2 * alpha - 1) / (2 * alpha - 1 + lam)
+
         def f(t, y):
             u, v = y[:d], y[d:]
             return np.concatenate([v, -(q * u + (1.0 - lam) * v) / (h * alpha)])
+
         y0 = np.concatenate([u0, -coef * q * u0])
     else:
         raise ValueError(f"model={model!r} is not one of {MODELS}")
-    sol = solve_ivp(f, (0.0, float(ts[-1])), y0, method="DOP853", t_eval=ts,
-                    rtol=RTOL, atol=ATOL)
+    sol = solve_ivp(f, (0.0, float(ts[-1])), y0, method="DOP853", t_eval=ts, rtol=RTOL, atol=ATOL)
     if not sol.success:
         raise RuntimeError(f"solve_ivp failed for model={model!r}, h={h}: {sol.message}")
     return sol.y[:d].T

@@ -69,14 +69,17 @@ def measure(dim, order=3, repeats=10, method=None):
         return modified_field(_Bound(data), u, method, order)
 
     rows = {}
-    for name, fn, args in (("gradient", gradient, (u, data)),
-                           ("field", field, (u, data, method))):
+    for name, fn, args in (("gradient", gradient, (u, data)), ("field", field, (u, data, method))):
         start = time.perf_counter()
         compiled = fn.lower(*args).compile()
         compile_s = time.perf_counter() - start
         mem = compiled.memory_analysis()
-        rows[name] = dict(time=_median_time(compiled, args, repeats), compile=compile_s,
-                          temp=mem.temp_size_in_bytes, out=mem.output_size_in_bytes)
+        rows[name] = dict(
+            time=_median_time(compiled, args, repeats),
+            compile=compile_s,
+            temp=mem.temp_size_in_bytes,
+            out=mem.output_size_in_bytes,
+        )
     return rows
 
 
@@ -93,18 +96,24 @@ class _Bound:
 
 
 def main(*, dims=(10, 10_000), order=3, repeats=10):
-    print(f"order-{order} modified field vs one gradient; HB h=0.01 lam=0.9; "
-          f"loss: logistic + double well, m={NUM_EXAMPLES}; CPU: {jax.devices()[0].device_kind}")
-    header = ("| d | gradient time | field time | ratio | gradient temp | field temp | "
-              "field compile |")
+    print(
+        f"order-{order} modified field vs one gradient; HB h=0.01 lam=0.9; "
+        f"loss: logistic + double well, m={NUM_EXAMPLES}; CPU: {jax.devices()[0].device_kind}"
+    )
+    header = (
+        "| d | gradient time | field time | ratio | gradient temp | field temp | field compile |"
+    )
     print(header)
     print("|---|---|---|---|---|---|---|")
     for dim in dims:
         rows = measure(dim, order=order, repeats=repeats)
         g, f = rows["gradient"], rows["field"]
-        print(f"| {dim} | {g['time'] * 1e6:.1f} us | {f['time'] * 1e6:.1f} us | "
-              f"{f['time'] / g['time']:.0f}x | {g['temp'] / 1e3:.1f} kB | "
-              f"{f['temp'] / 1e3:.1f} kB | {f['compile']:.1f} s |", flush=True)
+        print(
+            f"| {dim} | {g['time'] * 1e6:.1f} us | {f['time'] * 1e6:.1f} us | "
+            f"{f['time'] / g['time']:.0f}x | {g['temp'] / 1e3:.1f} kB | "
+            f"{f['temp'] / 1e3:.1f} kB | {f['compile']:.1f} s |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,19 @@ def _one_model(loss, model, config: SolverConfig, velocity, block, u0, limit, h,
     ss = solver.init(term, 0.0, tnext, y0, meth)
     zero = jnp.zeros((), jnp.result_type(h))
     s0 = initial_state(loss, u0, meth, "zero", 1)
-    carry = (zero, tnext, y0, ss, cs, s0, jnp.int32(1), zero, jnp.int32(-1), jnp.int32(0),
-             jnp.int32(0))
+    carry = (
+        zero,
+        tnext,
+        y0,
+        ss,
+        cs,
+        s0,
+        jnp.int32(1),
+        zero,
+        jnp.int32(-1),
+        jnp.int32(0),
+        jnp.int32(0),
+    )
 
     def cond(c):
         n, k, res = c[6], c[9], c[10]
@@ -86,8 +97,7 @@ def _one_model(loss, model, config: SolverConfig, velocity, block, u0, limit, h,
         def compare_block(ic):  # `block` steps per loop iteration, masked past the ODE step
             return jax.lax.scan(compare_one, ic, None, length=block, unroll=True)[0]
 
-        s, n, err, div = jax.lax.while_loop(lambda ic: due(ic[1]), compare_block,
-                                            (s, n, err, div))
+        s, n, err, div = jax.lax.while_loop(lambda ic: due(ic[1]), compare_block, (s, n, err, div))
         y, ss = jax.tree.map(lambda new, old: jnp.where(keep, new, old), (y1, ss1), (y, ss))
         res = jnp.where(r1._value != 0, r1._value, r2._value).astype(jnp.int32)
         return t_new, jnp.minimum(tn_new, T), y, ss, cs, s, n, err, div, k + 1, res
@@ -105,8 +115,9 @@ def kernel(family, models, config, velocity, block, u0, limit, theta, h, lam, a,
 
     def point(theta, h, lam, a, N):
         loss = partial(family, theta)
-        outs = [_one_model(loss, m, config, velocity, block, u0, limit, h, lam, a, N)
-                for m in models]
+        outs = [
+            _one_model(loss, m, config, velocity, block, u0, limit, h, lam, a, N) for m in models
+        ]
         return (jnp.stack([o[0] for o in outs]), outs[0][1], jnp.stack([o[2] for o in outs]))
 
     return jax.vmap(point)(theta, h, lam, a, N)
@@ -140,30 +151,55 @@ def errors(loss, u0, *, hs, lams, T, thetas=None, **kw):
     return _errors(loss, jnp.asarray(thetas), u0, hs=hs, lams=lams, T=T, **kw)
 
 
-def _errors(family, thetas, u0, *, hs, lams, methods=("hb", "nag"),
-            models=("gradient_flow", "hamiltonian", "modified_flow"), T, velocity="taylor",
-            divergence_limit=1e8, group_by_h=True, block=1,
-            config: SolverConfig = DEFAULT_SOLVER):
+def _errors(
+    family,
+    thetas,
+    u0,
+    *,
+    hs,
+    lams,
+    methods=("hb", "nag"),
+    models=("gradient_flow", "hamiltonian", "modified_flow"),
+    T,
+    velocity="taylor",
+    divergence_limit=1e8,
+    group_by_h=True,
+    block=1,
+    config: SolverConfig = DEFAULT_SOLVER,
+):
     hs, lams = np.asarray(hs, float), np.asarray(lams, float)
     K, M, L, H = thetas.shape[0], len(methods), len(lams), len(hs)
     shape = (K, M, L, H)
     gk = np.broadcast_to(np.arange(K)[:, None, None, None], shape).reshape(-1)
     gh = np.broadcast_to(hs, shape).reshape(-1)
     gl = np.broadcast_to(lams[:, None], shape).reshape(-1)
-    ga = np.broadcast_to(np.stack([lams if m == "nag" else 0 * lams for m in methods])[:, :, None],
-                         shape).reshape(-1)
+    ga = np.broadcast_to(
+        np.stack([lams if m == "nag" else 0 * lams for m in methods])[:, :, None], shape
+    ).reshape(-1)
     N = np.broadcast_to(np.floor(T / hs * (1 + 1e-12)).astype(np.int32), shape).reshape(-1)
     limit = divergence_limit * max(1.0, float(np.linalg.norm(np.asarray(u0))))
     # one group per (theta, h): lanes of one group take the same discrete steps and similar ODE
     # steps, so the nested loops do not wait in lockstep (see the module's docstring)
-    groups = ([np.flatnonzero((gh == h) & (gk == k)) for k in range(K) for h in hs]
-              if group_by_h else [np.arange(gh.size)])
+    groups = (
+        [np.flatnonzero((gh == h) & (gk == k)) for k in range(K) for h in hs]
+        if group_by_h
+        else [np.arange(gh.size)]
+    )
     e = np.empty((gh.size, len(models)))
     d = np.empty(gh.size, int)
     r = np.empty((gh.size, len(models)), int)
     for idx in groups:
-        out = kernel(family, tuple(models), config, velocity, block, u0, limit, thetas[gk[idx]],
-                     *(jnp.asarray(x[idx]) for x in (gh, gl, ga, N)))
+        out = kernel(
+            family,
+            tuple(models),
+            config,
+            velocity,
+            block,
+            u0,
+            limit,
+            thetas[gk[idx]],
+            *(jnp.asarray(x[idx]) for x in (gh, gl, ga, N)),
+        )
         e[idx], d[idx], r[idx] = (np.asarray(x) for x in out)
     bad = (d[:, None] >= 0) | (r != 0)
     e = np.where(bad, np.nan, e)

@@ -67,8 +67,13 @@ MODELS = ("gradient_flow", "hamiltonian", "modified_flow")
 METHODS = ("hb", "nag")
 U0 = (1.0, 1.0)
 
-TARGETS = {"a_vs_b": 100.0, "a_vs_c": 10.0, "compile_s": 15.0, "peak_fraction": 0.30,
-           "memory_gb": 2.0}
+TARGETS = {
+    "a_vs_b": 100.0,
+    "a_vs_c": 10.0,
+    "compile_s": 15.0,
+    "peak_fraction": 0.30,
+    "memory_gb": 2.0,
+}
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -101,9 +106,14 @@ def machine() -> dict:
         cores = int(fields.get("CPU(s)", cores))
     except (OSError, subprocess.CalledProcessError, ValueError):
         pass
-    return {"cpu": model, "cores": cores, "load_average": os.getloadavg(),
-            "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    return {
+        "cpu": model,
+        "cores": cores,
+        "load_average": os.getloadavg(),
+        "jax": jax.__version__,
+        "devices": [str(d) for d in jax.devices()],
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
 
 
 def steps_of(hs) -> np.ndarray:
@@ -141,8 +151,9 @@ def engine(hs, kappas=KAPPAS):
     u0 = jnp.asarray(U0)
     out = {}
     for kappa in kappas:
-        st = mj.convergence_study(paper_quadratic(kappa), u0, hs=hs, lams=[LAM], T=T,
-                                  methods=METHODS, models=MODELS)
+        st = mj.convergence_study(
+            paper_quadratic(kappa), u0, hs=hs, lams=[LAM], T=T, methods=METHODS, models=MODELS
+        )
         out[kappa] = st
     return out
 
@@ -153,7 +164,8 @@ def bench_engine(hs, repeats):
     firsts, warm_walls, warm_cpus, studies = [], np.zeros(repeats), np.zeros(repeats), {}
     for kappa in KAPPAS:
         call = lambda k=kappa: mj.convergence_study(  # noqa: E731
-            paper_quadratic(k), u0, hs=hs, lams=[LAM], T=T, methods=METHODS, models=MODELS)
+            paper_quadratic(k), u0, hs=hs, lams=[LAM], T=T, methods=METHODS, models=MODELS
+        )
         st, first, walls, cpus = timed(call, repeats=repeats)
         studies[kappa] = st
         firsts.append(first)
@@ -162,9 +174,13 @@ def bench_engine(hs, repeats):
     warm = float(np.median(warm_walls))
     per_kappa_warm = warm / len(KAPPAS)
     compile_s = float(sum(f - per_kappa_warm for f in firsts))
-    return studies, {"warm_s": warm, "warm_cpu_s": float(np.median(warm_cpus)),
-                     "compile_s": compile_s, "first_calls_s": firsts,
-                     "repeats": [float(x) for x in warm_walls]}
+    return studies, {
+        "warm_s": warm,
+        "warm_cpu_s": float(np.median(warm_cpus)),
+        "compile_s": compile_s,
+        "first_calls_s": firsts,
+        "repeats": [float(x) for x in warm_walls],
+    }
 
 
 def bench_per_h(hs, repeats):
@@ -176,16 +192,29 @@ def bench_per_h(hs, repeats):
 
     def call():
         for kappa in KAPPAS:
-            sts = [mj.convergence_study(paper_quadratic(kappa), u0, hs=[h], lams=[LAM], T=T,
-                                        methods=METHODS, models=MODELS) for h in hs]
-            out[kappa] = {m: np.concatenate([st.errors[m] for st in sts], axis=-1)
-                          for m in MODELS}
+            sts = [
+                mj.convergence_study(
+                    paper_quadratic(kappa),
+                    u0,
+                    hs=[h],
+                    lams=[LAM],
+                    T=T,
+                    methods=METHODS,
+                    models=MODELS,
+                )
+                for h in hs
+            ]
+            out[kappa] = {m: np.concatenate([st.errors[m] for st in sts], axis=-1) for m in MODELS}
         return out
 
     _, first, walls, cpus = timed(call, repeats=repeats)
     warm = float(np.median(walls))
-    return out, {"warm_s": warm, "warm_cpu_s": float(np.median(cpus)), "compile_s": first - warm,
-                 "repeats": [float(x) for x in walls]}
+    return out, {
+        "warm_s": warm,
+        "warm_cpu_s": float(np.median(cpus)),
+        "compile_s": first - warm,
+        "repeats": [float(x) for x in walls],
+    }
 
 
 def bench_proposed(hs, repeats):
@@ -198,13 +227,19 @@ def bench_proposed(hs, repeats):
 
     qs = jnp.asarray([[k, 1.0] for k in KAPPAS])
     call = lambda: proposed_kernel.errors(  # noqa: E731
-        family, jnp.asarray(U0), hs=hs, lams=[LAM], T=T, thetas=qs, methods=METHODS,
-        models=MODELS)
+        family, jnp.asarray(U0), hs=hs, lams=[LAM], T=T, thetas=qs, methods=METHODS, models=MODELS
+    )
     out, first, walls, cpus = timed(call, repeats=repeats)
     warm = float(np.median(walls))
-    return ({k: {m: out[m][i] for m in MODELS} for i, k in enumerate(KAPPAS)},
-            {"warm_s": warm, "warm_cpu_s": float(np.median(cpus)), "compile_s": first - warm,
-             "repeats": [float(x) for x in walls]})
+    return (
+        {k: {m: out[m][i] for m in MODELS} for i, k in enumerate(KAPPAS)},
+        {
+            "warm_s": warm,
+            "warm_cpu_s": float(np.median(cpus)),
+            "compile_s": first - warm,
+            "repeats": [float(x) for x in walls],
+        },
+    )
 
 
 def engine_peak_memory(quick: bool) -> float:
@@ -226,10 +261,16 @@ def _memory_probe(quick: bool):
 
 
 def bench_baseline(hs, repeats):
-    out, _, walls, cpus = timed(lambda: baseline_numpy.fig2_grid(KAPPAS, hs, lam=LAM, T=T),
-                                repeats=repeats, include_first=True)
-    return out, {"warm_s": float(np.median(walls)), "warm_cpu_s": float(np.median(cpus)),
-                 "repeats": walls}
+    out, _, walls, cpus = timed(
+        lambda: baseline_numpy.fig2_grid(KAPPAS, hs, lam=LAM, T=T),
+        repeats=repeats,
+        include_first=True,
+    )
+    return out, {
+        "warm_s": float(np.median(walls)),
+        "warm_cpu_s": float(np.median(cpus)),
+        "repeats": walls,
+    }
 
 
 def max_relative_difference(studies, base) -> float:
@@ -281,9 +322,13 @@ def bench_optax(hs_subset, repeats):
         block(step(p, opt.init(p)))
     compile_s = time.perf_counter() - t
     _, _, walls, cpus = timed(run_all, repeats=repeats)
-    return {"subset_s": float(np.median(walls)), "subset_cpu_s": float(np.median(cpus)),
-            "compile_s": compile_s, "subset_steps": int(sum(n for *_, n in steps)),
-            "configurations": len(steps)}
+    return {
+        "subset_s": float(np.median(walls)),
+        "subset_cpu_s": float(np.median(cpus)),
+        "compile_s": compile_s,
+        "subset_steps": int(sum(n for *_, n in steps)),
+        "configurations": len(steps),
+    }
 
 
 def bench_torch(hs_subset, repeats):
@@ -308,8 +353,11 @@ def bench_torch(hs_subset, repeats):
             torch.stack(traj)
 
     _, _, walls, cpus = timed(run_all, repeats=repeats)
-    return {"subset_s": float(np.median(walls)), "subset_cpu_s": float(np.median(cpus)),
-            "subset_steps": int(sum(steps_of([h])[0] for *_, h in configs))}
+    return {
+        "subset_s": float(np.median(walls)),
+        "subset_cpu_s": float(np.median(cpus)),
+        "subset_steps": int(sum(steps_of([h])[0] for *_, h in configs)),
+    }
 
 
 # ----------------------------------------------------------------------------- (e) sweeps
@@ -350,10 +398,17 @@ def bench_sweep(name, steps, repeats):
     configs = int(np.size(method.h))
     flops = iteration_flops(spec, method) * steps
     cpu = float(np.median(cpus))
-    return {"configurations": configs, "steps": steps, "warm_s": warm, "warm_cpu_s": cpu,
-            "compile_s": first - warm, "grad_evals_per_s": configs * steps / warm,
-            "gflops": flops / warm / 1e9, "gflop_per_cpu_s": flops / cpu / 1e9,
-            "flops_per_iteration": flops / steps}
+    return {
+        "configurations": configs,
+        "steps": steps,
+        "warm_s": warm,
+        "warm_cpu_s": cpu,
+        "compile_s": first - warm,
+        "grad_evals_per_s": configs * steps / warm,
+        "gflops": flops / warm / 1e9,
+        "gflop_per_cpu_s": flops / cpu / 1e9,
+        "flops_per_iteration": flops / steps,
+    }
 
 
 # ----------------------------------------------------------------------------- main
@@ -367,16 +422,31 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="reduced grid and sweeps (smoke run)")
     p.add_argument("--repeats", type=int, default=None, help="warm repeats (default 3; quick 1)")
-    p.add_argument("--optax-max-exp", type=int, default=None,
-                   help="(c)/(d) are timed on h >= 2^-E and scaled (default 12; quick 8)")
-    p.add_argument("--baseline-max-exp", type=int, default=None,
-                   help="(b) is timed on h >= 2^-E and scaled (default: the full grid)")
-    p.add_argument("--sweep-steps", type=int, default=None,
-                   help="(e) steps of the dense-quadratic sweep (default 10^4; quick 200)")
-    p.add_argument("--digits-steps", type=int, default=None,
-                   help="(e) steps of the digits sweep (default 500; quick 20)")
-    p.add_argument("--skip", default="",
-                   help="rows to skip, comma-separated: a',a*,b,c,d,e,mem")
+    p.add_argument(
+        "--optax-max-exp",
+        type=int,
+        default=None,
+        help="(c)/(d) are timed on h >= 2^-E and scaled (default 12; quick 8)",
+    )
+    p.add_argument(
+        "--baseline-max-exp",
+        type=int,
+        default=None,
+        help="(b) is timed on h >= 2^-E and scaled (default: the full grid)",
+    )
+    p.add_argument(
+        "--sweep-steps",
+        type=int,
+        default=None,
+        help="(e) steps of the dense-quadratic sweep (default 10^4; quick 200)",
+    )
+    p.add_argument(
+        "--digits-steps",
+        type=int,
+        default=None,
+        help="(e) steps of the digits sweep (default 500; quick 20)",
+    )
+    p.add_argument("--skip", default="", help="rows to skip, comma-separated: a',a*,b,c,d,e,mem")
     p.add_argument("--json", default=None, help="write all numbers to this JSON file")
     p.add_argument("--engine-memory-probe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -394,79 +464,148 @@ def main(argv=None):
     digits_steps = args.digits_steps or (20 if quick else 500)
     skip = set(filter(None, args.skip.split(",")))
     info = machine()
-    res = {"machine": info, "grid": {"kappas": KAPPAS, "hs_exponents": [4, int(-np.log2(hs[-1]))],
-                                     "lam": LAM, "T": T, "models": MODELS, "methods": METHODS,
-                                     "discrete_steps": full_steps}}
-    print(f"# {info['date']}  {info['cpu']}, {info['cores']} CPUs, load {info['load_average']}, "
-          f"jax {info['jax']}, devices {info['devices']}", flush=True)
-    print(f"# grid: kappa {KAPPAS}, HB+NAG, lam {LAM}, h 2^-4..2^-{int(-np.log2(hs[-1]))}, T {T}, "
-          f"models {MODELS}; {full_steps} discrete steps in all", flush=True)
+    res = {
+        "machine": info,
+        "grid": {
+            "kappas": KAPPAS,
+            "hs_exponents": [4, int(-np.log2(hs[-1]))],
+            "lam": LAM,
+            "T": T,
+            "models": MODELS,
+            "methods": METHODS,
+            "discrete_steps": full_steps,
+        },
+    }
+    print(
+        f"# {info['date']}  {info['cpu']}, {info['cores']} CPUs, load {info['load_average']}, "
+        f"jax {info['jax']}, devices {info['devices']}",
+        flush=True,
+    )
+    print(
+        f"# grid: kappa {KAPPAS}, HB+NAG, lam {LAM}, h 2^-4..2^-{int(-np.log2(hs[-1]))}, T {T}, "
+        f"models {MODELS}; {full_steps} discrete steps in all",
+        flush=True,
+    )
 
     rows = []  # (name, scope, compile s, warm s (full grid), cpu s (full grid))
     studies, a = bench_engine(hs, repeats)
     a["peak_memory_gb"] = None if "mem" in skip else engine_peak_memory(quick)
     res["a"] = a
-    rows.append(("(a) convergence_study", "full grid, measured", a["compile_s"], a["warm_s"],
-                 a["warm_cpu_s"]))
-    print(f"(a) warm {a['warm_s']:.3f} s, compile {a['compile_s']:.2f} s, "
-          f"peak memory {a['peak_memory_gb']} GB", flush=True)
+    rows.append(
+        (
+            "(a) convergence_study",
+            "full grid, measured",
+            a["compile_s"],
+            a["warm_s"],
+            a["warm_cpu_s"],
+        )
+    )
+    print(
+        f"(a) warm {a['warm_s']:.3f} s, compile {a['compile_s']:.2f} s, "
+        f"peak memory {a['peak_memory_gb']} GB",
+        flush=True,
+    )
 
     if "a'" not in skip:
         per_h, a1 = bench_per_h(hs, repeats)
         a1["max_rel_diff_vs_a"] = max(
             float(np.nanmax(np.abs(per_h[k][m] / studies[k].errors[m] - 1)))
-            for k in KAPPAS for m in MODELS)
+            for k in KAPPAS
+            for m in MODELS
+        )
         res["a_per_h"] = a1
-        rows.append(("(a') convergence_study once per h", "full grid, measured",
-                     a1["compile_s"], a1["warm_s"], a1["warm_cpu_s"]))
-        print(f"(a') warm {a1['warm_s']:.3f} s, compile {a1['compile_s']:.2f} s; errors agree "
-              f"with (a) to {a1['max_rel_diff_vs_a']:.1e} (relative)", flush=True)
+        rows.append(
+            (
+                "(a') convergence_study once per h",
+                "full grid, measured",
+                a1["compile_s"],
+                a1["warm_s"],
+                a1["warm_cpu_s"],
+            )
+        )
+        print(
+            f"(a') warm {a1['warm_s']:.3f} s, compile {a1['compile_s']:.2f} s; errors agree "
+            f"with (a) to {a1['max_rel_diff_vs_a']:.1e} (relative)",
+            flush=True,
+        )
 
     if "a*" not in skip:
         prop, a2 = bench_proposed(hs, repeats)
         a2["max_rel_diff_vs_a"] = max(
             float(np.nanmax(np.abs(prop[k][m] / studies[k].errors[m] - 1)))
-            for k in KAPPAS for m in MODELS)
+            for k in KAPPAS
+            for m in MODELS
+        )
         res["a_proposed"] = a2
-        rows.append(("(a*) proposed streaming kernel", "full grid, measured", a2["compile_s"],
-                     a2["warm_s"], a2["warm_cpu_s"]))
-        print(f"(a*) warm {a2['warm_s']:.3f} s, compile {a2['compile_s']:.2f} s; errors agree "
-              f"with (a) to {a2['max_rel_diff_vs_a']:.1e} (relative)", flush=True)
+        rows.append(
+            (
+                "(a*) proposed streaming kernel",
+                "full grid, measured",
+                a2["compile_s"],
+                a2["warm_s"],
+                a2["warm_cpu_s"],
+            )
+        )
+        print(
+            f"(a*) warm {a2['warm_s']:.3f} s, compile {a2['compile_s']:.2f} s; errors agree "
+            f"with (a) to {a2['max_rel_diff_vs_a']:.1e} (relative)",
+            flush=True,
+        )
 
     if "b" not in skip:
         sub = hs[hs >= 2.0**-base_exp]
         base, b = bench_baseline(sub, repeats)
         scale = full_steps / (n_cfg * steps_of(sub).sum())
-        b.update(scale=float(scale), full_s=b["warm_s"] * scale, full_cpu_s=b["warm_cpu_s"] * scale,
-                 max_rel_diff_vs_a=max_relative_difference(
-                     {k: _restrict(st, len(sub)) for k, st in studies.items()}, base))
+        b.update(
+            scale=float(scale),
+            full_s=b["warm_s"] * scale,
+            full_cpu_s=b["warm_cpu_s"] * scale,
+            max_rel_diff_vs_a=max_relative_difference(
+                {k: _restrict(st, len(sub)) for k, st in studies.items()}, base
+            ),
+        )
         res["b"] = b
         how = "full grid, measured" if scale == 1 else f"h>=2^-{base_exp}, x{scale:.3g} steps"
         rows.append(("(b) NumPy loop + solve_ivp", how, None, b["full_s"], b["full_cpu_s"]))
-        print(f"(b) {b['warm_s']:.2f} s measured; errors agree with (a) to "
-              f"{b['max_rel_diff_vs_a']:.1e} (relative)", flush=True)
+        print(
+            f"(b) {b['warm_s']:.2f} s measured; errors agree with (a) to "
+            f"{b['max_rel_diff_vs_a']:.1e} (relative)",
+            flush=True,
+        )
 
     sub = hs[hs >= 2.0**-optax_exp]
     scale = full_steps / (n_cfg * steps_of(sub).sum())
     scope = f"h>=2^-{optax_exp}, x{scale:.3g} steps"
     if "c" not in skip:
         c = bench_optax(sub, repeats)
-        c.update(scale=float(scale), full_s=c["subset_s"] * scale,
-                 full_cpu_s=c["subset_cpu_s"] * scale)
+        c.update(
+            scale=float(scale), full_s=c["subset_s"] * scale, full_cpu_s=c["subset_cpu_s"] * scale
+        )
         res["c"] = c
-        rows.append(("(c) optax.sgd, jit step, Python loop", scope, c["compile_s"], c["full_s"],
-                     c["full_cpu_s"]))
+        rows.append(
+            (
+                "(c) optax.sgd, jit step, Python loop",
+                scope,
+                c["compile_s"],
+                c["full_s"],
+                c["full_cpu_s"],
+            )
+        )
         print(f"(c) {c['subset_s']:.2f} s on {c['subset_steps']} steps", flush=True)
     if "d" not in skip:
         d = bench_torch(sub, repeats)
         res["d"] = d
         if d is None:
             print("(d) skipped: torch is not installed", flush=True)
-            rows.append(("(d) torch.optim.SGD (CPU)", "skipped: torch not installed",
-                         None, None, None))
+            rows.append(
+                ("(d) torch.optim.SGD (CPU)", "skipped: torch not installed", None, None, None)
+            )
         else:
-            d.update(scale=float(scale), full_s=d["subset_s"] * scale,
-                     full_cpu_s=d["subset_cpu_s"] * scale)
+            d.update(
+                scale=float(scale),
+                full_s=d["subset_s"] * scale,
+                full_cpu_s=d["subset_cpu_s"] * scale,
+            )
             rows.append(("(d) torch.optim.SGD (CPU)", scope, None, d["full_s"], d["full_cpu_s"]))
 
     if "e" not in skip:
@@ -477,10 +616,20 @@ def main(argv=None):
             e["fraction_of_peak"] = e["gflops"] / peak["gflops"]
             e["fraction_of_peak_cpu"] = e["gflop_per_cpu_s"] / peak["gflop_per_cpu_s"]
             res[f"e_{name}"] = e
-            rows.append((f"(e) sweep {name}", f"{e['configurations']} configs x {n} steps",
-                         e["compile_s"], e["warm_s"], e["warm_cpu_s"]))
-            print(f"(e) {name}: {e['grad_evals_per_s']:.3g} grad/s, {e['gflops']:.1f} GFLOP/s "
-                  f"= {100 * e['fraction_of_peak']:.0f}% of float64 matmul peak", flush=True)
+            rows.append(
+                (
+                    f"(e) sweep {name}",
+                    f"{e['configurations']} configs x {n} steps",
+                    e["compile_s"],
+                    e["warm_s"],
+                    e["warm_cpu_s"],
+                )
+            )
+            print(
+                f"(e) {name}: {e['grad_evals_per_s']:.3g} grad/s, {e['gflops']:.1f} GFLOP/s "
+                f"= {100 * e['fraction_of_peak']:.0f}% of float64 matmul peak",
+                flush=True,
+            )
         res["peak_float32"] = matmul_peak(jnp.float32)
 
     print()
@@ -496,15 +645,21 @@ def main(argv=None):
 def table(rows, res) -> str:
     ta = res["a"]["warm_s"]
     tp = res.get("a_proposed", {}).get("warm_s")
-    lines = [f"{'benchmark':38} {'scope':34} {'compile s':>9} {'warm s':>8} {'cpu s':>8} "
-             f"{'t/t(a)':>7} {'t/t(a*)':>7}"]
+    lines = [
+        f"{'benchmark':38} {'scope':34} {'compile s':>9} {'warm s':>8} {'cpu s':>8} "
+        f"{'t/t(a)':>7} {'t/t(a*)':>7}"
+    ]
     for name, scope, comp, warm, cpu in rows:
         ra = "-" if warm is None or name.startswith("(e)") else f"{warm / ta:.3g}"
         rp = "-" if warm is None or tp is None or name.startswith("(e)") else f"{warm / tp:.3g}"
-        lines.append(f"{name:38} {scope:34} {fmt_s(comp):>9} {fmt_s(warm):>8} {fmt_s(cpu):>8} "
-                     f"{ra:>7} {rp:>7}")
-    lines.append("warm s: median wall-clock time for the full grid (scaled where the scope says "
-                 "so); cpu s: CPU time of the process; t/t(a) > 1: (a) is that many times faster")
+        lines.append(
+            f"{name:38} {scope:34} {fmt_s(comp):>9} {fmt_s(warm):>8} {fmt_s(cpu):>8} "
+            f"{ra:>7} {rp:>7}"
+        )
+    lines.append(
+        "warm s: median wall-clock time for the full grid (scaled where the scope says "
+        "so); cpu s: CPU time of the process; t/t(a) > 1: (a) is that many times faster"
+    )
     for name in ("dense_quadratic", "digits_logistic"):
         e = res.get(f"e_{name}")
         if e:
@@ -512,7 +667,8 @@ def table(rows, res) -> str:
                 f"(e) {name}: {e['grad_evals_per_s']:.3g} gradient evaluations/s, "
                 f"{e['gflops']:.1f} GFLOP/s = {100 * e['fraction_of_peak']:.0f}% of the float64 "
                 f"matmul peak ({e['peak_float64']['gflops']:.1f} GFLOP/s) measured beside it; per "
-                f"CPU-second {100 * e['fraction_of_peak_cpu']:.0f}%")
+                f"CPU-second {100 * e['fraction_of_peak_cpu']:.0f}%"
+            )
     if "peak_float32" in res:
         lines.append(f"float32 matmul peak: {res['peak_float32']['gflops']:.1f} GFLOP/s")
     return "\n".join(lines)
@@ -541,22 +697,33 @@ def targets_report(res) -> str:
         line("(a) >= 10x faster than (c)", r >= TARGETS["a_vs_c"], f"{r:.3g}x")
     line("(a) compile <= 15 s", a["compile_s"] <= TARGETS["compile_s"], f"{a['compile_s']:.1f} s")
     if a.get("peak_memory_gb") is not None:
-        line("(a) peak memory < 2 GB", a["peak_memory_gb"] < TARGETS["memory_gb"],
-             f"{a['peak_memory_gb']:.2f} GB")
+        line(
+            "(a) peak memory < 2 GB",
+            a["peak_memory_gb"] < TARGETS["memory_gb"],
+            f"{a['peak_memory_gb']:.2f} GB",
+        )
     p = res.get("a_proposed")
     if p:
-        for key, label, target in (("b", "(a*) >= 100x faster than (b)", TARGETS["a_vs_b"]),
-                                   ("c", "(a*) >= 10x faster than (c)", TARGETS["a_vs_c"])):
+        for key, label, target in (
+            ("b", "(a*) >= 100x faster than (b)", TARGETS["a_vs_b"]),
+            ("c", "(a*) >= 10x faster than (c)", TARGETS["a_vs_c"]),
+        ):
             if key in res:
                 r = res[key]["full_s"] / p["warm_s"]
                 line(label, r >= target, f"{r:.3g}x")
-        line("(a*) compile <= 15 s", p["compile_s"] <= TARGETS["compile_s"],
-             f"{p['compile_s']:.1f} s")
+        line(
+            "(a*) compile <= 15 s",
+            p["compile_s"] <= TARGETS["compile_s"],
+            f"{p['compile_s']:.1f} s",
+        )
     e = res.get("e_dense_quadratic")
     if e:
         frac = e["fraction_of_peak"]
-        line("(e) dense quadratic >= 30% of matmul peak", frac >= TARGETS["peak_fraction"],
-             f"{100 * frac:.0f}%")
+        line(
+            "(e) dense quadratic >= 30% of matmul peak",
+            frac >= TARGETS["peak_fraction"],
+            f"{100 * frac:.0f}%",
+        )
     return "\n".join(lines)
 
 

@@ -9,9 +9,18 @@ from momentum_jax._plotting import COLORS, METHOD_LABELS, new_figure, rate_panel
 from momentum_jax._reproduce import run_experiment, script_main
 
 NAME = "fig2_rates"
-DESCRIPTION = "Delta(h) = log2(E(h)/E(h/2)) for HB/NAG against the rescaled gradient flow; tends to 1."
-CONFIG = {"kappas": [5.0, 10.0, 20.0], "lam": 0.9, "T": 2.0, "h_exponents": [4, 17],
-          "model": "gradient_flow", "init": "zero", "velocity": "taylor"}
+DESCRIPTION = (
+    "Delta(h) = log2(E(h)/E(h/2)) for HB/NAG against the rescaled gradient flow; tends to 1."
+)
+CONFIG = {
+    "kappas": [5.0, 10.0, 20.0],
+    "lam": 0.9,
+    "T": 2.0,
+    "h_exponents": [4, 17],
+    "model": "gradient_flow",
+    "init": "zero",
+    "velocity": "taylor",
+}
 QUICK = {"h_exponents": [4, 12]}
 CLAIM = "paper: tends to 1"
 
@@ -21,18 +30,37 @@ def compute(config, ctx):
     hs = 2.0 ** -np.arange(lo, hi + 1)
     model = config["model"]
     errors, rates, diverged = rate_grid(
-        config["kappas"], hs, lam=config["lam"], T=config["T"], models=(model,),
-        init=config["init"], velocity=config["velocity"],
-        progress=ctx.progress(len(config["kappas"]), "kappa"))
-    last = {f"kappa={k:g}": {m: float(rates[model][j, i, -1]) for i, m in enumerate(("hb", "nag"))}
-            for j, k in enumerate(config["kappas"])}
+        config["kappas"],
+        hs,
+        lam=config["lam"],
+        T=config["T"],
+        models=(model,),
+        init=config["init"],
+        velocity=config["velocity"],
+        progress=ctx.progress(len(config["kappas"]), "kappa"),
+    )
+    last = {
+        f"kappa={k:g}": {m: float(rates[model][j, i, -1]) for i, m in enumerate(("hb", "nag"))}
+        for j, k in enumerate(config["kappas"])
+    }
     d = last[f"kappa={config['kappas'][0]:g}"]
-    headline = (f"Delta(2^-{hi - 1}) for kappa={config['kappas'][0]:g}: HB {d['hb']:.3f}, "
-                f"NAG {d['nag']:.3f}; {CLAIM}")
-    return {"arrays": {"hs": hs, "rates": rates[model], "errors": errors[model],
-                       "diverged_at": diverged},
-            "summary": {"delta_at_smallest_h": last, "h_of_delta": f"2^-{hi - 1}",
-                        "headline": headline}}
+    headline = (
+        f"Delta(2^-{hi - 1}) for kappa={config['kappas'][0]:g}: HB {d['hb']:.3f}, "
+        f"NAG {d['nag']:.3f}; {CLAIM}"
+    )
+    return {
+        "arrays": {
+            "hs": hs,
+            "rates": rates[model],
+            "errors": errors[model],
+            "diverged_at": diverged,
+        },
+        "summary": {
+            "delta_at_smallest_h": last,
+            "h_of_delta": f"2^-{hi - 1}",
+            "headline": headline,
+        },
+    }
 
 
 def plot(data, config, path, title="rescaled gradient flow"):

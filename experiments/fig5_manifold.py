@@ -9,8 +9,10 @@ from momentum_jax._plotting import COLORS, METHOD_LABELS, new_figure, save_figur
 from momentum_jax._reproduce import run_experiment, script_main
 
 NAME = "fig5_manifold"
-DESCRIPTION = ("HB/NAG started off the manifold (v_0 = 0) at h = 2^-6: u_n, w_n for kappa = "
-               "5, 10, 20 and |e_n| (eq. 34) for kappa = 20 under the geometric bound.")
+DESCRIPTION = (
+    "HB/NAG started off the manifold (v_0 = 0) at h = 2^-6: u_n, w_n for kappa = "
+    "5, 10, 20 and |e_n| (eq. 34) for kappa = 20 under the geometric bound."
+)
 CONFIG = {"kappas": [5.0, 10.0, 20.0], "lam": 0.9, "h_exponent": 6, "steps": 128}
 QUICK = {}
 
@@ -27,18 +29,24 @@ def compute(config, ctx):
         n = np.arange(e.size)
         # envelope decay per step over the second half (after the initial transient)
         half = e.size // 2
-        factors[meth] = float((e[half:].max() / e[: half].max()) ** (1 / half))
+        factors[meth] = float((e[half:].max() / e[:half].max()) ** (1 / half))
         arrays[f"bound_{i}"] = e[0] * lam**n
         arrays[f"sqrt_bound_{i}"] = e[0] * np.sqrt(lam) ** n
     kappa = config["kappas"][-1]
-    note = (f"h kappa = {h * kappa:.3g} exceeds (1 - sqrt(lam))^2 = {(1 - np.sqrt(lam))**2:.2g}: "
-            "HB's off-manifold roots are then complex with modulus sqrt(lam), so |e_n| oscillates "
-            "under a sqrt(lam)^n envelope; Thm 5's (lam + O(h^2))^n is the small-h regime")
-    headline = (f"|e_n| envelope per step (kappa=20): HB {factors['hb']:.3f} "
-                f"(sqrt(lam) = {np.sqrt(lam):.3f}), NAG {factors['nag']:.3f}; "
-                "paper: |e_n| <= (lam + h^2 lam delta)^n |e_0|")
-    return {"arrays": arrays, "summary": {"envelope_factor": factors, "note": note,
-                                          "headline": headline}}
+    note = (
+        f"h kappa = {h * kappa:.3g} exceeds (1 - sqrt(lam))^2 = {(1 - np.sqrt(lam)) ** 2:.2g}: "
+        "HB's off-manifold roots are then complex with modulus sqrt(lam), so |e_n| oscillates "
+        "under a sqrt(lam)^n envelope; Thm 5's (lam + O(h^2))^n is the small-h regime"
+    )
+    headline = (
+        f"|e_n| envelope per step (kappa=20): HB {factors['hb']:.3f} "
+        f"(sqrt(lam) = {np.sqrt(lam):.3f}), NAG {factors['nag']:.3f}; "
+        "paper: |e_n| <= (lam + h^2 lam delta)^n |e_0|"
+    )
+    return {
+        "arrays": arrays,
+        "summary": {"envelope_factor": factors, "note": note, "headline": headline},
+    }
 
 
 def plot(data, config, path):
@@ -53,19 +61,28 @@ def plot(data, config, path):
         e = a[f"e_{i}_k{len(config['kappas']) - 1}"]
         t = np.arange(e.size) * h
         axes[i, 2].semilogy(t, e, color="C0", lw=0.9, label="$|e_n|$")
-        axes[i, 2].semilogy(t, a[f"bound_{i}"], "--", color="C3", lw=0.9,
-                            label=r"$\lambda^n |e_0|$")
-        axes[i, 2].semilogy(t, a[f"sqrt_bound_{i}"], ":", color="C2", lw=0.9,
-                            label=r"$\lambda^{n/2} |e_0|$")
-        for col, (title, xl, yl) in enumerate([("$u_n$", "$u_1$", "$u_2$"),
-                                               ("$w_n$ (eq. 15)", "$w_1$", "$w_2$"),
-                                               (r"$|e_n|$, $\kappa=20$", "$t = nh$", "")]):
+        axes[i, 2].semilogy(
+            t, a[f"bound_{i}"], "--", color="C3", lw=0.9, label=r"$\lambda^n |e_0|$"
+        )
+        axes[i, 2].semilogy(
+            t, a[f"sqrt_bound_{i}"], ":", color="C2", lw=0.9, label=r"$\lambda^{n/2} |e_0|$"
+        )
+        for col, (title, xl, yl) in enumerate(
+            [
+                ("$u_n$", "$u_1$", "$u_2$"),
+                ("$w_n$ (eq. 15)", "$w_1$", "$w_2$"),
+                (r"$|e_n|$, $\kappa=20$", "$t = nh$", ""),
+            ]
+        ):
             axes[i, col].set_title(f"{METHOD_LABELS[meth]}: {title}", fontsize=9)
             axes[i, col].set_xlabel(xl)
             axes[i, col].set_ylabel(yl)
             axes[i, col].legend(fontsize=6)
-    fig.suptitle(rf"Fig 5: invariant manifold, $h=2^{{-{config['h_exponent']}}}$, "
-                 r"$\lambda=0.9$, $u_0=(1,1)$, $v_0=0$", fontsize=10)
+    fig.suptitle(
+        rf"Fig 5: invariant manifold, $h=2^{{-{config['h_exponent']}}}$, "
+        r"$\lambda=0.9$, $u_0=(1,1)$, $v_0=0$",
+        fontsize=10,
+    )
     save_figure(fig, path)
 
 

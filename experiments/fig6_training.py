@@ -10,15 +10,32 @@ from momentum_jax._reproduce import run_experiment
 from momentum_jax._training import section5_problem, train_over_h
 
 NAME = "fig6_training"
-DESCRIPTION = ("Final training error of GD at rate h/(1-lam), HB, NAG, Wilson, HB-mu, NAG-mu "
-               "(autoencoder, batch 200, no shuffling) against h, beside the paper's table.")
-CONFIG = {"lam": 0.9, "mu": 1.0, "h_exponents": [0, 6], "epochs": 500, "batch_size": 200,
-          "seed": 0, "curve_h_exponent": 1, "mnist_dtype": "float32", "mnist_limit": None,
-          "schemes": ["gd", "hb", "nag", "wilson", "hb_mu", "nag_mu"]}
+DESCRIPTION = (
+    "Final training error of GD at rate h/(1-lam), HB, NAG, Wilson, HB-mu, NAG-mu "
+    "(autoencoder, batch 200, no shuffling) against h, beside the paper's table."
+)
+CONFIG = {
+    "lam": 0.9,
+    "mu": 1.0,
+    "h_exponents": [0, 6],
+    "epochs": 500,
+    "batch_size": 200,
+    "seed": 0,
+    "curve_h_exponent": 1,
+    "mnist_dtype": "float32",
+    "mnist_limit": None,
+    "schemes": ["gd", "hb", "nag", "wilson", "hb_mu", "nag_mu"],
+}
 QUICK = {"epochs": 30}
 
-LABELS = {"gd": "GD (rate h/(1-λ))", "hb": "HB", "nag": "NAG", "wilson": "Wilson",
-          "hb_mu": "HB-μ", "nag_mu": "NAG-μ"}
+LABELS = {
+    "gd": "GD (rate h/(1-λ))",
+    "hb": "HB",
+    "nag": "NAG",
+    "wilson": "Wilson",
+    "hb_mu": "HB-μ",
+    "nag_mu": "NAG-μ",
+}
 STYLES = {"gd": "-", "hb": "-", "nag": "-", "wilson": "--", "hb_mu": "--", "nag_mu": "--"}
 MOMENTUM, VANISHING = ("gd", "hb", "nag"), ("wilson", "hb_mu", "nag_mu")
 
@@ -40,8 +57,12 @@ def h_label(e):
 
 def problem(config, ctx):
     mnist_dir = ctx.options.get("mnist_dir")
-    return section5_problem(mnist_dir, seed=config["seed"], limit=config["mnist_limit"],
-                            dtype=config["mnist_dtype"] if mnist_dir else None), mnist_dir
+    return section5_problem(
+        mnist_dir,
+        seed=config["seed"],
+        limit=config["mnist_limit"],
+        dtype=config["mnist_dtype"] if mnist_dir else None,
+    ), mnist_dir
 
 
 def compute(config, ctx):
@@ -49,53 +70,90 @@ def compute(config, ctx):
     lo, hi = config["h_exponents"]
     exps = list(range(lo, hi + 1))
     hs = 2.0 ** -np.array(exps, dtype=float)
-    keys = ("lam", "mu", "h_exponents", "epochs", "batch_size", "seed", "mnist_dtype",
-            "mnist_limit")
+    keys = (
+        "lam",
+        "mu",
+        "h_exponents",
+        "epochs",
+        "batch_size",
+        "seed",
+        "mnist_dtype",
+        "mnist_limit",
+    )
     shared = {k: config[k] for k in keys} | {"data": prob.description, "mnist_dir": mnist_dir}
     arrays = {"hs": hs}
     for scheme in ctx.progress_iter(config["schemes"], "schemes"):
+
         def run(scheme=scheme):
-            r = train_over_h(scheme, prob.params0, prob.data, hs, epochs=config["epochs"],
-                             batch_size=config["batch_size"], lam=config["lam"], mu=config["mu"])
-            return {"arrays": {"losses": np.asarray(r.losses),
-                               "diverged_at": np.asarray(r.diverged_at)}}
+            r = train_over_h(
+                scheme,
+                prob.params0,
+                prob.data,
+                hs,
+                epochs=config["epochs"],
+                batch_size=config["batch_size"],
+                lam=config["lam"],
+                mu=config["mu"],
+            )
+            return {
+                "arrays": {"losses": np.asarray(r.losses), "diverged_at": np.asarray(r.diverged_at)}
+            }
 
         part = ctx.cached(scheme, shared | {"scheme": scheme}, run)["arrays"]
         arrays[f"{scheme}/losses"] = part["losses"]
         arrays[f"{scheme}/diverged_at"] = part["diverged_at"]
 
-    ours = {s: [None if d > 0 else float(v) for v, d in
-                zip(arrays[f"{s}/losses"][:, -1], arrays[f"{s}/diverged_at"])]
-            for s in config["schemes"]}
-    diverged = {s: [h_label(e) for e, d in zip(exps, arrays[f"{s}/diverged_at"]) if d > 0]
-                for s in config["schemes"]}
+    ours = {
+        s: [
+            None if d > 0 else float(v)
+            for v, d in zip(arrays[f"{s}/losses"][:, -1], arrays[f"{s}/diverged_at"])
+        ]
+        for s in config["schemes"]
+    }
+    diverged = {
+        s: [h_label(e) for e, d in zip(exps, arrays[f"{s}/diverged_at"]) if d > 0]
+        for s in config["schemes"]
+    }
     flags = qualitative(ours, exps)
     paper_flags = qualitative(PAPER_TABLE, PAPER_EXPONENTS)
     holds = flags["hb_nag_track_gd"] and flags["momentum_beats_vanishing_friction"]
     gd = arrays["gd/losses"][0]
-    gd_big_h = {"h": h_label(exps[0]), "diverged": bool(arrays["gd/diverged_at"][0] > 0),
-                "diverged_epoch": int(arrays["gd/diverged_at"][0]),
-                "error_after_epoch_1": float(gd[1]) if gd.size > 1 else None,
-                "final_error": ours["gd"][0]}
+    gd_big_h = {
+        "h": h_label(exps[0]),
+        "diverged": bool(arrays["gd/diverged_at"][0] > 0),
+        "diverged_epoch": int(arrays["gd/diverged_at"][0]),
+        "error_after_epoch_1": float(gd[1]) if gd.size > 1 else None,
+        "final_error": ours["gd"][0],
+    }
     verdict = [
         f"HB/NAG closer to GD than any vanishing-friction scheme at h in "
         f"{flags['hb_nag_track_gd_h'] or 'none'}",
         f"GD, HB and NAG all below Wilson, HB-mu and NAG-mu at h in "
         f"{flags['momentum_beats_vanishing_friction_h'] or 'none'}",
         f"lowest error at h={h_label(exps[0])}: {flags['best_at_largest_h']}",
-        (f"GD at h={h_label(exps[0])} (rate {hs[0] / (1 - config['lam']):g}) diverged in epoch "
-         f"{gd_big_h['diverged_epoch']}" if gd_big_h["diverged"] else
-         f"GD at h={h_label(exps[0])} (rate {hs[0] / (1 - config['lam']):g}) stays bounded: "
-         f"error {gd_big_h['error_after_epoch_1']:.3g} after epoch 1, "
-         f"{gd_big_h['final_error']:.3g} at the end"),
+        (
+            f"GD at h={h_label(exps[0])} (rate {hs[0] / (1 - config['lam']):g}) diverged in epoch "
+            f"{gd_big_h['diverged_epoch']}"
+            if gd_big_h["diverged"]
+            else f"GD at h={h_label(exps[0])} (rate {hs[0] / (1 - config['lam']):g}) stays bounded: "
+            f"error {gd_big_h['error_after_epoch_1']:.3g} after epoch 1, "
+            f"{gd_big_h['final_error']:.3g} at the end"
+        ),
     ]
     summary = {
-        "dataset": prob.dataset, "data": prob.description, "h": [h_label(e) for e in exps],
-        "final_training_error": ours, "diverged": diverged,
+        "dataset": prob.dataset,
+        "data": prob.description,
+        "h": [h_label(e) for e in exps],
+        "final_training_error": ours,
+        "diverged": diverged,
         "diverged_epoch": {s: arrays[f"{s}/diverged_at"].tolist() for s in config["schemes"]},
-        "paper_h": [h_label(e) for e in PAPER_EXPONENTS], "paper_final_training_error": PAPER_TABLE,
-        "qualitative": flags, "paper_qualitative": paper_flags, "paper_result_holds": holds,
-        "gd_at_largest_h": gd_big_h, "verdict": "; ".join(verdict),
+        "paper_h": [h_label(e) for e in PAPER_EXPONENTS],
+        "paper_final_training_error": PAPER_TABLE,
+        "qualitative": flags,
+        "paper_qualitative": paper_flags,
+        "paper_result_holds": holds,
+        "gd_at_largest_h": gd_big_h,
+        "verdict": "; ".join(verdict),
     }
     n = len(exps)
     summary["headline"] = (
@@ -104,12 +162,14 @@ def compute(config, ctx):
         f"{len(flags['momentum_beats_vanishing_friction_h'])}/{n} h, NAG best at "
         f"h={h_label(exps[0])}: {flags['nag_best_at_largest_h']}, GD at h={h_label(exps[0])} "
         + ("diverges" if gd_big_h["diverged"] else f"bounded (error {ours['gd'][0]:.3g})")
-        + " (paper: all h, all h, True, blows up)")
+        + " (paper: all h, all h, True, blows up)"
+    )
     return {"arrays": arrays, "summary": summary}
 
 
 def qualitative(table, exps):
     """The paper's claims, checked on a table `{scheme: [final error or None (diverged)]}`."""
+
     def val(s, i):
         v = table[s][i]
         return np.nan if v is None else v
@@ -133,7 +193,8 @@ def qualitative(table, exps):
         "hb_nag_track_gd_h": [h_label(exps[i]) for i, t in zip(gd_ok, track) if t],
         "hb_nag_max_relative_difference_to_gd": float(worst_rel),
         "hb_nag_relative_difference_to_gd_at_smallest_h": float(
-            max(abs(val(s, -1) - val("gd", -1)) for s in ("hb", "nag")) / val("gd", -1)),
+            max(abs(val(s, -1) - val("gd", -1)) for s in ("hb", "nag")) / val("gd", -1)
+        ),
         "momentum_beats_vanishing_friction": all(beat),
         "momentum_beats_vanishing_friction_per_h": beat,
         "momentum_beats_vanishing_friction_h": [h_label(e) for e, b in zip(exps, beat) if b],
@@ -153,11 +214,24 @@ def _errors_panel(ax, exps, table, title):
         ax.plot(x, y, marker="o", ms=3, ls=STYLES[s], color=COLORS[k], label=LABELS[s])
         bad = ~np.isfinite(y)
         if np.any(bad):
-            ax.plot(x[bad], np.full(bad.sum(), top * 1.08), "x", color="k", ms=8, mew=2,
-                    label="diverged" if first else None)
+            ax.plot(
+                x[bad],
+                np.full(bad.sum(), top * 1.08),
+                "x",
+                color="k",
+                ms=8,
+                mew=2,
+                label="diverged" if first else None,
+            )
             for xi in x[bad]:
-                ax.annotate(f"{LABELS[s].split()[0]} diverged", (xi, top * 1.08), fontsize=6,
-                            xytext=(4, -10), textcoords="offset points", color="k")
+                ax.annotate(
+                    f"{LABELS[s].split()[0]} diverged",
+                    (xi, top * 1.08),
+                    fontsize=6,
+                    xytext=(4, -10),
+                    textcoords="offset points",
+                    color="k",
+                )
             first = False
     ax.set_xlabel(r"$-\log_2 h$")
     ax.set_ylabel("final training error")
@@ -170,10 +244,18 @@ def plot(data, config, path):
     lo, hi = config["h_exponents"]
     exps = list(range(lo, hi + 1))
     fig, axes = new_figure(1, 3, width=4.4, height=3.6)
-    _errors_panel(axes[0, 0], exps, summary["final_training_error"],
-                  f"ours: {summary['dataset']}, {config['epochs']} epochs")
-    _errors_panel(axes[0, 1], PAPER_EXPONENTS, summary["paper_final_training_error"],
-                  "paper (MNIST, 500 epochs), published table")
+    _errors_panel(
+        axes[0, 0],
+        exps,
+        summary["final_training_error"],
+        f"ours: {summary['dataset']}, {config['epochs']} epochs",
+    )
+    _errors_panel(
+        axes[0, 1],
+        PAPER_EXPONENTS,
+        summary["paper_final_training_error"],
+        "paper (MNIST, 500 epochs), published table",
+    )
     ax = axes[0, 2]
     e = config["curve_h_exponent"]
     i = exps.index(e) if e in exps else 0
@@ -189,11 +271,13 @@ def plot(data, config, path):
     ax.set_title(f"ours: training curves at h = {h_label(exps[i])}", fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
     q, n = summary["qualitative"], len(exps)
-    fig.suptitle(f"Fig 6 on {summary['data']}, batch {config['batch_size']}, no shuffling.  "
-                 f"HB/NAG track GD at {len(q['hb_nag_track_gd_h'])}/{n} h; GD/HB/NAG beat "
-                 f"Wilson/HB-μ/NAG-μ at {len(q['momentum_beats_vanishing_friction_h'])}/{n} h; "
-                 f"best at h={h_label(exps[0])}: {LABELS[q['best_at_largest_h']].split()[0]}",
-                 fontsize=9)
+    fig.suptitle(
+        f"Fig 6 on {summary['data']}, batch {config['batch_size']}, no shuffling.  "
+        f"HB/NAG track GD at {len(q['hb_nag_track_gd_h'])}/{n} h; GD/HB/NAG beat "
+        f"Wilson/HB-μ/NAG-μ at {len(q['momentum_beats_vanishing_friction_h'])}/{n} h; "
+        f"best at h={h_label(exps[0])}: {LABELS[q['best_at_largest_h']].split()[0]}",
+        fontsize=9,
+    )
     save_figure(fig, path)
 
 

@@ -9,8 +9,10 @@ from momentum_jax._plotting import COLORS, METHOD_LABELS, new_figure, rate_panel
 from momentum_jax._reproduce import run_experiment, script_main
 
 NAME = "fig8_modified_constant"
-DESCRIPTION = ("Modified-loss flow from the manifold start: order 2 with the corrected constant "
-               "c = alpha/(2(1-lam)^2), order 1 with the paper's printed Thm 6 constant.")
+DESCRIPTION = (
+    "Modified-loss flow from the manifold start: order 2 with the corrected constant "
+    "c = alpha/(2(1-lam)^2), order 1 with the paper's printed Thm 6 constant."
+)
 CONFIG = {"kappas": [5.0, 10.0, 20.0], "lam": 0.9, "T": 2.0, "h_exponents": [4, 17]}
 QUICK = {"h_exponents": [4, 13]}
 
@@ -20,18 +22,29 @@ def compute(config, ctx):
     hs = 2.0 ** -np.arange(lo, hi + 1)
     arrays, last = {"hs": hs}, {}
     for constant in ("corrected", "printed"):
-        errors, rates, _ = rate_grid(config["kappas"], hs, lam=config["lam"], T=config["T"],
-                                     models=("modified_flow",), init="manifold",
-                                     constant=constant,
-                                     progress=ctx.progress(len(config["kappas"]), constant))
+        errors, rates, _ = rate_grid(
+            config["kappas"],
+            hs,
+            lam=config["lam"],
+            T=config["T"],
+            models=("modified_flow",),
+            init="manifold",
+            constant=constant,
+            progress=ctx.progress(len(config["kappas"]), constant),
+        )
         arrays[f"rates_{constant}"] = rates["modified_flow"]
         arrays[f"errors_{constant}"] = errors["modified_flow"]
-        last[constant] = {f"kappa={k:g} {m}": float(rates["modified_flow"][j, i, -1])
-                          for j, k in enumerate(config["kappas"]) for i, m in enumerate(("hb", "nag"))}
+        last[constant] = {
+            f"kappa={k:g} {m}": float(rates["modified_flow"][j, i, -1])
+            for j, k in enumerate(config["kappas"])
+            for i, m in enumerate(("hb", "nag"))
+        }
     c, p = last["corrected"], last["printed"]
-    headline = (f"Delta(2^-{hi - 1}): corrected {min(c.values()):.2f}-{max(c.values()):.2f}, "
-                f"printed {min(p.values()):.2f}-{max(p.values()):.2f}; "
-                "THEORY §4.1: 2 with the corrected constant, 1 with the printed one")
+    headline = (
+        f"Delta(2^-{hi - 1}): corrected {min(c.values()):.2f}-{max(c.values()):.2f}, "
+        f"printed {min(p.values()):.2f}-{max(p.values()):.2f}; "
+        "THEORY §4.1: 2 with the corrected constant, 1 with the printed one"
+    )
     return {"arrays": arrays, "summary": {"delta_at_smallest_h": last, "headline": headline}}
 
 
@@ -41,10 +54,21 @@ def plot(data, config, path):
     for i, method in enumerate(("hb", "nag")):
         ax = axes[0, i]
         for j, kappa in enumerate(config["kappas"]):
-            rate_panel(ax, a["hs"], a["rates_corrected"][j, i], color=COLORS[j],
-                       label=rf"corrected, $\kappa={kappa:g}$")
-            rate_panel(ax, a["hs"], a["rates_printed"][j, i], color=COLORS[j], marker="s",
-                       label=rf"printed, $\kappa={kappa:g}$")
+            rate_panel(
+                ax,
+                a["hs"],
+                a["rates_corrected"][j, i],
+                color=COLORS[j],
+                label=rf"corrected, $\kappa={kappa:g}$",
+            )
+            rate_panel(
+                ax,
+                a["hs"],
+                a["rates_printed"][j, i],
+                color=COLORS[j],
+                marker="s",
+                label=rf"printed, $\kappa={kappa:g}$",
+            )
             ax.lines[-1].set_linestyle(":")
         for level in (1.0, 2.0):
             ax.axhline(level, color="0.5", lw=0.8, ls="--")

@@ -16,8 +16,10 @@ from momentum_jax._plotting import (
 from momentum_jax._reproduce import run_experiment, script_main
 
 NAME = "fig9_hamiltonian_starts"
-DESCRIPTION = ("Damped-Hamiltonian model: error against h for u'(0) from eq. (12), from Taylor "
-               "matching, and on the invariant manifold (the only start with order 2).")
+DESCRIPTION = (
+    "Damped-Hamiltonian model: error against h for u'(0) from eq. (12), from Taylor "
+    "matching, and on the invariant manifold (the only start with order 2)."
+)
 CONFIG = {"kappas": [5.0, 10.0, 20.0], "lam": 0.9, "T": 2.0, "h_exponents": [4, 15]}
 QUICK = {"kappas": [10.0], "h_exponents": [4, 11]}
 STARTS = ("paper", "taylor", "manifold")
@@ -29,13 +31,22 @@ def compute(config, ctx):
     arrays, summary = {"hs": hs}, {"order_fit": {}, "error_ratio_taylor_over_paper": {}}
     for start in STARTS:
         errors, rates, _ = rate_grid(
-            config["kappas"], hs, lam=config["lam"], T=config["T"], models=("hamiltonian",),
-            init="manifold" if start == "manifold" else "zero", velocity=start,
-            progress=ctx.progress(len(config["kappas"]), start))
+            config["kappas"],
+            hs,
+            lam=config["lam"],
+            T=config["T"],
+            models=("hamiltonian",),
+            init="manifold" if start == "manifold" else "zero",
+            velocity=start,
+            progress=ctx.progress(len(config["kappas"]), start),
+        )
         arrays[f"errors_{start}"] = errors["hamiltonian"]
         e = errors["hamiltonian"]
-        fit = {f"kappa={k:g} {m}": float(np.polyfit(np.log(hs[-4:]), np.log(e[j, i, -4:]), 1)[0])
-               for j, k in enumerate(config["kappas"]) for i, m in enumerate(("hb", "nag"))}
+        fit = {
+            f"kappa={k:g} {m}": float(np.polyfit(np.log(hs[-4:]), np.log(e[j, i, -4:]), 1)[0])
+            for j, k in enumerate(config["kappas"])
+            for i, m in enumerate(("hb", "nag"))
+        }
         summary["order_fit"][start] = fit
     for j, k in enumerate(config["kappas"]):
         for i, m in enumerate(("hb", "nag")):
@@ -46,8 +57,12 @@ def compute(config, ctx):
     summary["headline"] = (
         "fitted orders: paper {:.2f}, taylor {:.2f}, manifold {:.2f} (HB, kappa={:g}); "
         "taylor/paper error at smallest h: HB {:.3f}, NAG {:.2f}; THEORY §4.2: 1, 1, 2".format(
-            *(o[s][f"kappa={config['kappas'][0]:g} hb"] for s in STARTS), config["kappas"][0],
-            r[f"kappa={config['kappas'][0]:g} hb"], r[f"kappa={config['kappas'][0]:g} nag"]))
+            *(o[s][f"kappa={config['kappas'][0]:g} hb"] for s in STARTS),
+            config["kappas"][0],
+            r[f"kappa={config['kappas'][0]:g} hb"],
+            r[f"kappa={config['kappas'][0]:g} nag"],
+        )
+    )
     return {"arrays": arrays, "summary": summary}
 
 

@@ -43,16 +43,25 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("study", help="a convergence study on any loss")
     s.add_argument("--loss", required=True, help="a registered loss or module:function")
-    s.add_argument("--loss-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="option of a registered loss, e.g. kappa=20 (repeatable)")
+    s.add_argument(
+        "--loss-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of a registered loss, e.g. kappa=20 (repeatable)",
+    )
     s.add_argument("--x0", default=None, help="start as comma-separated floats")
     s.add_argument("--method", default="hb,nag", help="comma-separated: hb, nag, gd")
     s.add_argument("--lam", default="0.9", help="comma-separated momenta in [0, 1)")
-    s.add_argument("--h", default="2^-4:2^-10",
-                   help="A:B for every power of two from A down to B, or a comma list")
+    s.add_argument(
+        "--h",
+        default="2^-4:2^-10",
+        help="A:B for every power of two from A down to B, or a comma list",
+    )
     s.add_argument("--T", default="2", help="time horizon > 0")
-    s.add_argument("--model", default="gradient_flow,hamiltonian,modified_flow",
-                   help="comma-separated models")
+    s.add_argument(
+        "--model", default="gradient_flow,hamiltonian,modified_flow", help="comma-separated models"
+    )
     s.add_argument("--init", default="zero", help="zero or manifold")
     s.add_argument("--velocity", default="taylor", help="taylor, paper or manifold")
     s.add_argument("--order", default="1", help="order of modified_flow (integer >= 0)")
@@ -101,7 +110,9 @@ def parse_hs(text: str) -> list[float]:
         try:
             a, b = (_number(x) for x in text.split(":", 1))
         except ValueError:
-            raise UsageError(f"--h expects A:B with powers of two, e.g. 2^-4:2^-12, got {text!r}") from None
+            raise UsageError(
+                f"--h expects A:B with powers of two, e.g. 2^-4:2^-12, got {text!r}"
+            ) from None
         if not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
             raise UsageError(f"--h bounds must be finite and > 0, got {text!r}")
         ea, eb = math.log2(a), math.log2(b)
@@ -117,7 +128,9 @@ def _choices(name: str, text: str, allowed) -> list[str]:
     items = [x.strip() for x in text.split(",") if x.strip()]
     bad = [x for x in items if x not in allowed]
     if bad or not items:
-        raise UsageError(f"--{name} got {','.join(bad) or repr(text)}; allowed: {', '.join(allowed)}")
+        raise UsageError(
+            f"--{name} got {','.join(bad) or repr(text)}; allowed: {', '.join(allowed)}"
+        )
     return items
 
 
@@ -146,16 +159,19 @@ def _load_loss(spec: str, loss_args: list[str], x0: str | None):
             raise UsageError("--x0 is required for a loss given as module:function")
         return fn, start
     if spec not in _REGISTRY:
-        raise UsageError(f"--loss {spec!r} is not registered; choose from "
-                         f"{', '.join(sorted(_REGISTRY))} or give module:function")
+        raise UsageError(
+            f"--loss {spec!r} is not registered; choose from "
+            f"{', '.join(sorted(_REGISTRY))} or give module:function"
+        )
     try:
         loss = get_loss(spec, **options)
     except TypeError as e:
         raise UsageError(f"--loss-arg not accepted by loss {spec!r}: {e}") from None
     u0 = loss.u0 if start is None else start
     if start is not None and jnp.shape(start) != jnp.shape(loss.u0):
-        raise UsageError(f"--x0 has {jnp.size(start)} values; loss {spec!r} takes "
-                         f"{jnp.size(loss.u0)}")
+        raise UsageError(
+            f"--x0 has {jnp.size(start)} values; loss {spec!r} takes {jnp.size(loss.u0)}"
+        )
     return loss.fn, u0
 
 
@@ -176,8 +192,18 @@ def _cmd_study(args) -> int:
     loss, u0 = _load_loss(args.loss, args.loss_arg, args.x0)
     try:
         study = convergence_study(
-            loss, u0, hs=hs, lams=lams, methods=methods, models=models, T=T, init=init,
-            hamiltonian_velocity=velocity, order=order, constant=constant, fit_points=fit_points,
+            loss,
+            u0,
+            hs=hs,
+            lams=lams,
+            methods=methods,
+            models=models,
+            T=T,
+            init=init,
+            hamiltonian_velocity=velocity,
+            order=order,
+            constant=constant,
+            fit_points=fit_points,
         )
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
@@ -207,8 +233,12 @@ def _cmd_reproduce(args) -> int:
     for name in names:
         module = _reproduce.load_module(name)
         summary = _reproduce.run_experiment(
-            module, quick=args.quick, out=args.out, cache_dir=args.cache,
-            progress=not args.no_progress, options={"mnist_dir": args.mnist_dir},
+            module,
+            quick=args.quick,
+            out=args.out,
+            cache_dir=args.cache,
+            progress=not args.no_progress,
+            options={"mnist_dir": args.mnist_dir},
         )
         print(f"{name}: {args.out}/{name}.png  {summary['summary'].get('headline', '')}".rstrip())
     return 0
@@ -229,8 +259,12 @@ def _glue_negative_values(argv):
     """`--x0 -1.2,1` -> `--x0=-1.2,1`, so that values starting with '-' are not taken for options."""
     out, i = [], 0
     while i < len(argv):
-        if argv[i] in _VALUE_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-") \
-                and argv[i + 1][1:2].isdigit() | (argv[i + 1][1:2] == "."):
+        if (
+            argv[i] in _VALUE_OPTIONS
+            and i + 1 < len(argv)
+            and argv[i + 1].startswith("-")
+            and argv[i + 1][1:2].isdigit() | (argv[i + 1][1:2] == ".")
+        ):
             out.append(f"{argv[i]}={argv[i + 1]}")
             i += 2
         else:

@@ -65,8 +65,11 @@ def continuous(q, u0, method, t, *, model, velocity="taylor", constant="correcte
         if velocity == "manifold":
             v0 = manifold_w0(q, u0, method)
         else:
-            coef = ((2 * inertia - 1) / (2 * inertia - 1 + lam) if velocity == "taylor"
-                    else (1 - 2 * inertia) / (2 * inertia - lam + 1))
+            coef = (
+                (2 * inertia - 1) / (2 * inertia - 1 + lam)
+                if velocity == "taylor"
+                else (1 - 2 * inertia) / (2 * inertia - lam + 1)
+            )
             v0 = -coef * q * u0
     else:
         v0 = np.asarray(velocity, float)

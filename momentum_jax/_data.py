@@ -95,7 +95,7 @@ def read_idx(path, *, ndim: int | None = None) -> np.ndarray:
             f"{path}: truncated header: {dims_count} dimensions need {header} header bytes, "
             f"the file has {len(raw)}"
         )
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims_count))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims_count))
     expected = header + int(np.prod(shape, dtype=np.int64))
     if len(raw) < expected:
         raise ValueError(

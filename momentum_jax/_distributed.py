@@ -51,8 +51,10 @@ def pad_to(arrays, multiple: int):
     (harmless work, dropped afterwards); returns `(padded, original_length)`."""
     n = np.shape(arrays[0])[0]
     n_pad = -(-n // multiple) * multiple
-    out = [np.concatenate([a, np.repeat(a[:1], n_pad - n, axis=0)]) if n_pad > n else a
-           for a in (np.asarray(x) for x in arrays)]
+    out = [
+        np.concatenate([a, np.repeat(a[:1], n_pad - n, axis=0)]) if n_pad > n else a
+        for a in (np.asarray(x) for x in arrays)
+    ]
     return out, n
 
 
@@ -80,8 +82,9 @@ def to_host(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def sweep_final(loss, u0: PyTree, method: Momentum, num_steps: int, *, init="zero",
-                order: int = 1, devices=None) -> FinalState:
+def sweep_final(
+    loss, u0: PyTree, method: Momentum, num_steps: int, *, init="zero", order: int = 1, devices=None
+) -> FinalState:
     """`iterate_final` for every point of a flat grid of hyperparameters, sharded over devices.
 
     `method`'s fields are 1-D arrays of one common length `P` (for example
@@ -91,8 +94,10 @@ def sweep_final(loss, u0: PyTree, method: Momentum, num_steps: int, *, init="zer
     length `P`, identical on every process.
     """
     if not isinstance(init, str):
-        raise TypeError("sweep_final takes init='zero' or 'manifold'; for an explicit w_0 per "
-                        "point, vmap iterate_final yourself")
+        raise TypeError(
+            "sweep_final takes init='zero' or 'manifold'; for an explicit w_0 per "
+            "point, vmap iterate_final yourself"
+        )
     method = method.broadcast()
     fields = [np.asarray(x, dtype=float).ravel() for x in (method.h, method.lam, method.a)]
     devices = default_devices() if devices is None else list(devices)
@@ -105,4 +110,5 @@ def sweep_final(loss, u0: PyTree, method: Momentum, num_steps: int, *, init="zer
 @partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _vmapped_final(loss, num_steps, init, order, u0, h, lam, a):
     return jax.vmap(lambda m: iterate_final(loss, u0, m, num_steps, init=init, order=order))(
-        Momentum(h, lam, a))
+        Momentum(h, lam, a)
+    )

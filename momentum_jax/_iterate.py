@@ -48,8 +48,15 @@ def initial_state(loss, u0, method: Momentum, init="zero", order: int = 1) -> Mo
 
 
 def iterate(
-    loss, u0: PyTree, method: Momentum, num_steps: int, *, init="zero", save_every: int = 1,
-    order: int = 1, return_velocity: bool = False,
+    loss,
+    u0: PyTree,
+    method: Momentum,
+    num_steps: int,
+    *,
+    init="zero",
+    save_every: int = 1,
+    order: int = 1,
+    return_velocity: bool = False,
 ):
     """Run `num_steps` steps of `method` on `loss` from `u0` and return the trajectory.
 
@@ -104,8 +111,9 @@ class FinalState(NamedTuple):
     """First step whose iterate is not finite or exceeds `DIVERGENCE_THRESHOLD`; -1 if none."""
 
 
-def iterate_final(loss, u0: PyTree, method: Momentum, num_steps: int, *, init="zero",
-                  order: int = 1) -> FinalState:
+def iterate_final(
+    loss, u0: PyTree, method: Momentum, num_steps: int, *, init="zero", order: int = 1
+) -> FinalState:
     """Like `iterate`, but keep only the final state and running reductions (the minimum loss
     and the step at which the run diverged), so memory does not grow with `num_steps`. After
     divergence the state is frozen at its last finite value. `jax.vmap` it over a `Momentum`

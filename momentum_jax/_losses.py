@@ -47,7 +47,9 @@ def get_loss(name: str, **options) -> LossSpec:
     try:
         factory = _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"loss={name!r} is not registered; choose from {sorted(_REGISTRY)}") from None
+        raise ValueError(
+            f"loss={name!r} is not registered; choose from {sorted(_REGISTRY)}"
+        ) from None
     return factory(**options)
 
 
@@ -103,7 +105,9 @@ def paper_quadratic(kappa: float = 10.0) -> DiagonalQuadratic:
 @register("quadratic")
 def _quadratic(kappa: float = 10.0) -> LossSpec:
     return LossSpec(
-        "quadratic", paper_quadratic(float(kappa)), jnp.array([1.0, 1.0]),
+        "quadratic",
+        paper_quadratic(float(kappa)),
+        jnp.array([1.0, 1.0]),
         f"paper's quadratic 1/2 <u, diag(kappa, 1) u>, kappa={kappa:g}, u0=(1, 1) (Figs 1-5)",
     )
 
@@ -119,7 +123,9 @@ def _dense_quadratic(dim: int = 10, condition: float = 100.0, seed: int = 0) -> 
         return 0.5 * u @ (A @ u)
 
     return LossSpec(
-        "dense_quadratic", dense_quadratic, jnp.ones(dim) / np.sqrt(dim),
+        "dense_quadratic",
+        dense_quadratic,
+        jnp.ones(dim) / np.sqrt(dim),
         f"1/2 u^T A u, dense A of dimension {dim} with condition number {condition:g}",
     )
 
@@ -131,8 +137,12 @@ def rosenbrock(u):
 
 @register("rosenbrock")
 def _rosenbrock() -> LossSpec:
-    return LossSpec("rosenbrock", rosenbrock, jnp.array([-1.2, 1.0]),
-                    "Rosenbrock's banana (1-x)^2 + 100 (y-x^2)^2, nonconvex, u0=(-1.2, 1)")
+    return LossSpec(
+        "rosenbrock",
+        rosenbrock,
+        jnp.array([-1.2, 1.0]),
+        "Rosenbrock's banana (1-x)^2 + 100 (y-x^2)^2, nonconvex, u0=(-1.2, 1)",
+    )
 
 
 def double_well(u):
@@ -142,8 +152,12 @@ def double_well(u):
 
 @register("double_well")
 def _double_well() -> LossSpec:
-    return LossSpec("double_well", double_well, jnp.array([0.3, 1.0]),
-                    "2-D nonconvex double well (x^2-1)^2/4 + y^2/2 + xy/4, u0=(0.3, 1)")
+    return LossSpec(
+        "double_well",
+        double_well,
+        jnp.array([0.3, 1.0]),
+        "2-D nonconvex double well (x^2-1)^2/4 + y^2/2 + xy/4, u0=(0.3, 1)",
+    )
 
 
 DIGITS_COUNT = 1797
@@ -154,8 +168,9 @@ def _check_digits_n(n):
     if n is None:
         return
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= DIGITS_COUNT:
-        raise ValueError(f"n={n!r} is outside the allowed range: None or an integer in "
-                         f"[1, {DIGITS_COUNT}]")
+        raise ValueError(
+            f"n={n!r} is outside the allowed range: None or an integer in [1, {DIGITS_COUNT}]"
+        )
 
 
 def _digits_subset(n: int | None):
@@ -185,7 +200,9 @@ def _digits_logistic(l2: float = 1e-4, n: int | None = None) -> LossSpec:
 
     u0 = {"W": jnp.zeros((64, 10)), "b": jnp.zeros(10)}
     return LossSpec(
-        "digits_logistic", digits_logistic, u0,
+        "digits_logistic",
+        digits_logistic,
+        u0,
         f"softmax regression on sklearn's 8x8 digits (mean cross-entropy + {l2:g}/2 |W|^2), "
         "params {'W': (64, 10), 'b': (10,)}, u0 = 0 (convex)",
     )
@@ -203,7 +220,9 @@ def _digits_autoencoder(sizes=DIGITS_SIZES, seed: int = 0, n: int | None = None)
         return jnp.mean(squared_error(params, jnp.asarray(x)))
 
     return LossSpec(
-        "digits_autoencoder", digits_autoencoder, init_autoencoder(sizes, seed),
+        "digits_autoencoder",
+        digits_autoencoder,
+        init_autoencoder(sizes, seed),
         f"autoencoder {'-'.join(map(str, sizes))} on sklearn's 8x8 digits (sigmoid units, linear "
         "code), mean over images of the squared error per image, Glorot start (nonconvex, §5)",
     )
@@ -228,8 +247,9 @@ def _least_squares_arrays(n: int, dim: int, seed: int, scales: tuple, sigma: flo
     return a, b
 
 
-def least_squares_data(n: int = 32, dim: int = 2, seed: int = 0, scales=(1.0, 0.8),
-                       sigma: float = 1.0):
+def least_squares_data(
+    n: int = 32, dim: int = 2, seed: int = 0, scales=(1.0, 0.8), sigma: float = 1.0
+):
     """A small synthetic regression data set `(a, b)`: `a_i ~ N(0, diag(scales)^2)` (`n x dim`),
     labels `b` chosen orthogonal to the columns of `a` with mean square `sigma^2`, so the
     least-squares loss `Phi(u) = (1/2n) sum_i (a_i . u - b_i)^2` has its minimiser exactly at
@@ -237,8 +257,9 @@ def least_squares_data(n: int = 32, dim: int = 2, seed: int = 0, scales=(1.0, 0.
     the minimum). Deterministic in `seed`; float64 NumPy arrays."""
     if n < dim + 1:
         raise ValueError(f"n={n} must exceed dim={dim} (labels need a nonzero residual)")
-    a, b = _least_squares_arrays(int(n), int(dim), int(seed),
-                                 tuple(float(s) for s in np.ravel(scales)), float(sigma))
+    a, b = _least_squares_arrays(
+        int(n), int(dim), int(seed), tuple(float(s) for s in np.ravel(scales)), float(sigma)
+    )
     return a.copy(), b.copy()
 
 
@@ -250,7 +271,9 @@ def _least_squares(n: int = 32, dim: int = 2, seed: int = 0, sigma: float = 1.0)
         return jnp.mean(least_squares_example(u, (a, b)))
 
     return LossSpec(
-        "least_squares", least_squares, jnp.ones(dim),
+        "least_squares",
+        least_squares,
+        jnp.ones(dim),
         f"linear least squares on {n} synthetic points in dimension {dim} (minimiser 0, residual "
         f"noise {sigma:g}); per-example form least_squares_example for mini-batches",
     )

@@ -32,21 +32,33 @@ def trajectories(kappas, hs, *, lam, T, model, velocity="paper", methods=("hb", 
                 m = method_from_name(meth, h, lam)
                 n = int(round(T / h))
                 d_k.append(np.asarray(iterate(loss, u0, m, n)))
-                c_k.append(np.asarray(solve(loss, u0, m, np.arange(n + 1) * h, model=model,
-                                            velocity=velocity)))
+                c_k.append(
+                    np.asarray(
+                        solve(loss, u0, m, np.arange(n + 1) * h, model=model, velocity=velocity)
+                    )
+                )
             d_m.append(d_k)
             c_m.append(c_k)
         disc.append(d_m)
         cont.append(c_m)
-    gaps = [[[float(np.max(np.linalg.norm(d - c, axis=1))) for d, c in zip(dk, ck)]
-             for dk, ck in zip(dm, cm)] for dm, cm in zip(disc, cont)]
+    gaps = [
+        [
+            [float(np.max(np.linalg.norm(d - c, axis=1))) for d, c in zip(dk, ck)]
+            for dk, ck in zip(dm, cm)
+        ]
+        for dm, cm in zip(disc, cont)
+    ]
     return disc, cont, np.array(gaps)
 
 
 def pack(nested) -> dict:
     """Flatten `[method][kappa][h] -> array` into `{"i_j_k": array}` for saving with NumPy."""
-    return {f"{i}_{j}_{k}": a for i, row in enumerate(nested) for j, col in enumerate(row)
-            for k, a in enumerate(col)}
+    return {
+        f"{i}_{j}_{k}": a
+        for i, row in enumerate(nested)
+        for j, col in enumerate(row)
+        for k, a in enumerate(col)
+    }
 
 
 def unpack(arrays: dict, prefix: str) -> dict:
@@ -54,30 +66,53 @@ def unpack(arrays: dict, prefix: str) -> dict:
     out = {}
     for key, value in arrays.items():
         if key.startswith(prefix):
-            i, j, k = map(int, key[len(prefix):].split("_"))
+            i, j, k = map(int, key[len(prefix) :].split("_"))
             out[(i, j, k)] = value
     return out
 
 
-def rate_grid(kappas, hs, *, lam, T, models, init="zero", velocity="taylor",
-              constant="corrected", methods=("hb", "nag"), progress=None):
+def rate_grid(
+    kappas,
+    hs,
+    *,
+    lam,
+    T,
+    models,
+    init="zero",
+    velocity="taylor",
+    constant="corrected",
+    methods=("hb", "nag"),
+    progress=None,
+):
     """`convergence_study` for each `kappa`: errors and rates stacked as
     `[kappa, method, h]` per model (Figs 2, 4, 8, 9)."""
     errors = {m: [] for m in models}
     rates = {m: [] for m in models}
     diverged = []
     for kappa in kappas:
-        st = convergence_study(paper_quadratic(float(kappa)), jnp.array(U0), hs=hs, lams=[lam],
-                               T=T, models=models, methods=methods, init=init,
-                               hamiltonian_velocity=velocity, constant=constant)
+        st = convergence_study(
+            paper_quadratic(float(kappa)),
+            jnp.array(U0),
+            hs=hs,
+            lams=[lam],
+            T=T,
+            models=models,
+            methods=methods,
+            init=init,
+            hamiltonian_velocity=velocity,
+            constant=constant,
+        )
         for m in models:
             errors[m].append(st.errors[m][:, 0])
             rates[m].append(st.rates[m][:, 0])
         diverged.append(st.diverged_at[:, 0])
         if progress is not None:
             progress.advance()
-    return ({m: np.array(v) for m, v in errors.items()}, {m: np.array(v) for m, v in rates.items()},
-            np.array(diverged))
+    return (
+        {m: np.array(v) for m, v in errors.items()},
+        {m: np.array(v) for m, v in rates.items()},
+        np.array(diverged),
+    )
 
 
 def manifold_run(kappa, h, *, lam, steps, methods=("hb", "nag")):

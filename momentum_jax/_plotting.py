@@ -14,8 +14,9 @@ COLORS = ["C0", "C1", "C2", "C3", "C4", "C5", "C6"]
 
 def new_figure(nrows=1, ncols=1, *, width=4.0, height=3.2, **kw):
     """A figure with a grid of axes sized per panel (inches)."""
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
-                             squeeze=False, **kw)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kw
+    )
     return fig, axes
 
 
@@ -38,8 +39,14 @@ def rate_panel(ax, hs, rates, *, label, color, valid=None, marker="o"):
     ok = np.isfinite(rates) if valid is None else (np.asarray(valid) & np.isfinite(rates))
     ax.plot(x[ok], rates[ok], marker=marker, ms=3, color=color, label=label)
     if np.any(~ok):
-        ax.plot(x[~ok], np.zeros(np.sum(~ok)), "x", color="red", ms=6,
-                label="diverged / failed" if label else None)
+        ax.plot(
+            x[~ok],
+            np.zeros(np.sum(~ok)),
+            "x",
+            color="red",
+            ms=6,
+            label="diverged / failed" if label else None,
+        )
     ax.set_xlabel(r"$-\log_2 h$")
     ax.set_ylabel(r"$\Delta(h)$")
 
@@ -76,12 +83,24 @@ def trajectory_grid(disc, cont, *, kappas, hs, methods, model_label, title):
             for k, h in enumerate(hs):
                 d, c = disc[(i, j, k)], cont[(i, j, k)]
                 exp = int(round(-np.log2(h)))
-                ax.plot(d[:, 0], d[:, 1], "--", color=COLORS[k], lw=0.9,
-                        label=f"{METHOD_LABELS[meth]} $h=2^{{-{exp}}}$")
+                ax.plot(
+                    d[:, 0],
+                    d[:, 1],
+                    "--",
+                    color=COLORS[k],
+                    lw=0.9,
+                    label=f"{METHOD_LABELS[meth]} $h=2^{{-{exp}}}$",
+                )
                 if k == 0 or model_label != "gradient flow":
-                    ax.plot(c[:, 0], c[:, 1], "-", color="k" if model_label == "gradient flow"
-                            else COLORS[k], lw=0.8, alpha=0.8,
-                            label=model_label if k == 0 else None)
+                    ax.plot(
+                        c[:, 0],
+                        c[:, 1],
+                        "-",
+                        color="k" if model_label == "gradient flow" else COLORS[k],
+                        lw=0.8,
+                        alpha=0.8,
+                        label=model_label if k == 0 else None,
+                    )
             ax.plot([1.0], [1.0], "k*", ms=6)
             ax.set_title(f"{METHOD_LABELS[meth]}: $\\kappa = {kappa:g}$", fontsize=9)
             ax.set_xlabel("$u_1$")

@@ -91,8 +91,11 @@ def code_fingerprint(name: str) -> str:
 
 
 def config_hash(name: str, config: dict) -> str:
-    blob = json.dumps({"name": name, "config": config, "code": code_fingerprint(name)},
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        {"name": name, "config": config, "code": code_fingerprint(name)},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -111,8 +114,7 @@ def load_arrays(path) -> dict:
 class Context:
     """What a figure's `compute` gets: the cache, progress reporting and the run options."""
 
-    def __init__(self, name: str, *, cache_dir: Path, quick: bool, progress: bool,
-                 options: dict):
+    def __init__(self, name: str, *, cache_dir: Path, quick: bool, progress: bool, options: dict):
         self.name, self.cache_dir, self.quick = name, Path(cache_dir), quick
         self.show_progress = progress
         self.options = options
@@ -136,13 +138,17 @@ class Context:
         summary_path = arrays_path.with_suffix(".json")
         if arrays_path.exists() and summary_path.exists():
             try:
-                return {"arrays": load_arrays(arrays_path),
-                        "summary": load_json(summary_path, kind="momentum_jax.cache")["summary"]}
+                return {
+                    "arrays": load_arrays(arrays_path),
+                    "summary": load_json(summary_path, kind="momentum_jax.cache")["summary"],
+                }
             except (ValueError, OSError) as e:
                 log(f"{self.name}: ignoring unreadable cache entry {arrays_path.name} ({e})")
         data = fn()
         save_arrays(arrays_path, data.get("arrays", {}))
-        dump_json(summary_path, {"format": "momentum_jax.cache", "summary": data.get("summary", {})})
+        dump_json(
+            summary_path, {"format": "momentum_jax.cache", "summary": data.get("summary", {})}
+        )
         return data
 
 
@@ -155,8 +161,16 @@ def remove_stale_temporaries(*folders):
                 tmp.unlink(missing_ok=True)
 
 
-def run_experiment(module: ModuleType, *, quick: bool = False, out="figures", cache_dir=None,
-                   progress: bool = True, options: dict | None = None, **overrides) -> dict:
+def run_experiment(
+    module: ModuleType,
+    *,
+    quick: bool = False,
+    out="figures",
+    cache_dir=None,
+    progress: bool = True,
+    options: dict | None = None,
+    **overrides,
+) -> dict:
     """Compute (or load from cache) and plot one figure; returns its summary.
 
     Writes `out/NAME.png` and `out/NAME.json` (the summary with configuration and provenance).
@@ -170,15 +184,20 @@ def run_experiment(module: ModuleType, *, quick: bool = False, out="figures", ca
     cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
     out = Path(out)
     remove_stale_temporaries(cache_dir, out)
-    ctx = Context(module.NAME, cache_dir=cache_dir, quick=quick, progress=progress,
-                  options=options)
+    ctx = Context(module.NAME, cache_dir=cache_dir, quick=quick, progress=progress, options=options)
     data = ctx.cached("result", config_for_hash, lambda: module.compute(config, ctx))
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{module.NAME}.png"
     with atomic_path(png) as tmp:
         module.plot(data, config, tmp)
-    summary = {"format": SUMMARY_FORMAT, "name": module.NAME, "description": module.DESCRIPTION,
-               "quick": quick, "config": config, "summary": data["summary"]} | provenance()
+    summary = {
+        "format": SUMMARY_FORMAT,
+        "name": module.NAME,
+        "description": module.DESCRIPTION,
+        "quick": quick,
+        "config": config,
+        "summary": data["summary"],
+    } | provenance()
     dump_json(out / f"{module.NAME}.json", summary)
     return summary
 
@@ -196,6 +215,7 @@ def script_main(module: ModuleType, argv=None):
     parser.add_argument("--out", default="figures")
     parser.add_argument("--mnist-dir", default=None)
     args = parser.parse_args(argv)
-    summary = run_experiment(module, quick=args.quick, out=args.out,
-                             options={"mnist_dir": args.mnist_dir})
+    summary = run_experiment(
+        module, quick=args.quick, out=args.out, options={"mnist_dir": args.mnist_dir}
+    )
     print(summary["summary"].get("headline", ""))

@@ -68,7 +68,9 @@ def load_json(path, *, kind: str) -> dict:
     except FileNotFoundError:
         raise
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a momentum_jax results file (corrupted or truncated: {e})") from None
+        raise ValueError(
+            f"{path}: not a momentum_jax results file (corrupted or truncated: {e})"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != kind:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{path}: not a {kind!r} file (format field is {found!r})")
@@ -89,5 +91,5 @@ def provenance() -> dict:
             versions[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             versions[pkg] = None
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     return {"versions": versions, "date": now}

@@ -65,8 +65,9 @@ def _top(loss, iters, params, key):
     dtype = _dtype(params)
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
-    v0 = treedef.unflatten([jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
-                            for k, x in zip(keys, leaves)])
+    v0 = treedef.unflatten(
+        [jax.random.normal(k, jnp.shape(x), jnp.result_type(x)) for k, x in zip(keys, leaves)]
+    )
     v0 = _tree.scale(1.0 / _tree.norm(v0), v0)
 
     # One loop (one copy of the Hessian-vector product to compile) of `iters` steps on H, and,
@@ -76,8 +77,7 @@ def _top(loss, iters, params, key):
         hv = _tree.axpy(-shift, v, hess(v))
         n = _tree.norm(hv)
         # An exactly zero H v (a zero Hessian) keeps v: the eigenvalue is then 0.
-        v_next = jax.tree.map(lambda a, b: jnp.where(n > 0, a / jnp.where(n > 0, n, 1.0), b),
-                              hv, v)
+        v_next = jax.tree.map(lambda a, b: jnp.where(n > 0, a / jnp.where(n > 0, n, 1.0), b), hv, v)
         rq = _dot(v, hv)  # the Rayleigh quotient of v (shift is 0 in the first run)
         restart = (i + 1 == iters) & (total == iters) & (rq < 0)
         v_next = jax.tree.map(lambda a, b: jnp.where(restart, a, b), v0, v_next)

@@ -62,22 +62,33 @@ def _diffeqsolve(f, y0, t0, t1, args, config: SolverConfig, *, saveat, max_steps
     """diffrax's `diffeqsolve` with this package's solver settings; never raises (the caller
     reports `sol.result`); forward-mode adjoint, since nothing is differentiated through it."""
     return diffrax.diffeqsolve(
-        diffrax.ODETerm(f), config.solver(), t0=t0, t1=t1, dt0=None, y0=y0, args=args,
-        saveat=saveat, stepsize_controller=config.controller(), max_steps=max_steps,
-        throw=False, adjoint=diffrax.ForwardMode(),
+        diffrax.ODETerm(f),
+        config.solver(),
+        t0=t0,
+        t1=t1,
+        dt0=None,
+        y0=y0,
+        args=args,
+        saveat=saveat,
+        stepsize_controller=config.controller(),
+        max_steps=max_steps,
+        throw=False,
+        adjoint=diffrax.ForwardMode(),
     )
 
 
 def integrate(f, y0, t0, t1, ts, method: Momentum, config: SolverConfig = DEFAULT_SOLVER):
     """Integrate `y' = f(t, y, method)` from `t0` to `t1`, saving at `ts`; never raises: returns
     `(ys, result)` with diffrax's `RESULTS` code for the caller to report."""
-    sol = _diffeqsolve(f, y0, t0, t1, method, config, saveat=diffrax.SaveAt(ts=ts),
-                       max_steps=config.max_steps)
+    sol = _diffeqsolve(
+        f, y0, t0, t1, method, config, saveat=diffrax.SaveAt(ts=ts), max_steps=config.max_steps
+    )
     return sol.ys, sol.result
 
 
-def integrate_dense(f, y0, t0, t1, ts, method: Momentum, config: SolverConfig = DEFAULT_SOLVER,
-                    *, reduce):
+def integrate_dense(
+    f, y0, t0, t1, ts, method: Momentum, config: SolverConfig = DEFAULT_SOLVER, *, reduce
+):
     """Integrate from `t0` to `t1` in windows of at most `config.chunk_max_steps` solver steps,
     evaluating each window's dense interpolant at the `ts` it covers in one vectorised call.
 
@@ -92,17 +103,25 @@ def integrate_dense(f, y0, t0, t1, ts, method: Momentum, config: SolverConfig = 
 
     def solve_window(state):
         t_cur, y, acc, res, k = state
-        sol = _diffeqsolve(f, y, t_cur, t1, method, config,
-                           saveat=diffrax.SaveAt(t1=True, dense=True),
-                           max_steps=config.chunk_max_steps)
+        sol = _diffeqsolve(
+            f,
+            y,
+            t_cur,
+            t1,
+            method,
+            config,
+            saveat=diffrax.SaveAt(t1=True, dense=True),
+            max_steps=config.chunk_max_steps,
+        )
         code = sol.result._value.astype(int_type)
         usable = (code == 0) | (code == max_steps_code)
         t_reach = jnp.where(code == 0, t1, sol.ts[-1])
         covered = (ts >= t_cur) & (ts <= t_reach) & usable
         values = jax.vmap(sol.evaluate)(jnp.clip(ts, t_cur, t_reach))
         acc = jnp.maximum(acc, jnp.where(jnp.any(covered), reduce(values, covered), acc))
-        y = jax.tree.map(lambda old, new: jnp.where(usable, new[-1].astype(old.dtype), old),
-                         y, sol.ys)
+        y = jax.tree.map(
+            lambda old, new: jnp.where(usable, new[-1].astype(old.dtype), old), y, sol.ys
+        )
         stalled = t_reach <= t_cur
         res = jnp.where(usable & ~stalled, 0, jnp.where(usable, max_steps_code, code))
         return t_reach, y, acc, res.astype(int_type), k + 1
@@ -136,9 +155,19 @@ def check_model_args(model, method, *, velocity, order, constant):
             )
 
 
-def solve(loss, u0, method: Momentum, ts, *, model: str, velocity="taylor", order: int = 1,
-          constant: str = "corrected", return_velocity: bool = False,
-          solver: SolverConfig = DEFAULT_SOLVER):
+def solve(
+    loss,
+    u0,
+    method: Momentum,
+    ts,
+    *,
+    model: str,
+    velocity="taylor",
+    order: int = 1,
+    constant: str = "corrected",
+    return_velocity: bool = False,
+    solver: SolverConfig = DEFAULT_SOLVER,
+):
     """Solve a continuous-time model (see `momentum_jax._models`) from `u(0) = u0`.
 
     **Arguments:**
@@ -161,13 +190,24 @@ def solve(loss, u0, method: Momentum, ts, *, model: str, velocity="taylor", orde
     if not isinstance(velocity, str):
         check_init(velocity, u0)
     ts_np = concrete(ts)
-    if ts_np is not None and (ts_np.ndim != 1 or ts_np.size == 0 or np.any(np.diff(ts_np) < 0)
-                              or ts_np[0] < 0):
+    if ts_np is not None and (
+        ts_np.ndim != 1 or ts_np.size == 0 or np.any(np.diff(ts_np) < 0) or ts_np[0] < 0
+    ):
         raise ValueError("ts must be a non-empty 1-D array of non-decreasing times >= 0")
     warn_if_low_precision(u0, solver.rtol, "solve")
     vel_kind, vel = (velocity, None) if isinstance(velocity, str) else ("explicit", velocity)
-    ys, result = _solve(loss, model, vel_kind, order, constant, solver, u0, method,
-                        jnp.asarray(ts, dtype=jnp.result_type(float)), vel)
+    ys, result = _solve(
+        loss,
+        model,
+        vel_kind,
+        order,
+        constant,
+        solver,
+        u0,
+        method,
+        jnp.asarray(ts, dtype=jnp.result_type(float)),
+        vel,
+    )
     if not bool(result == diffrax.RESULTS.successful):
         raise RuntimeError(f"diffrax failed solving model={model!r}: {result}")
     if model in SECOND_ORDER and return_velocity:

@@ -76,8 +76,10 @@ def num_examples(data: PyTree) -> int:
         raise ValueError("data must be an array or a non-empty pytree of arrays")
     sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in leaves}
     if None in sizes or len(sizes) != 1:
-        raise ValueError("data's arrays must share a leading (example) axis; got shapes "
-                         f"{[jnp.shape(x) for x in leaves]}")
+        raise ValueError(
+            "data's arrays must share a leading (example) axis; got shapes "
+            f"{[jnp.shape(x) for x in leaves]}"
+        )
     (n,) = sizes
     if n < 1:
         raise ValueError("data must hold at least one example")
@@ -107,8 +109,16 @@ def full_loss(loss, data) -> Callable:
     return batch_mean(loss, data)
 
 
-def minibatch_step(loss, method: Momentum, data, key, state: MomentumState, *,
-                   batch_size: int = 1, replace: bool = True) -> MomentumState:
+def minibatch_step(
+    loss,
+    method: Momentum,
+    data,
+    key,
+    state: MomentumState,
+    *,
+    batch_size: int = 1,
+    replace: bool = True,
+) -> MomentumState:
     r"""One step of eq. (15) with a fresh mini-batch drawn with `key`: the gradient (at the
     look-ahead point for NAG) is that of the batch mean loss,
 
@@ -125,8 +135,9 @@ def _check_minibatch(loss, u0, data, batch_size, init):
     n = num_examples(data)
     check_init(init, u0)
     if not callable(loss):
-        raise TypeError("loss must be a callable (params, batch) -> per-example losses, "
-                        f"got {loss!r}")
+        raise TypeError(
+            f"loss must be a callable (params, batch) -> per-example losses, got {loss!r}"
+        )
     return n
 
 
@@ -134,18 +145,31 @@ def _keys(keys):
     keys = jnp.asarray(keys) if not isinstance(keys, jax.Array) else keys
     if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         if keys.ndim != 1:
-            raise ValueError("keys must be a 1-D array of PRNG keys (one per path), got shape "
-                             f"{keys.shape}")
+            raise ValueError(
+                f"keys must be a 1-D array of PRNG keys (one per path), got shape {keys.shape}"
+            )
         return keys
     if keys.ndim != 2 or keys.shape[-1] != 2:
-        raise ValueError("keys must be jax.random.split(key, num_paths): one key per path, "
-                         f"got shape {keys.shape}")
+        raise ValueError(
+            "keys must be jax.random.split(key, num_paths): one key per path, "
+            f"got shape {keys.shape}"
+        )
     return keys
 
 
-def minibatch_iterate(loss, u0: PyTree, method: Momentum, data: PyTree, num_steps: int, keys, *,
-                      batch_size: int = 1, replace: bool = True, init="zero",
-                      save_every: int = 1) -> PyTree:
+def minibatch_iterate(
+    loss,
+    u0: PyTree,
+    method: Momentum,
+    data: PyTree,
+    num_steps: int,
+    keys,
+    *,
+    batch_size: int = 1,
+    replace: bool = True,
+    init="zero",
+    save_every: int = 1,
+) -> PyTree:
     """Mini-batch HB/NAG (any `Momentum`) along many independent paths at once.
 
     **Arguments:**
@@ -171,12 +195,33 @@ def minibatch_iterate(loss, u0: PyTree, method: Momentum, data: PyTree, num_step
     check_whole("num_steps", num_steps, low=0)
     check_whole("save_every", save_every, low=1)
     init_kind, w0 = (init, None) if isinstance(init, str) else ("explicit", init)
-    return _minibatch_paths(loss, batch_size, replace, init_kind, num_steps, save_every,
-                            u0, method, data, _keys(keys), w0)
+    return _minibatch_paths(
+        loss,
+        batch_size,
+        replace,
+        init_kind,
+        num_steps,
+        save_every,
+        u0,
+        method,
+        data,
+        _keys(keys),
+        w0,
+    )
 
 
-def minibatch_final(loss, u0: PyTree, method: Momentum, data: PyTree, num_steps, keys, *,
-                    batch_size: int = 1, replace: bool = True, init="zero") -> PyTree:
+def minibatch_final(
+    loss,
+    u0: PyTree,
+    method: Momentum,
+    data: PyTree,
+    num_steps,
+    keys,
+    *,
+    batch_size: int = 1,
+    replace: bool = True,
+    init="zero",
+) -> PyTree:
     """Like `minibatch_iterate` but keep only `u` after `num_steps` steps (the same paths: the same
     keys give the same final iterates). `num_steps` is traced, so a new step count (a new `h`
     at fixed `T`) reuses the compiled loop. **Returns:** `u0`'s pytree with a leading path axis."""
@@ -184,8 +229,18 @@ def minibatch_final(loss, u0: PyTree, method: Momentum, data: PyTree, num_steps,
     if not isinstance(num_steps, jax.Array):
         check_whole("num_steps", num_steps, low=0)
     init_kind, w0 = (init, None) if isinstance(init, str) else ("explicit", init)
-    return _minibatch_final(loss, batch_size, replace, init_kind, u0, method, data, _keys(keys),
-                            jnp.asarray(num_steps, dtype=jnp.int32), w0)
+    return _minibatch_final(
+        loss,
+        batch_size,
+        replace,
+        init_kind,
+        u0,
+        method,
+        data,
+        _keys(keys),
+        jnp.asarray(num_steps, dtype=jnp.int32),
+        w0,
+    )
 
 
 def _start(loss, data, u0, method, init_kind, w0):
@@ -194,18 +249,28 @@ def _start(loss, data, u0, method, init_kind, w0):
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
-def _minibatch_paths(loss, batch_size, replace, init_kind, num_steps, save_every,
-                     u0, method, data, keys, w0):
+def _minibatch_paths(
+    loss, batch_size, replace, init_kind, num_steps, save_every, u0, method, data, keys, w0
+):
     state0 = _start(loss, data, u0, method, init_kind, w0)
 
     def path(key):
         def block(carry, _):
             state, n = carry
             state = jax.lax.fori_loop(
-                0, save_every,
-                lambda j, s: minibatch_step(loss, method, data, jax.random.fold_in(key, n + j), s,
-                                            batch_size=batch_size, replace=replace),
-                state)
+                0,
+                save_every,
+                lambda j, s: minibatch_step(
+                    loss,
+                    method,
+                    data,
+                    jax.random.fold_in(key, n + j),
+                    s,
+                    batch_size=batch_size,
+                    replace=replace,
+                ),
+                state,
+            )
             return (state, n + save_every), state.u
 
         _, us = jax.lax.scan(block, (state0, 0), None, length=num_steps // save_every)
@@ -220,8 +285,15 @@ def _minibatch_final(loss, batch_size, replace, init_kind, u0, method, data, key
 
     def path(key):
         def body(n, s):
-            return minibatch_step(loss, method, data, jax.random.fold_in(key, n), s,
-                                  batch_size=batch_size, replace=replace)
+            return minibatch_step(
+                loss,
+                method,
+                data,
+                jax.random.fold_in(key, n),
+                s,
+                batch_size=batch_size,
+                replace=replace,
+            )
 
         return jax.lax.fori_loop(0, num_steps, body, state0).u
 
@@ -316,8 +388,7 @@ class GridBrownianPath(diffrax.AbstractBrownianPath):
     key: jax.Array
     spacing: jax.Array
 
-    def __init__(self, key, shape: tuple[int, ...], spacing, *, max_cells: int = 2,
-                 dtype=None):
+    def __init__(self, key, shape: tuple[int, ...], spacing, *, max_cells: int = 2, dtype=None):
         dtype = jnp.result_type(float) if dtype is None else dtype
         self.shape = jax.ShapeDtypeStruct(tuple(shape), dtype)
         self.levy_area = diffrax.BrownianIncrement
@@ -343,13 +414,17 @@ class GridBrownianPath(diffrax.AbstractBrownianPath):
         start = k0.astype(jnp.int32)
         w = jnp.zeros(self.shape.shape, self.shape.dtype)
         for j in range(self.max_cells):
-            z = jax.random.normal(jax.random.fold_in(self.key, start + j), self.shape.shape,
-                                  self.shape.dtype)
+            z = jax.random.normal(
+                jax.random.fold_in(self.key, start + j), self.shape.shape, self.shape.dtype
+            )
             w = w + jnp.where(j < cells, z, 0.0)
         w = w * jnp.sqrt(self.spacing)
         off_grid = (jnp.abs(x0 - k0) > 1e-6) | (jnp.abs(x1 - k1) > 1e-6)
-        w = eqx.error_if(w, off_grid | (cells < 0) | (cells > self.max_cells),
-                         "GridBrownianPath queried off its grid or over too many cells")
+        w = eqx.error_if(
+            w,
+            off_grid | (cells < 0) | (cells > self.max_cells),
+            "GridBrownianPath queried off its grid or over too many cells",
+        )
         if use_levy:
             return diffrax.BrownianIncrement(dt=t1 - t0, W=w)
         return w
@@ -371,9 +446,20 @@ class SDEConfig:
 DEFAULT_SDE = SDEConfig()
 
 
-def solve_sde(loss, u0, method: Momentum, data, ts, keys, *, batch_size: int = 1,
-              replace: bool = True, drift: str = "modified", start: str = "plain",
-              config: SDEConfig = DEFAULT_SDE) -> jax.Array:
+def solve_sde(
+    loss,
+    u0,
+    method: Momentum,
+    data,
+    ts,
+    keys,
+    *,
+    batch_size: int = 1,
+    replace: bool = True,
+    drift: str = "modified",
+    start: str = "plain",
+    config: SDEConfig = DEFAULT_SDE,
+) -> jax.Array:
     r"""Solve the stochastic modified equation of mini-batch `method` along many Brownian paths:
 
     $$dU = -\bar\lambda\,\nabla\Phi_h(U)\,dt + \sqrt{h f}\,\bar\lambda\,\Sigma(U)^{1/2}\,dW,
@@ -390,16 +476,18 @@ def solve_sde(loss, u0, method: Momentum, data, ts, keys, *, batch_size: int = 1
     """
     check_u0(u0)
     if jnp.ndim(u0) != 1:
-        raise ValueError("the SDE needs a flat parameter vector u0 of shape (d,), got "
-                         f"{jnp.shape(u0)}")
+        raise ValueError(
+            f"the SDE needs a flat parameter vector u0 of shape (d,), got {jnp.shape(u0)}"
+        )
     check_choice("drift", drift, DRIFTS)
     check_choice("start", start, STARTS)
     check_choice("brownian", config.brownian, ("grid", "virtual"))
     check_whole("substeps", config.substeps, low=1)
     check_whole("batch_size", batch_size, low=1)
     ts = jnp.asarray(ts, dtype=jnp.result_type(float))
-    ys, ok = _solve_sde(loss, batch_size, replace, drift, start, config, u0, method, data, ts,
-                        _keys(keys))
+    ys, ok = _solve_sde(
+        loss, batch_size, replace, drift, start, config, u0, method, data, ts, _keys(keys)
+    )
     if not bool(ok):
         raise RuntimeError("diffrax failed to solve the SDE (non-finite state or too many steps)")
     return ys
@@ -416,8 +504,16 @@ def _solve_sde(loss, batch_size, replace, drift, start, config, u0, method, data
     def solve(bm, step):
         terms = diffrax.MultiTerm(diffrax.ODETerm(f), diffrax.ControlTerm(g, bm))
         sol = diffrax.diffeqsolve(
-            terms, diffrax.Euler(), t0=0.0, t1=ts[-1], dt0=step, y0=y0, args=method,
-            saveat=diffrax.SaveAt(ts=ts), max_steps=_MAX_SDE_STEPS, throw=False,
+            terms,
+            diffrax.Euler(),
+            t0=0.0,
+            t1=ts[-1],
+            dt0=step,
+            y0=y0,
+            args=method,
+            saveat=diffrax.SaveAt(ts=ts),
+            max_steps=_MAX_SDE_STEPS,
+            throw=False,
         )
         return sol.ys, sol.result == diffrax.RESULTS.successful
 
@@ -425,8 +521,9 @@ def _solve_sde(loss, batch_size, replace, drift, start, config, u0, method, data
         if config.brownian == "grid":
             bm = GridBrownianPath(key, jnp.shape(u0), fine, max_cells=2)
         else:
-            bm = diffrax.VirtualBrownianTree(0.0, ts[-1], tol=fine / 4, shape=jnp.shape(u0),
-                                             key=key)
+            bm = diffrax.VirtualBrownianTree(
+                0.0, ts[-1], tol=fine / 4, shape=jnp.shape(u0), key=key
+            )
         ys, ok = solve(bm, fine)
         if config.richardson:
             coarse, ok2 = solve(bm, dt)
@@ -483,12 +580,23 @@ def _affine(fn, dim, dtype):
 
 def _check_affine(residual, what):
     if float(residual) > 1e-8:
-        raise ValueError(f"exact moments need {what} affine in u (per-example gradients affine, "
-                         f"e.g. linear least squares); the mismatch is {float(residual):.2e}")
+        raise ValueError(
+            f"exact moments need {what} affine in u (per-example gradients affine, "
+            f"e.g. linear least squares); the mismatch is {float(residual):.2e}"
+        )
 
 
-def minibatch_moments(loss, u0, method: Momentum, data, num_steps, *, batch_size: int = 1,
-                      replace: bool = True, init: str = "zero") -> Moments:
+def minibatch_moments(
+    loss,
+    u0,
+    method: Momentum,
+    data,
+    num_steps,
+    *,
+    batch_size: int = 1,
+    replace: bool = True,
+    init: str = "zero",
+) -> Moments:
     r"""Exact `E u_n` and `E[u_n u_n^T]` of mini-batch `method` after `num_steps` steps, for
     per-example gradients affine in `u` (linear least squares).
 
@@ -503,8 +611,9 @@ def minibatch_moments(loss, u0, method: Momentum, data, num_steps, *, batch_size
     check_choice("init", init, ("zero", "manifold"))
     n = num_examples(data)
     f = noise_factor(batch_size, n, replace)
-    mom, residual = _minibatch_moments(loss, init, u0, method, data,
-                                       jnp.asarray(num_steps, jnp.int32), f)
+    mom, residual = _minibatch_moments(
+        loss, init, u0, method, data, jnp.asarray(num_steps, jnp.int32), f
+    )
     _check_affine(residual, "every per-example step")
     return mom
 
@@ -541,9 +650,19 @@ def _minibatch_moments(loss, init, u0, method, data, num_steps, f):
     return Moments(p[:d, -1], p[:d, :d]), jnp.max(residual)
 
 
-def sde_moments(loss, u0, method: Momentum, data, ts, *, batch_size: int = 1,
-                replace: bool = True, drift: str = "modified", start: str = "plain",
-                diffusion: bool = True) -> Moments:
+def sde_moments(
+    loss,
+    u0,
+    method: Momentum,
+    data,
+    ts,
+    *,
+    batch_size: int = 1,
+    replace: bool = True,
+    drift: str = "modified",
+    start: str = "plain",
+    diffusion: bool = True,
+) -> Moments:
     r"""Exact `E U(t)` and `E[U U^T]` of the SDE of `solve_sde` at the times `ts`, for
     per-example gradients affine in `u`.
 
@@ -558,8 +677,9 @@ def sde_moments(loss, u0, method: Momentum, data, ts, *, batch_size: int = 1,
     check_choice("drift", drift, DRIFTS)
     check_choice("start", start, STARTS)
     f = noise_factor(batch_size, num_examples(data), replace) if diffusion else 0.0
-    mom, residual = _sde_moments(loss, drift, start, u0, method, data,
-                                 jnp.asarray(ts, dtype=u0.dtype), f)
+    mom, residual = _sde_moments(
+        loss, drift, start, u0, method, data, jnp.asarray(ts, dtype=u0.dtype), f
+    )
     _check_affine(residual, "the drift and the per-example gradients")
     return mom
 
@@ -607,7 +727,7 @@ def quadratic_expectation(g, moments: Moments) -> jax.Array:
     mismatch = abs(float(g(x) - (x @ q @ x + lin @ x + c0)))
     if mismatch > 1e-9 * (1.0 + abs(float(g(x)))):
         raise ValueError(f"quadratic_expectation needs a quadratic g; mismatch {mismatch:.2e}")
-    return (jnp.einsum("ij,...ij->...", q, moments.second) + moments.mean @ lin + c0)
+    return jnp.einsum("ij,...ij->...", q, moments.second) + moments.mean @ lin + c0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -678,15 +798,19 @@ class WeakErrorStudy:
 
     def orders(self, points: int | None = None) -> dict[str, np.ndarray]:
         """Fitted weak orders (Monte Carlo errors), `(len(tests),)` per model."""
-        return {m: np.array([fit_order(self.hs, e[:, j], points) for j in range(len(self.tests))])
-                for m, e in self.errors.items()}
+        return {
+            m: np.array([fit_order(self.hs, e[:, j], points) for j in range(len(self.tests))])
+            for m, e in self.errors.items()
+        }
 
     def exact_orders(self, points: int | None = None) -> dict[str, np.ndarray] | None:
         """Fitted weak orders from the exact moments."""
         if self.exact_errors is None:
             return None
-        return {m: np.array([fit_order(self.hs, e[:, j], points) for j in range(len(self.tests))])
-                for m, e in self.exact_errors.items()}
+        return {
+            m: np.array([fit_order(self.hs, e[:, j], points) for j in range(len(self.tests))])
+            for m, e in self.exact_errors.items()
+        }
 
     def resolved(self, factor: float = 3.0) -> dict[str, np.ndarray]:
         """Where the Monte Carlo error bar is below the measured error: `error > factor * se`."""
@@ -694,29 +818,47 @@ class WeakErrorStudy:
 
     def table(self) -> str:
         """A plain-text table: error (MC) +- standard error, exact error, per model and test."""
-        lines = [f"weak error at T={self.T:g}, {self.method.upper()} lam={self.lam:g}, "
-                 f"{self.num_paths} paths, init={self.init}, start={self.start}"]
+        lines = [
+            f"weak error at T={self.T:g}, {self.method.upper()} lam={self.lam:g}, "
+            f"{self.num_paths} paths, init={self.init}, start={self.start}"
+        ]
         exact = self.exact_errors
         for m in self.models:
             lines.append(f"model {m}")
             for j, name in enumerate(self.tests):
                 for i, h in enumerate(self.hs):
                     ex = f"  exact {exact[m][i, j]:.3e}" if exact is not None else ""
-                    lines.append(f"  {name:>8} h=2^{np.log2(h):+.0f}  {self.errors[m][i, j]:.3e} "
-                                 f"+- {self.errors_se[m][i, j]:.1e}{ex}")
+                    lines.append(
+                        f"  {name:>8} h=2^{np.log2(h):+.0f}  {self.errors[m][i, j]:.3e} "
+                        f"+- {self.errors_se[m][i, j]:.1e}{ex}"
+                    )
                 eo = self.exact_orders()
                 ex = f", exact {eo[m][j]:.3f}" if eo is not None else ""
                 lines.append(f"  {name:>8} fitted order: MC {self.orders()[m][j]:.3f}{ex}")
         return "\n".join(lines)
 
 
-def weak_error_study(loss, u0, data, *, method: str = "hb", lam: float = 0.5, hs, T: float,
-                     num_paths: int, key, batch_size: int = 1, replace: bool = True,
-                     init: str = "manifold", start: str = "plain",
-                     models: tuple[str, ...] = MODELS,
-                     tests: Mapping[str, Callable] | None = None,
-                     exact: bool = True, config: SDEConfig = DEFAULT_SDE,
-                     progress: Callable[[float], None] | None = None) -> WeakErrorStudy:
+def weak_error_study(
+    loss,
+    u0,
+    data,
+    *,
+    method: str = "hb",
+    lam: float = 0.5,
+    hs,
+    T: float,
+    num_paths: int,
+    key,
+    batch_size: int = 1,
+    replace: bool = True,
+    init: str = "manifold",
+    start: str = "plain",
+    models: tuple[str, ...] = MODELS,
+    tests: Mapping[str, Callable] | None = None,
+    exact: bool = True,
+    config: SDEConfig = DEFAULT_SDE,
+    progress: Callable[[float], None] | None = None,
+) -> WeakErrorStudy:
     """Measure `|E g(u_n) - E g(U(n h))|` at `n h = T` for each `h` in `hs` by Monte Carlo.
 
     **Arguments:**
@@ -761,12 +903,14 @@ def weak_error_study(loss, u0, data, *, method: str = "hb", lam: float = 0.5, hs
     for i, (h, n) in enumerate(zip(hs, steps)):
         meth = method_from_name(method, h, lam)
         ts = jnp.asarray([T])
-        final = minibatch_final(loss, u0, meth, data, int(n), dkeys, batch_size=batch_size,
-                                replace=replace, init=init)
+        final = minibatch_final(
+            loss, u0, meth, data, int(n), dkeys, batch_size=batch_size, replace=replace, init=init
+        )
         d_mc[i], d_se[i] = mc(evaluate(final))
         if exact:
-            mom = minibatch_moments(loss, u0, meth, data, int(n), batch_size=batch_size,
-                                    replace=replace, init=init)
+            mom = minibatch_moments(
+                loss, u0, meth, data, int(n), batch_size=batch_size, replace=replace, init=init
+            )
             e_d[i] = [float(quadratic_expectation(g, mom)) for g in tests.values()]
         for m in models:
             drift = "gradient_flow" if m == "gradient_flow_sde" else "modified"
@@ -774,15 +918,50 @@ def weak_error_study(loss, u0, data, *, method: str = "hb", lam: float = 0.5, hs
                 uT = modified_flow(loss, u0, meth, data, ts, start=start)
                 m_mc[m][i], m_se[m][i] = np.asarray(evaluate(uT))[-1], 0.0
             else:
-                ys = solve_sde(loss, u0, meth, data, ts, skeys, batch_size=batch_size,
-                               replace=replace, drift=drift, start=start, config=config)
+                ys = solve_sde(
+                    loss,
+                    u0,
+                    meth,
+                    data,
+                    ts,
+                    skeys,
+                    batch_size=batch_size,
+                    replace=replace,
+                    drift=drift,
+                    start=start,
+                    config=config,
+                )
                 m_mc[m][i], m_se[m][i] = mc(evaluate(ys[:, -1]))
             if exact:
-                mom = sde_moments(loss, u0, meth, data, ts, batch_size=batch_size,
-                                  replace=replace, drift=drift, start=start,
-                                  diffusion=m != "modified_ode")
+                mom = sde_moments(
+                    loss,
+                    u0,
+                    meth,
+                    data,
+                    ts,
+                    batch_size=batch_size,
+                    replace=replace,
+                    drift=drift,
+                    start=start,
+                    diffusion=m != "modified_ode",
+                )
                 e_m[m][i] = [float(quadratic_expectation(g, mom)[-1]) for g in tests.values()]
         if progress is not None:
             progress((i + 1) / nh)
-    return WeakErrorStudy(method, float(lam), hs, float(T), names, tuple(models), int(num_paths),
-                          init, start, d_mc, d_se, m_mc, m_se, e_d, e_m)
+    return WeakErrorStudy(
+        method,
+        float(lam),
+        hs,
+        float(T),
+        names,
+        tuple(models),
+        int(num_paths),
+        init,
+        start,
+        d_mc,
+        d_se,
+        m_mc,
+        m_se,
+        e_d,
+        e_m,
+    )

@@ -34,7 +34,8 @@ from . import _tree
 from ._distributed import default_devices, pad_to, shard_grid, to_host
 from ._iterate import initial_state, is_bounded, step
 from ._methods import Momentum, method_from_name
-from ._models import MODELS, initial_state as model_state, position, vector_field
+from ._models import MODELS, position, vector_field
+from ._models import initial_state as model_state
 from ._results_io import as_float_array, dump_json, load_json, provenance
 from ._solve import DEFAULT_SOLVER, SolverConfig, check_model_args, integrate_dense
 from ._validate import (
@@ -119,9 +120,11 @@ class Study:
             ok = self.valid(model) & (self.errors[model] > 0)
             res = np.full(ok.shape[:-1], np.nan)
             for idx in np.ndindex(res.shape):
-                sel = np.flatnonzero(ok[idx])[-self.fit_points:]
+                sel = np.flatnonzero(ok[idx])[-self.fit_points :]
                 if sel.size >= 2:
-                    res[idx] = np.polyfit(np.log(self.hs[sel]), np.log(self.errors[model][idx][sel]), 1)[0]
+                    res[idx] = np.polyfit(
+                        np.log(self.hs[sel]), np.log(self.errors[model][idx][sel]), 1
+                    )[0]
             out[model] = res
         return out
 
@@ -131,8 +134,10 @@ class Study:
         div = int(np.sum(self.diverged_at >= 0))
         fails = {m: int(np.sum(self.solver_failure[m] != "")) for m in self.models}
         failed = ", ".join(f"{m}: {n}" for m, n in fails.items() if n) or "none"
-        return (f"{total} grid points; {div} diverged (excluded from rates and fits); "
-                f"solver failures: {failed}")
+        return (
+            f"{total} grid points; {div} diverged (excluded from rates and fits); "
+            f"solver failures: {failed}"
+        )
 
     def table(self) -> str:
         """A plain-text table of errors, rates and fitted orders."""
@@ -146,10 +151,14 @@ class Study:
                     for k, h in enumerate(self.hs):
                         rate = f"{rates[model][i, j, k - 1]:7.3f}" if k else f"{'-':>7}"
                         st = self.status[i, j, k]
-                        lines.append(f"{meth:>6} {lam:6.3g} {_fmt_h(h):>10} "
-                                     f"{self.errors[model][i, j, k]:12.4e} {rate}  {st}")
-                    lines.append(f"{meth:>6} {lam:6.3g} fitted order over the {self.fit_points} "
-                                 f"smallest h: {orders[model][i, j]:.3f}")
+                        lines.append(
+                            f"{meth:>6} {lam:6.3g} {_fmt_h(h):>10} "
+                            f"{self.errors[model][i, j, k]:12.4e} {rate}  {st}"
+                        )
+                    lines.append(
+                        f"{meth:>6} {lam:6.3g} fitted order over the {self.fit_points} "
+                        f"smallest h: {orders[model][i, j]:.3f}"
+                    )
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -203,11 +212,24 @@ def load_study(path) -> Study:
 
 
 def convergence_study(
-    loss, u0, *, hs, lams, methods=("hb", "nag"),
-    models=("gradient_flow", "hamiltonian", "modified_flow"), T, init="zero",
-    hamiltonian_velocity="taylor", order: int = 1, constant: str = "corrected",
-    fit_points: int = 4, divergence_limit: float = 1e8, chunk_size: int | None = None,
-    devices=None, progress=None, solver: SolverConfig = DEFAULT_SOLVER,
+    loss,
+    u0,
+    *,
+    hs,
+    lams,
+    methods=("hb", "nag"),
+    models=("gradient_flow", "hamiltonian", "modified_flow"),
+    T,
+    init="zero",
+    hamiltonian_velocity="taylor",
+    order: int = 1,
+    constant: str = "corrected",
+    fit_points: int = 4,
+    divergence_limit: float = 1e8,
+    chunk_size: int | None = None,
+    devices=None,
+    progress=None,
+    solver: SolverConfig = DEFAULT_SOLVER,
 ) -> Study:
     """Errors of every `(method, lam, h)` against every continuous-time model, from one jitted call.
 
@@ -242,8 +264,13 @@ def convergence_study(
     check_choice("init", init, ("zero", "manifold"))
     probe = method_from_name(methods[0], hs_np[0], lams_np[0])
     for model in models:
-        check_model_args(model, probe, velocity=hamiltonian_velocity,
-                         order=order if model == "modified_flow" else 1, constant=constant)
+        check_model_args(
+            model,
+            probe,
+            velocity=hamiltonian_velocity,
+            order=order if model == "modified_flow" else 1,
+            constant=constant,
+        )
 
     M, L, H = len(methods), len(lams_np), len(hs_np)
     grid_h = np.broadcast_to(hs_np, (M, L, H))
@@ -258,25 +285,44 @@ def convergence_study(
     # groups: one per learning rate (equal step counts), G = M * L points each, padded so that
     # the group axis splits evenly over the devices
     G = M * L
-    per_h = [np.moveaxis(x, 2, 0).reshape(H, G) for x in
-             (grid_h, grid_lam, grid_a, np.broadcast_to(steps, (M, L, H)))]
+    per_h = [
+        np.moveaxis(x, 2, 0).reshape(H, G)
+        for x in (grid_h, grid_lam, grid_a, np.broadcast_to(steps, (M, L, H)))
+    ]
     per_h, _ = pad_to([x.T for x in per_h], len(devices))
     args = shard_grid([x.T for x in per_h], devices, axis=1)
-    K = chunk_size or _default_chunk(per_h[0].shape[0], state_size, len(models),
-                                     solver.chunk_max_steps)
+    K = chunk_size or _default_chunk(
+        per_h[0].shape[0], state_size, len(models), solver.chunk_max_steps
+    )
     check_range("divergence_limit", divergence_limit, low=0.0, low_open=True)
     warn_if_low_precision(u0, solver.rtol, "convergence_study")
-    limit = divergence_limit * max(1.0, float(np.sqrt(sum(np.sum(np.square(x))
-                                                          for x in jax.tree.leaves(u0)))))
+    limit = divergence_limit * max(
+        1.0, float(np.sqrt(sum(np.sum(np.square(x)) for x in jax.tree.leaves(u0))))
+    )
     velocity = "init" if init == "manifold" else hamiltonian_velocity
     # array leaves of the loss (data, coefficients) are traced, not baked into the program:
     # losses that differ only in them share one compilation
     loss_params, loss_static = eqx.partition(loss, eqx.is_array)
-    errs, div, res = _kernel(loss_static, models, init, velocity, order, constant, solver, K,
-                             progress, u0, loss_params, limit, *args)
+    errs, div, res = _kernel(
+        loss_static,
+        models,
+        init,
+        velocity,
+        order,
+        constant,
+        solver,
+        K,
+        progress,
+        u0,
+        loss_params,
+        limit,
+        *args,
+    )
     # (H, G, ...) -> (M, L, H, ...)
-    errs, div, res = (np.moveaxis(to_host(x)[:, :G].reshape(H, M, L, *x.shape[2:]), 0, 2)
-                      for x in (errs, div, res))
+    errs, div, res = (
+        np.moveaxis(to_host(x)[:, :G].reshape(H, M, L, *x.shape[2:]), 0, 2)
+        for x in (errs, div, res)
+    )
 
     errors, failures = {}, {}
     div = div.reshape(M, L, H)
@@ -288,13 +334,22 @@ def convergence_study(
         bad = (div >= 0) | (codes != 0)
         errors[model] = np.where(bad, np.nan, e)
     config = {
-        "loss": loss_name(loss), "u0": _u0_summary(u0), "T": float(T), "init": init,
-        "hamiltonian_velocity": hamiltonian_velocity, "order": order, "constant": constant,
-        "steps": steps.tolist(), "divergence_limit": divergence_limit, "chunk_size": K, "devices": len(devices),
+        "loss": loss_name(loss),
+        "u0": _u0_summary(u0),
+        "T": float(T),
+        "init": init,
+        "hamiltonian_velocity": hamiltonian_velocity,
+        "order": order,
+        "constant": constant,
+        "steps": steps.tolist(),
+        "divergence_limit": divergence_limit,
+        "chunk_size": K,
+        "devices": len(devices),
         "solver": dataclasses.asdict(solver),
     }
-    return Study(methods, lams_np, hs_np, models, errors, div, failures,
-                 config, provenance(), fit_points)
+    return Study(
+        methods, lams_np, hs_np, models, errors, div, failures, config, provenance(), fit_points
+    )
 
 
 def _a_of(method: str, lams):
@@ -343,11 +398,29 @@ def _u0_summary(u0):
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8))
-def _kernel(loss_static, models, init, velocity, order, constant, solver, K, progress, u0,
-            loss_params, limit, h, lam, a, N):
+def _kernel(
+    loss_static,
+    models,
+    init,
+    velocity,
+    order,
+    constant,
+    solver,
+    K,
+    progress,
+    u0,
+    loss_params,
+    limit,
+    h,
+    lam,
+    a,
+    N,
+):
     loss = eqx.combine(loss_params, loss_static)
-    fields = [vector_field(m, loss, order=order if m == "modified_flow" else 1, constant=constant)
-              for m in models]
+    fields = [
+        vector_field(m, loss, order=order if m == "modified_flow" else 1, constant=constant)
+        for m in models
+    ]
     dtype = _tree.dtype(u0)
     int_max = jnp.iinfo(jnp.int32).max
 
@@ -386,8 +459,9 @@ def _kernel(loss_static, models, init, velocity, order, constant, solver, K, pro
             d = jax.vmap(lambda x, y: _tree.norm(_tree.sub(x, y)))(traj, position(model, values))
             return jnp.max(jnp.where(ok & covered, d.astype(dtype), 0.0))
 
-        e, y1, result = integrate_dense(f, y, t0, t1, jnp.minimum(n, n_steps) * h, meth, solver,
-                                        reduce=max_error)
+        e, y1, result = integrate_dense(
+            f, y, t0, t1, jnp.minimum(n, n_steps) * h, meth, solver, reduce=max_error
+        )
         failed = (res != 0) | (result != 0)
         err = jnp.where(failed, err, jnp.maximum(err, e))
         res = jnp.where(res != 0, res, result).astype(jnp.int32)
@@ -412,19 +486,26 @@ def _kernel(loss_static, models, init, velocity, order, constant, solver, K, pro
         def body(state):
             c, s, ys, err, div, res = state
             s, div, traj, ok = jax.vmap(discrete_chunk, in_axes=(0, 0, 0, 0, 0, 0, None))(
-                s, div, h, lam, a, N, c)
+                s, div, h, lam, a, N, c
+            )
             new_ys, new_err, new_res = [], [], []
             for i, (model, f) in enumerate(zip(models, fields)):
-                y_i, e_i, r_i = jax.vmap(partial(model_chunk, model, f),
-                                         in_axes=(0, 0, 0, 0, 0, 0, 0, 0, 0, None))(
-                    ys[i], err[:, i], res[:, i], traj, ok, h, lam, a, N, c)
+                y_i, e_i, r_i = jax.vmap(
+                    partial(model_chunk, model, f), in_axes=(0, 0, 0, 0, 0, 0, 0, 0, 0, None)
+                )(ys[i], err[:, i], res[:, i], traj, ok, h, lam, a, N, c)
                 new_ys.append(y_i)
                 new_err.append(e_i)
                 new_res.append(r_i)
             if progress is not None:
                 jax.debug.callback(progress, offset + jnp.minimum((c + 1) * K, n_group), total)
-            return (c + 1, s, tuple(new_ys), jnp.stack(new_err, axis=1), div,
-                    jnp.stack(new_res, axis=1))
+            return (
+                c + 1,
+                s,
+                tuple(new_ys),
+                jnp.stack(new_err, axis=1),
+                div,
+                jnp.stack(new_res, axis=1),
+            )
 
         state = (jnp.asarray(0, N.dtype), s, ys, err, div, res)
         _, _, _, err, div, res = jax.lax.while_loop(cond, body, state)

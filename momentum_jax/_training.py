@@ -123,6 +123,7 @@ def _leading(data) -> int:
 def batch_loss(loss, mask_b, batch):
     """The mean of the per-example `loss(params, batch)` over the real examples of a batch, as a
     function of the parameters."""
+
     def phi(params):
         m = mask_b.astype(_float_dtype(params))
         return jnp.sum(m * loss(params, batch)) / jnp.sum(m)
@@ -132,6 +133,7 @@ def batch_loss(loss, mask_b, batch):
 
 def full_loss(loss, params, batches, mask):
     """The mean of the per-example loss over the whole data set, accumulated batch by batch."""
+
     def body(total, xs):
         batch, m = xs
         return total + jnp.sum(m.astype(total.dtype) * loss(params, batch)), None
@@ -254,9 +256,18 @@ def _as_inputs(params0, data, h, lam, mu):
 
 
 def train(
-    scheme: str, params0: PyTree, data: PyTree, h, *, epochs: int, batch_size: int = 200,
-    lam=0.9, mu=1.0, record_params_every: int | None = None,
-    loss: Callable = squared_error, velocity0: PyTree | None = None,
+    scheme: str,
+    params0: PyTree,
+    data: PyTree,
+    h,
+    *,
+    epochs: int,
+    batch_size: int = 200,
+    lam=0.9,
+    mu=1.0,
+    record_params_every: int | None = None,
+    loss: Callable = squared_error,
+    velocity0: PyTree | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
     """Train with `scheme` on fixed-order mini-batches (paper Section 5).
@@ -297,14 +308,16 @@ def train(
     every = record_params_every
 
     if on_epoch is None:
-        carry, initial, losses, snaps = _run(scheme, loss, batch_size, epochs, every, True,
-                                             carry, data, h, lam, mu)
+        carry, initial, losses, snaps = _run(
+            scheme, loss, batch_size, epochs, every, True, carry, data, h, lam, mu
+        )
     else:
         _, initial, _, _ = _run(scheme, loss, batch_size, 0, None, True, carry, data, h, lam, mu)
         values, snaps = [], []
         for epoch in range(1, epochs + 1):
-            carry, _, value, _ = _run(scheme, loss, batch_size, 1, None, False,
-                                      carry, data, h, lam, mu)
+            carry, _, value, _ = _run(
+                scheme, loss, batch_size, 1, None, False, carry, data, h, lam, mu
+            )
             value = jnp.where(carry.diverged_step >= 0, jnp.nan, value[0])
             values.append(value)
             if every is not None and epoch % every == 0:
@@ -319,8 +332,14 @@ def train(
     losses = jnp.where((diverged_at > 0) & (epoch_index >= diverged_at), jnp.nan, losses)
     if every is not None:
         snaps = jax.tree.map(lambda p, rest: jnp.concatenate([p[None], rest]), params0, snaps)
-    return TrainResult(carry.state.u, carry.state.w, jnp.concatenate([initial[None], losses]),
-                       diverged_at, carry.diverged_step, snaps)
+    return TrainResult(
+        carry.state.u,
+        carry.state.w,
+        jnp.concatenate([initial[None], losses]),
+        diverged_at,
+        carry.diverged_step,
+        snaps,
+    )
 
 
 def _stack(trees, like):
@@ -362,8 +381,17 @@ def _gap(scheme_a, scheme_b, loss, batch_size, epochs, params0, data, h, lam, mu
 
 
 def parameter_gap(
-    scheme_a: str, scheme_b: str, params0: PyTree, data: PyTree, h, *, epochs: int,
-    batch_size: int = 200, lam=0.9, mu=1.0, loss: Callable = squared_error,
+    scheme_a: str,
+    scheme_b: str,
+    params0: PyTree,
+    data: PyTree,
+    h,
+    *,
+    epochs: int,
+    batch_size: int = 200,
+    lam=0.9,
+    mu=1.0,
+    loss: Callable = squared_error,
 ) -> GapResult:
     """The largest distance between the parameters of two schemes run from the same start on
     the same mini-batches, compared at the same step index `n` (paper Fig 7).
@@ -382,8 +410,9 @@ def parameter_gap(
     check_choice("scheme_b", scheme_b, SCHEMES)
     n = _leading(data)
     data, h, lam, mu = _as_inputs(params0, data, h, lam, mu)
-    epoch_gaps, steps = _gap(scheme_a, scheme_b, loss, batch_size, epochs,
-                             params0, data, h, lam, mu)
+    epoch_gaps, steps = _gap(
+        scheme_a, scheme_b, loss, batch_size, epochs, params0, data, h, lam, mu
+    )
     nb = -(-n // min(batch_size, n))
     diverged_at = jnp.where(steps >= 0, (steps - 1) // nb + 1, -1)
     max_gap = jnp.max(epoch_gaps, initial=0.0)
@@ -395,7 +424,8 @@ def _check_hs(hs):
     hs = jnp.asarray(hs)
     if hs.ndim != 1 or hs.size == 0:
         raise ValueError(
-            f"hs must be a non-empty 1-D array of learning rates, got shape {hs.shape}")
+            f"hs must be a non-empty 1-D array of learning rates, got shape {hs.shape}"
+        )
     check_range("hs", hs, low=0.0, low_open=True)
     return hs
 
@@ -410,8 +440,9 @@ def train_over_h(scheme: str, params0: PyTree, data: PyTree, hs, **kwargs) -> Tr
     return jax.vmap(lambda h: train(scheme, params0, data, h, **kwargs))(hs)
 
 
-def parameter_gap_over_h(scheme_a: str, scheme_b: str, params0: PyTree, data: PyTree, hs,
-                         **kwargs) -> GapResult:
+def parameter_gap_over_h(
+    scheme_a: str, scheme_b: str, params0: PyTree, data: PyTree, hs, **kwargs
+) -> GapResult:
     """`parameter_gap` at every learning rate of `hs` (1-D) in one compiled call (`jax.vmap`
     over `h`); every field gains a leading axis of length `len(hs)`. The observed rate of
     Section 2.3 for halving `h` is then `log2(max_gap[:-1] / max_gap[1:])`."""
@@ -434,8 +465,15 @@ class Section5Problem(NamedTuple):
     """One line naming the data set, its size and the architecture (for figure titles)."""
 
 
-def section5_problem(mnist_dir=None, *, digits_sizes=None, mnist_sizes=None,
-                     limit: int | None = None, seed: int = 0, dtype=None) -> Section5Problem:
+def section5_problem(
+    mnist_dir=None,
+    *,
+    digits_sizes=None,
+    mnist_sizes=None,
+    limit: int | None = None,
+    seed: int = 0,
+    dtype=None,
+) -> Section5Problem:
     """The data and the starting autoencoder of the paper's Section 5 experiment.
 
     With `mnist_dir`, the MNIST training set read from the standard IDX files there
@@ -457,11 +495,12 @@ def section5_problem(mnist_dir=None, *, digits_sizes=None, mnist_sizes=None,
         images, _ = load_digits_images()
         sizes, name, what = tuple(digits_sizes or DIGITS_SIZES), "digits", "sklearn 8x8 digits"
     if sizes[0] != images.shape[1] or sizes[-1] != images.shape[1]:
-        raise ValueError(f"autoencoder sizes {sizes} must start and end with the "
-                         f"{images.shape[1]} pixels of the {what}")
+        raise ValueError(
+            f"autoencoder sizes {sizes} must start and end with the "
+            f"{images.shape[1]} pixels of the {what}"
+        )
     images = images[:limit]
     params0 = init_autoencoder(sizes, seed, dtype=dtype)
     data = jnp.asarray(images, dtype=_float_dtype(params0))
-    description = (f"{what}, {images.shape[0]} images, autoencoder "
-                   f"{'-'.join(map(str, sizes))}")
+    description = f"{what}, {images.shape[0]} images, autoencoder {'-'.join(map(str, sizes))}"
     return Section5Problem(params0, data, name, sizes, description)

@@ -103,7 +103,9 @@ def check_init(init, u0):
     if jax.tree.structure(init) != jax.tree.structure(u0) or any(
         jnp.shape(a) != jnp.shape(b) for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(u0))
     ):
-        raise ValueError("init, given as a velocity pytree, must have the structure and shapes of u0")
+        raise ValueError(
+            "init, given as a velocity pytree, must have the structure and shapes of u0"
+        )
     check_u0(init, "init")
 
 
@@ -126,5 +128,6 @@ def warn_if_low_precision(u0, rtol: float, what: str):
             f"requested accuracy (solver rtol={rtol:g}); errors below about {100 * eps:.0e} are "
             "rounding noise. Enable float64 at program start: "
             "jax.config.update('jax_enable_x64', True).",
-            RuntimeWarning, stacklevel=3,
+            RuntimeWarning,
+            stacklevel=3,
         )

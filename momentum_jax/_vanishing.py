@@ -91,8 +91,9 @@ def vanishing_iterate(loss, u0, scheme: str, h, num_steps: int, *, mu=1.0, save_
     check_whole("num_steps", num_steps, low=0)
     check_whole("save_every", save_every, low=1)
     dtype = jnp.result_type(*jax.tree.leaves(u0))
-    return _iterate(loss, scheme, num_steps, save_every, u0, jnp.asarray(h, dtype),
-                    jnp.asarray(mu, dtype))
+    return _iterate(
+        loss, scheme, num_steps, save_every, u0, jnp.asarray(h, dtype), jnp.asarray(mu, dtype)
+    )
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3))
@@ -102,7 +103,8 @@ def _iterate(loss, scheme, num_steps, save_every, u0, h, mu):
     def block(carry, _):
         state, n = carry
         state = jax.lax.fori_loop(
-            0, save_every, lambda j, s: vanishing_step(scheme, loss, h, mu, n + j, s), state)
+            0, save_every, lambda j, s: vanishing_step(scheme, loss, h, mu, n + j, s), state
+        )
         return (state, n + save_every), state.u
 
     _, us = jax.lax.scan(block, (state, 0), None, length=num_steps // save_every)
@@ -171,8 +173,18 @@ def limit_start(scheme: str, loss, u0, h, *, velocity: str = "zero"):
     return _start(scheme, loss, u0, h, _switches(scheme, "low", velocity)[1])
 
 
-def solve_limit(loss, u0, scheme: str, h, ts, *, mu=1.0, limit: str = "low",
-                velocity: str = "zero", solver: SolverConfig = DEFAULT_SOLVER):
+def solve_limit(
+    loss,
+    u0,
+    scheme: str,
+    h,
+    ts,
+    *,
+    mu=1.0,
+    limit: str = "low",
+    velocity: str = "zero",
+    solver: SolverConfig = DEFAULT_SOLVER,
+):
     """Solve the ODE limit of `scheme` (module table) at the times `ts` (`t = n sqrt(h)`) with
     diffrax (`momentum_jax._solve.integrate`: Tsit5, tight tolerances).
 
@@ -183,9 +195,17 @@ def solve_limit(loss, u0, scheme: str, h, ts, *, mu=1.0, limit: str = "low",
     _validate_limit(scheme, limit, velocity)
     dtype = jnp.result_type(*jax.tree.leaves(u0))
     high, vcoef = _switches(scheme, limit, velocity)
-    ys, ok = _solve_limit(loss, scheme, solver, u0, jnp.asarray(h, dtype),
-                          jnp.asarray(mu, dtype), jnp.asarray(ts, dtype),
-                          jnp.asarray(high, dtype), jnp.asarray(vcoef, dtype))
+    ys, ok = _solve_limit(
+        loss,
+        scheme,
+        solver,
+        u0,
+        jnp.asarray(h, dtype),
+        jnp.asarray(mu, dtype),
+        jnp.asarray(ts, dtype),
+        jnp.asarray(high, dtype),
+        jnp.asarray(vcoef, dtype),
+    )
     if not bool(ok):
         raise RuntimeError(f"diffrax failed solving the {limit}-resolution limit of {scheme!r}")
     return ys
@@ -197,8 +217,8 @@ def _solve_limit(loss, scheme, solver, u0, h, mu, ts, high, vcoef):
     tq = jnp.maximum(ts, t0)
     ys, result = integrate(_field(scheme, loss), y0, t0, tq[-1], tq, (h, mu, high), solver)
     xs = jax.tree.map(
-        lambda x, u: jnp.where((ts < t0).reshape((-1,) + (1,) * jnp.ndim(u)), u[None], x),
-        ys[0], u0)
+        lambda x, u: jnp.where((ts < t0).reshape((-1,) + (1,) * jnp.ndim(u)), u[None], x), ys[0], u0
+    )
     return xs, result == diffrax.RESULTS.successful
 
 
@@ -226,9 +246,18 @@ class VanishingStudy:
         return fit_order(self.hs, self.errors, points)
 
 
-def vanishing_study(loss, u0, scheme: str, hs, T: float, *, mu=1.0, limit: str = "low",
-                    velocity: str = "zero", solver: SolverConfig = DEFAULT_SOLVER
-                    ) -> VanishingStudy:
+def vanishing_study(
+    loss,
+    u0,
+    scheme: str,
+    hs,
+    T: float,
+    *,
+    mu=1.0,
+    limit: str = "low",
+    velocity: str = "zero",
+    solver: SolverConfig = DEFAULT_SOLVER,
+) -> VanishingStudy:
     """The error of the ODE limit against `scheme` for every `h` in `hs`, from one compiled,
     `h`-vmapped call (the limit and the velocity are traced too: a scheme and loss compile
     once): every run takes `floor(T / sqrt(min hs))` steps and the error is the maximum over the
@@ -240,9 +269,18 @@ def vanishing_study(loss, u0, scheme: str, hs, T: float, *, mu=1.0, limit: str =
     length = int(np.floor(T / np.sqrt(hs.min()) + 1e-9))
     dtype = jnp.result_type(*jax.tree.leaves(u0))
     high, vcoef = _switches(scheme, limit, velocity)
-    errors, ok = _study(loss, scheme, solver, length, u0, jnp.asarray(hs, dtype),
-                        jnp.asarray(mu, dtype), jnp.asarray(T, dtype), jnp.asarray(high, dtype),
-                        jnp.asarray(vcoef, dtype))
+    errors, ok = _study(
+        loss,
+        scheme,
+        solver,
+        length,
+        u0,
+        jnp.asarray(hs, dtype),
+        jnp.asarray(mu, dtype),
+        jnp.asarray(T, dtype),
+        jnp.asarray(high, dtype),
+        jnp.asarray(vcoef, dtype),
+    )
     if not bool(jnp.all(ok)):
         raise RuntimeError(f"diffrax failed solving the {limit}-resolution limit of {scheme!r}")
     return VanishingStudy(scheme, limit, velocity, float(mu), float(T), hs, np.asarray(errors))

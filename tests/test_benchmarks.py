@@ -26,8 +26,14 @@ def test_baseline_agrees_with_convergence_study():
     # solve_ivp (DOP853, rtol 1e-12) against diffrax (Tsit5, rtol 1e-12): the errors measured
     # (1e-4 ... 1) agree to a relative 1e-8 (observed: 3e-10 at worst, the hamiltonian model).
     base = baseline.errors([kappa, 1.0], [1.0, 1.0], hs=HS, lam=0.9, T=2.0)
-    st = mj.convergence_study(paper_quadratic(kappa), jnp.array([1.0, 1.0]), hs=HS, lams=[0.9],
-                              T=2.0, models=baseline.MODELS)
+    st = mj.convergence_study(
+        paper_quadratic(kappa),
+        jnp.array([1.0, 1.0]),
+        hs=HS,
+        lams=[0.9],
+        T=2.0,
+        models=baseline.MODELS,
+    )
     assert st.methods == ("hb", "nag")
     for model in baseline.MODELS:
         np.testing.assert_allclose(base[model], st.errors[model][:, 0, :], rtol=1e-8, atol=0)

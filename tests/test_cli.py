@@ -22,13 +22,32 @@ def test_losses_lists_registry(capsys):
     code, out, _ = run(capsys, "losses")
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()]
-    assert {"quadratic", "rosenbrock", "double_well", "digits_logistic",
-            "digits_autoencoder", "dense_quadratic"} <= set(names)
+    assert {
+        "quadratic",
+        "rosenbrock",
+        "double_well",
+        "digits_logistic",
+        "digits_autoencoder",
+        "dense_quadratic",
+    } <= set(names)
 
 
 def test_study_table_and_json(capsys, tmp_path):
-    args = ["study", "--loss", "quadratic", "--loss-arg", "kappa=5", "--h", "2^-3:2^-6",
-            "--lam", "0.5,0.9", "--model", "gradient_flow", "--T", "1"]
+    args = [
+        "study",
+        "--loss",
+        "quadratic",
+        "--loss-arg",
+        "kappa=5",
+        "--h",
+        "2^-3:2^-6",
+        "--lam",
+        "0.5,0.9",
+        "--model",
+        "gradient_flow",
+        "--T",
+        "1",
+    ]
     code, out, err = run(capsys, *args)
     assert code == 0 and "fitted order" in out and "2^-6" in out
     out_file = tmp_path / "s.json"
@@ -42,9 +61,23 @@ def test_study_table_and_json(capsys, tmp_path):
 
 
 def test_study_on_user_function(capsys):
-    code, out, _ = run(capsys, "study", "--loss", "momentum_jax._losses:rosenbrock",
-                       "--x0", "-1.2,1.0", "--h", "2^-8:2^-9", "--lam", "0.5",
-                       "--model", "gradient_flow", "--T", "0.5", "--json")
+    code, out, _ = run(
+        capsys,
+        "study",
+        "--loss",
+        "momentum_jax._losses:rosenbrock",
+        "--x0",
+        "-1.2,1.0",
+        "--h",
+        "2^-8:2^-9",
+        "--lam",
+        "0.5",
+        "--model",
+        "gradient_flow",
+        "--T",
+        "0.5",
+        "--json",
+    )
     assert code == 0
     assert json.loads(out)["config"]["loss"] == "rosenbrock"
 
@@ -88,8 +121,12 @@ def test_errors_are_one_line_exit_2(capsys, argv, text):
 
 
 def test_console_script_exit_status():
-    proc = subprocess.run([sys.executable, "-m", "momentum_jax", "study", "--loss", "nope"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "momentum_jax", "study", "--loss", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
 
@@ -107,19 +144,43 @@ TOKENS = {
 }
 
 
-def _fake_kernel(loss, models, init, velocity, order, constant, solver, K, progress, u0,
-                 loss_params, limit, h, lam, a, N):
+def _fake_kernel(
+    loss,
+    models,
+    init,
+    velocity,
+    order,
+    constant,
+    solver,
+    K,
+    progress,
+    u0,
+    loss_params,
+    limit,
+    h,
+    lam,
+    a,
+    N,
+):
     """Stands in for the compiled kernel (tested on its own elsewhere): the property below is
     about argument handling, so every valid example must not pay for a compilation."""
     H, G = h.shape
-    return np.full((H, G, len(models)), 0.1) * np.asarray(h)[..., None], np.full((H, G), -1), \
-        np.zeros((H, G, len(models)), int)
+    return (
+        np.full((H, G, len(models)), 0.1) * np.asarray(h)[..., None],
+        np.full((H, G), -1),
+        np.zeros((H, G, len(models)), int),
+    )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.dictionaries(st.sampled_from(sorted(TOKENS)), st.just(None), min_size=1)
-       .flatmap(lambda d: st.fixed_dictionaries({k: st.sampled_from(TOKENS[k]) for k in d})),
-       st.booleans())
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.dictionaries(st.sampled_from(sorted(TOKENS)), st.just(None), min_size=1).flatmap(
+        lambda d: st.fixed_dictionaries({k: st.sampled_from(TOKENS[k]) for k in d})
+    ),
+    st.booleans(),
+)
 def test_study_never_tracebacks(capsys, monkeypatch, options, as_json):
     monkeypatch.setattr("momentum_jax._study._kernel", _fake_kernel)
     argv = ["study"]

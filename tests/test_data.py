@@ -46,14 +46,26 @@ def test_read_idx_round_trip(tmp_path, images, gz):
     [
         (b"\x01\x00\x08\x03" + bytes(12), None, "bad magic number 0x01000803"),
         (idx_bytes(np.zeros((2, 2, 2)), magic=0x0D03), None, "data-type byte 0x0d"),
-        (idx_bytes(np.zeros((2, 2, 2)))[:-3], None,
-         "truncated: the header declares shape (2, 2, 2), i.e. 8 data bytes, but only 5"),
-        (idx_bytes(np.zeros((2, 2, 2))) + b"\x00", None,
-         "size mismatch: the header declares shape (2, 2, 2), i.e. 8 data bytes, but 9"),
-        (idx_bytes(np.zeros(8)), 3,
-         "wrong number of dimensions: the header declares 1, expected 3"),
-        (b"\x00\x00\x08\x03" + bytes(5), None,
-         "truncated header: 3 dimensions need 16 header bytes, the file has 9"),
+        (
+            idx_bytes(np.zeros((2, 2, 2)))[:-3],
+            None,
+            "truncated: the header declares shape (2, 2, 2), i.e. 8 data bytes, but only 5",
+        ),
+        (
+            idx_bytes(np.zeros((2, 2, 2))) + b"\x00",
+            None,
+            "size mismatch: the header declares shape (2, 2, 2), i.e. 8 data bytes, but 9",
+        ),
+        (
+            idx_bytes(np.zeros(8)),
+            3,
+            "wrong number of dimensions: the header declares 1, expected 3",
+        ),
+        (
+            b"\x00\x00\x08\x03" + bytes(5),
+            None,
+            "truncated header: 3 dimensions need 16 header bytes, the file has 9",
+        ),
         (b"\x00\x00", None, "not an IDX file"),
     ],
     ids=["magic", "dtype", "truncated", "trailing", "dims", "header", "short"],
@@ -123,8 +135,11 @@ def test_digits_without_sklearn(monkeypatch):
     "name, options, shapes",
     [
         ("digits_logistic", {"n": 200}, {"W": (64, 10), "b": (10,)}),
-        ("digits_autoencoder", {"n": 200, "sizes": (64, 8, 3, 8, 64)},
-         [((64, 8), (8,)), ((8, 3), (3,)), ((3, 8), (8,)), ((8, 64), (64,))]),
+        (
+            "digits_autoencoder",
+            {"n": 200, "sizes": (64, 8, 3, 8, 64)},
+            [((64, 8), (8,)), ((8, 3), (3,)), ((3, 8), (8,)), ((8, 64), (64,))],
+        ),
     ],
 )
 def test_digits_losses(name, options, shapes):

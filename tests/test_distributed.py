@@ -52,8 +52,14 @@ WORKER = textwrap.dedent(
     """
 )
 
-STUDY = dict(hs=(2.0 ** -np.arange(1, 6)).tolist(), lams=[0.9], T=2.0, chunk_size=32,
-             divergence_limit=1e2, models=["gradient_flow"])
+STUDY = dict(
+    hs=(2.0 ** -np.arange(1, 6)).tolist(),
+    lams=[0.9],
+    T=2.0,
+    chunk_size=32,
+    divergence_limit=1e2,
+    models=["gradient_flow"],
+)
 
 
 def free_port() -> int:
@@ -63,12 +69,20 @@ def free_port() -> int:
 
 
 def start_workers():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-               JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu"
+    )
     port = free_port()
-    return [subprocess.Popen([sys.executable, "-c", WORKER, str(port), str(i), json.dumps(STUDY)],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for i in range(2)]
+    return [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(port), str(i), json.dumps(STUDY)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
 
 
 def wait_for(procs):
@@ -83,30 +97,38 @@ def wait_for(procs):
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs)]
 
 
-@pytest.mark.skipif("jax_cpu_collectives_implementation" not in jax.config.values,
-                    reason="this jax has no cross-process CPU collectives option (gloo)")
+@pytest.mark.skipif(
+    "jax_cpu_collectives_implementation" not in jax.config.values,
+    reason="this jax has no cross-process CPU collectives option (gloo)",
+)
 def test_two_processes_give_the_one_process_results():
     procs = start_workers()
     # the one-process reference, computed while the workers run
     loss, u0 = paper_quadratic(20.0), jnp.array([1.0, 1.0])
     ref = mj.convergence_study(loss, u0, devices=jax.local_devices()[:1], **STUDY)
     H, L = np.meshgrid(np.geomspace(1e-3, 0.2, 7), np.linspace(0.0, 0.9, 5), indexing="ij")
-    sw = sweep_final(loss, u0, mj.heavy_ball(H.ravel(), L.ravel()), 300,
-                     devices=jax.local_devices()[:1])
+    sw = sweep_final(
+        loss, u0, mj.heavy_ball(H.ravel(), L.ravel()), 300, devices=jax.local_devices()[:1]
+    )
     results = wait_for(procs)
     for code, out, err in results:
         if code != 0 and ("gloo" in err.lower() or "collectives" in err.lower()):
             pytest.skip(f"CPU collectives across processes are unavailable: {err[-500:]}")
         assert code == 0, err[-4000:]
-    payloads = [json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))
-                           [len("RESULT "):]) for _, out, _ in results]
+    payloads = [
+        json.loads(
+            next(line for line in out.splitlines() if line.startswith("RESULT "))[len("RESULT ") :]
+        )
+        for _, out, _ in results
+    ]
     assert payloads[0] == payloads[1]  # every process returns the whole, identical result
     got = payloads[0]
     assert got["devices"] == 4
     for model in ref.models:
         # per-device batches differ from the one-process run: equal to rounding
-        np.testing.assert_allclose(np.asarray(got["errors"][model], dtype=float),
-                                   ref.errors[model], rtol=1e-13, atol=0)
+        np.testing.assert_allclose(
+            np.asarray(got["errors"][model], dtype=float), ref.errors[model], rtol=1e-13, atol=0
+        )
     np.testing.assert_array_equal(got["diverged_at"], ref.diverged_at)
     assert ref.diverged_at[0, 0, 0] > 0  # the grid includes a diverging point
     np.testing.assert_array_equal(np.asarray(got["sweep_u"]), sw.u)

@@ -16,8 +16,9 @@ from momentum_jax._training import section5_problem
 
 def run(name, tmp_path, **overrides):
     module = load_module(name)
-    summary = run_experiment(module, quick=True, out=tmp_path, cache_dir=tmp_path / "cache",
-                             progress=False, **overrides)
+    summary = run_experiment(
+        module, quick=True, out=tmp_path, cache_dir=tmp_path / "cache", progress=False, **overrides
+    )
     assert (tmp_path / f"{module.NAME}.png").stat().st_size > 0
     on_disk = json.loads((tmp_path / f"{module.NAME}.json").read_text())
     assert on_disk["summary"]["headline"] == summary["summary"]["headline"]
@@ -33,8 +34,12 @@ def test_fig6(tmp_path):
     for row in table.values():
         assert all(v is None or (math.isfinite(v) and v > 0) for v in row)
     for flags in (s["qualitative"], s["paper_qualitative"]):
-        for key in ("hb_nag_track_gd", "momentum_beats_vanishing_friction",
-                    "nag_best_at_largest_h", "gd_diverges_at_largest_h"):
+        for key in (
+            "hb_nag_track_gd",
+            "momentum_beats_vanishing_friction",
+            "nag_best_at_largest_h",
+            "gd_diverges_at_largest_h",
+        ):
             assert isinstance(flags[key], bool)
     assert isinstance(s["paper_result_holds"], bool)
     # The published table itself satisfies every claim the paper makes about it.
@@ -74,15 +79,25 @@ def test_fig7(tmp_path):
 
 
 def test_fig10(tmp_path):
-    _, s = run("fig10_implicit_regularisation", tmp_path, h_exponents=[1, 2], steps=4,
-               sharpness_iters=10, trajectory_h_exponent=2, trajectory_every=2, toy_steps=40,
-               toy_grid=21)
+    _, s = run(
+        "fig10_implicit_regularisation",
+        tmp_path,
+        h_exponents=[1, 2],
+        steps=4,
+        sharpness_iters=10,
+        trajectory_h_exponent=2,
+        trajectory_every=2,
+        toy_steps=40,
+        toy_grid=21,
+    )
     assert s["h"] == ["2^-1", "2^-2"] and s["trajectory"]["h"] == "2^-2"
     for scheme in ("gd", "hb", "nag"):
         path = s["trajectory"][scheme]
         assert len(path["loss"]) == len(path["sharpness"]) == 3  # steps 0, 2, 4
-    assert all(isinstance(v, float) for v in
-               s["trajectory"]["fraction_of_common_error_range_where_sharper_than_gd"].values())
+    assert all(
+        isinstance(v, float)
+        for v in s["trajectory"]["fraction_of_common_error_range_where_sharper_than_gd"].values()
+    )
     per = s["per_scheme"]
     for scheme, method in (("gd", gradient_descent), ("hb", heavy_ball), ("nag", nesterov)):
         row = per[scheme]
@@ -90,20 +105,19 @@ def test_fig10(tmp_path):
         for i, h in enumerate((0.5, 0.25)):
             m = gradient_descent(h / 0.1) if scheme == "gd" else method(h, 0.9)
             np.testing.assert_allclose(row["h_c"][i], float(m.h * m.c), rtol=1e-12)
-            np.testing.assert_allclose(row["modified_loss"][i],
-                                       row["loss"][i] + row["h_c"][i] * row["grad_sq"][i])
+            np.testing.assert_allclose(
+                row["modified_loss"][i], row["loss"][i] + row["h_c"][i] * row["grad_sq"][i]
+            )
             assert row["sharpness"][i] > 0
     # GD at rate h/(1-lam) has c = 1/4; HB's h c is (1+lam)/(1-lam) = 19 times larger.
     np.testing.assert_allclose(per["gd"]["h_c"][0], 0.25 * 0.5 / 0.1)
     np.testing.assert_allclose(per["hb"]["h_c"][0] / per["gd"]["h_c"][0], 19.0)
-    assert all(isinstance(b, bool) for v in s["momentum_flatter_than_gd_per_h"].values()
-               for b in v)
+    assert all(isinstance(b, bool) for v in s["momentum_flatter_than_gd_per_h"].values() for b in v)
     assert len(s["toy"]["max_dist_hb_to_modified_flow"]) == 4
 
 
 def write_idx(path, array, gz=False):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(
-        int(n).to_bytes(4, "big") for n in array.shape)
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
     raw = header + array.astype(np.uint8).tobytes()
     (gzip.open if gz else open)(path, "wb").write(raw)
 

@@ -49,8 +49,12 @@ CONFIGS = [("hb", 0.5), ("nag", 0.5), ("hb", 0.9), ("nag", 0.9)]
 def coupled_wells(p):
     """A double well in `p["x"]` coupled to `p["y"]` (shape (2,)): nonconvex, a dict pytree."""
     x, y = p["x"], p["y"]
-    return (0.25 * (x**2 - 1.0) ** 2 + 0.5 * jnp.sum(y**2) + 0.3 * jnp.sin(x) * y[0]
-            + 0.2 * jnp.cos(y[1] + x))
+    return (
+        0.25 * (x**2 - 1.0) ** 2
+        + 0.5 * jnp.sum(y**2)
+        + 0.3 * jnp.sin(x) * y[0]
+        + 0.2 * jnp.cos(y[1] + x)
+    )
 
 
 LOSSES = {
@@ -71,8 +75,12 @@ def steps_for(loss_name, lam):
 
 def tree_err(a, b):
     """Euclidean norm over all leaves, per row of a leading time axis."""
-    return jnp.sqrt(sum(jnp.sum(jnp.reshape(x - y, (x.shape[0], -1)) ** 2, axis=1)
-                        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))))
+    return jnp.sqrt(
+        sum(
+            jnp.sum(jnp.reshape(x - y, (x.shape[0], -1)) ** 2, axis=1)
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+        )
+    )
 
 
 def slope(hs, errs):
@@ -93,9 +101,17 @@ def _flows_on_grids(loss, u0, methods, ts):
 
     def solve(method, ts):
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(rhs), diffrax.Dopri8(), 0.0, T, None, tuple(u0 for _ in ORDERS),
-            args=method, saveat=diffrax.SaveAt(ts=ts),
-            stepsize_controller=diffrax.PIDController(rtol=1e-13, atol=1e-13), max_steps=4096)
+            diffrax.ODETerm(rhs),
+            diffrax.Dopri8(),
+            0.0,
+            T,
+            None,
+            tuple(u0 for _ in ORDERS),
+            args=method,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.PIDController(rtol=1e-13, atol=1e-13),
+            max_steps=4096,
+        )
         return sol.ys
 
     return jax.vmap(solve)(methods, ts)
@@ -110,8 +126,11 @@ def observed_errors(loss_name):
     """`{(order, method, lam): (hs, errors)}`: max-over-time distance between the discrete run
     started on the order-`order` manifold and the order-`order` modified flow."""
     loss, u0 = LOSSES[loss_name]
-    runs = [(name, lam, h, METHODS[name](h, lam)) for name, lam in CONFIGS
-            for h in steps_for(loss_name, lam)]
+    runs = [
+        (name, lam, h, METHODS[name](h, lam))
+        for name, lam in CONFIGS
+        for h in steps_for(loss_name, lam)
+    ]
     if loss_name != "quadratic":  # all iterate times n h <= T, padded with T to one length
         longest = max(round(T / r[2]) for r in runs) + 1
         grids = jnp.stack([jnp.minimum(r[2] * jnp.arange(longest), T) for r in runs])
@@ -159,6 +178,7 @@ def slow_root(h, q, lam, a):
 def exact_quadratic_series(degree, q, lam, a):
     """Taylor coefficients in `h` at 0, up to `h^degree`, of `log rho(h)` (row 0) and
     `1 / rho(h)` (row 1), by the test's own nested jvp in `h`."""
+
     def both(h):
         rho = slow_root(h, q, lam, a)
         return jnp.stack([jnp.log(rho), 1.0 / rho])
@@ -248,9 +268,14 @@ def test_invariance_defect_order(loss_name, order):
             w0 = manifold_velocity_series(loss, u0, method, order)
             state = mj.step(loss, method, mj.MomentumState(u0, w0))
             w_next = manifold_velocity_series(loss, state.u, method, order)
-            defects.append(float(tree_err(
-                jax.tree.map(lambda x: x[None], state.w), jax.tree.map(lambda x: x[None], w_next)
-            )[0]))
+            defects.append(
+                float(
+                    tree_err(
+                        jax.tree.map(lambda x: x[None], state.w),
+                        jax.tree.map(lambda x: x[None], w_next),
+                    )[0]
+                )
+            )
         assert abs(slope(hs, defects) - (order + 1)) <= 0.25, (name, lam, defects)
 
 
@@ -267,8 +292,9 @@ def test_gregory_weights():
 
 def test_no_recompile_for_new_hyperparameters():
     loss, u0 = LOSSES["double_well"]
-    fn = jax.jit(lambda m: (modified_field(loss, u0, m, 2),
-                            manifold_velocity_series(loss, u0, m, 2)))
+    fn = jax.jit(
+        lambda m: (modified_field(loss, u0, m, 2), manifold_velocity_series(loss, u0, m, 2))
+    )
     first = fn(mj.Momentum(jnp.asarray(0.01), jnp.asarray(0.9), jnp.asarray(0.0)))
     second = fn(mj.Momentum(jnp.asarray(0.02), jnp.asarray(0.5), jnp.asarray(0.5)))
     assert fn._cache_size() == 1

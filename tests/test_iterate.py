@@ -17,8 +17,12 @@ U0 = jnp.array([1.0, 1.0])
 def nonconvex(p):
     """A nonconvex loss on a dict pytree (two leaves of different shapes)."""
     w, b = p["w"], p["b"]
-    return (jnp.sum((w**2 - 1.0) ** 2) / 4 + jnp.sum(jnp.cos(3 * w)) / 10
-            + jnp.sum(b**2) / 2 + jnp.sum(w[:2] * b) / 4)
+    return (
+        jnp.sum((w**2 - 1.0) ** 2) / 4
+        + jnp.sum(jnp.cos(3 * w)) / 10
+        + jnp.sum(b**2) / 2
+        + jnp.sum(w[:2] * b) / 4
+    )
 
 
 P0 = {"w": jnp.array([0.3, -1.4, 0.8]), "b": jnp.array([0.5, -0.2])}
@@ -36,8 +40,9 @@ def test_quadratic_closed_form_zero_start(make, h):
 def test_quadratic_closed_form_gd_and_manifold_start():
     m = mj.gradient_descent(0.05)
     us = mj.iterate(paper_quadratic(10.0), U0, m, 100)
-    np.testing.assert_allclose(us, np.array([[(1 - 0.05 * q) ** n for q in Q] for n in range(101)]),
-                               rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(
+        us, np.array([[(1 - 0.05 * q) ** n for q in Q] for n in range(101)]), rtol=1e-13, atol=1e-15
+    )
     m = mj.nesterov(2.0**-6, 0.9)
     us = mj.iterate(paper_quadratic(10.0), U0, m, 300, init="manifold")
     ref = cf.discrete(Q, [1, 1], m, np.arange(301), w0=cf.manifold_w0(Q, [1, 1], m))
@@ -132,8 +137,10 @@ def test_new_hyperparameter_values_do_not_recompile():
     loss = paper_quadratic(10.0)
     mj.iterate(loss, U0, mj.Momentum(0.1, 0.5, 0.0), 20)
     before = compiled_versions(_iterate)
-    outs = [mj.iterate(loss, U0, mj.Momentum(h, lam, a), 20)
-            for h, lam, a in [(0.2, 0.9, 0.9), (0.01, 0.0, 0.3), (0.05, 0.7, 0.0)]]
+    outs = [
+        mj.iterate(loss, U0, mj.Momentum(h, lam, a), 20)
+        for h, lam, a in [(0.2, 0.9, 0.9), (0.01, 0.0, 0.3), (0.05, 0.7, 0.0)]
+    ]
     assert compiled_versions(_iterate) == before
     assert not np.allclose(outs[0], outs[1])  # the values really changed
     mj.iterate(loss, U0, mj.Momentum(0.1, 0.5, 0.0), 21)  # a new shape does compile

@@ -38,6 +38,6 @@ def test_fig5_quadratic_distance_envelope():
     loss = paper_quadratic(20.0)
     us, ws = mj.iterate(loss, jnp.array([1.0, 1.0]), m, 200, return_velocity=True)
     e = np.asarray(mj.distances_along(loss, us, ws, m, order=0))
-    envelope = np.array([e[k:k + 20].max() for k in range(0, 200, 20)])
+    envelope = np.array([e[k : k + 20].max() for k in range(0, 200, 20)])
     per_step = (envelope[-1] / envelope[1]) ** (1 / 160)
     assert abs(per_step - np.sqrt(0.9)) < 0.01

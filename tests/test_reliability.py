@@ -26,10 +26,12 @@ def integer_valued(u):
 
 @pytest.mark.parametrize(
     "loss, text",
-    [(not_traceable, "loss 'not_traceable' cannot be evaluated"),
-     (vector_valued, "loss 'vector_valued' must return a scalar"),
-     (integer_valued, "loss 'integer_valued' must return a real floating scalar"),
-     ("quadratic", "loss must be a callable")],
+    [
+        (not_traceable, "loss 'not_traceable' cannot be evaluated"),
+        (vector_valued, "loss 'vector_valued' must return a scalar"),
+        (integer_valued, "loss 'integer_valued' must return a real floating scalar"),
+        ("quadratic", "loss must be a callable"),
+    ],
 )
 @pytest.mark.parametrize("entry", ["iterate", "solve", "convergence_study"])
 def test_bad_losses_are_named_before_compiling(loss, text, entry):
@@ -59,23 +61,32 @@ def test_non_finite_start(entry):
 
 def test_T_not_a_multiple_of_h_rounds_down():
     # T / h = 2.5 / 0.5 ... = 5.4: the errors are taken over n h <= T, i.e. N = floor(T / h)
-    st = mj.convergence_study(paper_quadratic(5.0), U0, hs=[0.37, 0.185], lams=[0.9], T=2.0,
-                              models=("gradient_flow",))
+    st = mj.convergence_study(
+        paper_quadratic(5.0), U0, hs=[0.37, 0.185], lams=[0.9], T=2.0, models=("gradient_flow",)
+    )
     assert st.config["steps"] == [5, 10]
     from momentum_jax import _closed_form as cf
+
     ref = cf.error([5, 1], [1, 1], mj.heavy_ball(0.37, 0.9), 2.0, model="gradient_flow")
     assert st.errors["gradient_flow"][0, 0, 0] == pytest.approx(ref, rel=1e-8)
 
 
 def test_float32_warns_about_resolution():
     with pytest.warns(RuntimeWarning, match="resolution 1.2e-07"):
-        st = mj.convergence_study(paper_quadratic(5.0), U0.astype(jnp.float32), hs=[0.1, 0.05],
-                                  lams=[0.9], T=1.0, models=("gradient_flow",))
+        st = mj.convergence_study(
+            paper_quadratic(5.0),
+            U0.astype(jnp.float32),
+            hs=[0.1, 0.05],
+            lams=[0.9],
+            T=1.0,
+            models=("gradient_flow",),
+        )
     assert np.all(np.isfinite(st.errors["gradient_flow"]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # float64: no warning
-        mj.convergence_study(paper_quadratic(5.0), U0, hs=[0.1, 0.05], lams=[0.9], T=1.0,
-                             models=("gradient_flow",))
+        mj.convergence_study(
+            paper_quadratic(5.0), U0, hs=[0.1, 0.05], lams=[0.9], T=1.0, models=("gradient_flow",)
+        )
 
 
 def test_sweep_of_hundreds_with_diverging_points():
@@ -94,8 +105,10 @@ def test_sweep_of_hundreds_with_diverging_points():
     assert np.all(np.isfinite(st.errors["gradient_flow"][~bad]))
     assert f"{bad.sum()} diverged" in st.summary_line()
     assert all(s.startswith("diverged at step") for s in st.status[bad])
-    alone = mj.convergence_study(loss, U0, hs=hs[5:], lams=lams[[3, 9]], T=16.0,
-                                 models=("gradient_flow",))
-    np.testing.assert_array_equal(alone.errors["gradient_flow"],
-                                  st.errors["gradient_flow"][:, [3, 9], 5:])
+    alone = mj.convergence_study(
+        loss, U0, hs=hs[5:], lams=lams[[3, 9]], T=16.0, models=("gradient_flow",)
+    )
+    np.testing.assert_array_equal(
+        alone.errors["gradient_flow"], st.errors["gradient_flow"][:, [3, 9], 5:]
+    )
     assert np.all(np.isfinite(st.orders["gradient_flow"]))  # fits use the valid points only

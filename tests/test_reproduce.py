@@ -22,14 +22,18 @@ def fake_module(calls, *, fail_after=None):
     def compute(config, ctx):
         parts = []
         for i in range(2):
+
             def piece(i=i):
                 calls.append(i)
                 if fail_after is not None and i > fail_after:
                     raise KeyboardInterrupt
                 return {"arrays": {"x": np.arange(3) * (i + config["scale"])}, "summary": {"i": i}}
+
             parts.append(ctx.cached(f"piece{i}", config | {"i": i}, piece)["arrays"]["x"])
-        return {"arrays": {"parts": np.stack(parts)},
-                "summary": {"total": float(np.sum(parts)), "headline": "ok"}}
+        return {
+            "arrays": {"parts": np.stack(parts)},
+            "summary": {"total": float(np.sum(parts)), "headline": "ok"},
+        }
 
     def plot(data, config, path):
         from momentum_jax._plotting import new_figure, save_figure
@@ -38,9 +42,14 @@ def fake_module(calls, *, fail_after=None):
         axes[0, 0].plot(data["arrays"]["parts"].T)
         save_figure(fig, path)
 
-    return types.SimpleNamespace(NAME="figX_fake", DESCRIPTION="a test figure",
-                                 CONFIG={"scale": 1.0}, QUICK={"scale": 2.0},
-                                 compute=compute, plot=plot)
+    return types.SimpleNamespace(
+        NAME="figX_fake",
+        DESCRIPTION="a test figure",
+        CONFIG={"scale": 1.0},
+        QUICK={"scale": 2.0},
+        compute=compute,
+        plot=plot,
+    )
 
 
 def test_cached_results_are_reused_and_configs_distinguished(tmp_path):
@@ -75,7 +84,8 @@ def test_killed_process_leaves_no_partial_outputs(tmp_path):
     # A figure script killed with SIGKILL in the middle of its computation: no output file exists
     # afterwards, stale temporary files are cleared by the next run, which resumes.
     script = tmp_path / "slow.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, time, types
         import numpy as np
         sys.path.insert(0, {str(os.path.dirname(__file__))!r})
@@ -86,12 +96,13 @@ def test_killed_process_leaves_no_partial_outputs(tmp_path):
         original = mod.compute
         def compute(config, ctx):
             ctx.cached("first", {{}}, lambda: {{"arrays": {{"a": np.ones(2)}}, "summary": {{}}}})
-            open({str(tmp_path / 'ready')!r}, "w").close()
+            open({str(tmp_path / "ready")!r}, "w").close()
             time.sleep(60)
         mod.compute = compute
-        _reproduce.run_experiment(mod, out={str(tmp_path / 'out')!r},
-                                  cache_dir={str(tmp_path / 'cache')!r}, progress=False)
-    """))
+        _reproduce.run_experiment(mod, out={str(tmp_path / "out")!r},
+                                  cache_dir={str(tmp_path / "cache")!r}, progress=False)
+    """)
+    )
     proc = subprocess.Popen([sys.executable, str(script)])
     try:
         for _ in range(600):
@@ -109,8 +120,9 @@ def test_killed_process_leaves_no_partial_outputs(tmp_path):
     stale = tmp_path / "cache" / ".figX_fake-stale.npz.abc.part"
     stale.write_bytes(b"half")
     calls = []
-    _reproduce.run_experiment(fake_module(calls), out=tmp_path / "out",
-                              cache_dir=tmp_path / "cache", progress=False)
+    _reproduce.run_experiment(
+        fake_module(calls), out=tmp_path / "out", cache_dir=tmp_path / "cache", progress=False
+    )
     assert not stale.exists()
     assert (tmp_path / "out" / "figX_fake.png").exists()
 
@@ -140,8 +152,18 @@ def test_real_figure_quick_end_to_end(tmp_path, fig):
     from momentum_jax._cli import main
 
     overrides = {"fig2": ["--quick"], "fig5": ["--quick"]}[fig]
-    code = main(["reproduce", fig, *overrides, "--out", str(tmp_path), "--cache",
-                 str(tmp_path / "cache"), "--no-progress"])
+    code = main(
+        [
+            "reproduce",
+            fig,
+            *overrides,
+            "--out",
+            str(tmp_path),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     name = _reproduce.resolve([fig])[0]
     summary = json.loads((tmp_path / f"{name}.json").read_text())

@@ -64,8 +64,9 @@ def test_errors():
         top_hessian_eigenvalue(lambda u: u**2, jnp.ones(2), iters=3)
 
 
-@pytest.mark.parametrize("method", [gradient_descent(0.1), heavy_ball(0.1, 0.9),
-                                    nesterov(0.1, 0.9), nesterov(0.05, 0.5)])
+@pytest.mark.parametrize(
+    "method", [gradient_descent(0.1), heavy_ball(0.1, 0.9), nesterov(0.1, 0.9), nesterov(0.05, 0.5)]
+)
 def test_stability_threshold(method):
     """Just below `q*` the recurrence on `q u^2 / 2` is stable, just above it is not."""
     q_star = float(stability_threshold(method))

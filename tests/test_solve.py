@@ -17,9 +17,15 @@ U0 = jnp.array([1.0, 1.0])
 @pytest.mark.parametrize("h", [2.0**-4, 2.0**-10, 2.0**-17])
 @pytest.mark.parametrize(
     "model, velocity",
-    [("gradient_flow", None), ("modified_flow", None), ("hamiltonian", "taylor"),
-     ("hamiltonian", "paper"), ("hamiltonian", "manifold"), ("hessian_damped", "taylor"),
-     ("hessian_damped", "manifold")],
+    [
+        ("gradient_flow", None),
+        ("modified_flow", None),
+        ("hamiltonian", "taylor"),
+        ("hamiltonian", "paper"),
+        ("hamiltonian", "manifold"),
+        ("hessian_damped", "taylor"),
+        ("hessian_damped", "manifold"),
+    ],
 )
 def test_solve_equals_closed_form(make, h, model, velocity):
     kappa = 20.0
@@ -48,11 +54,13 @@ def test_initial_velocities_follow_theory():
     m = mj.heavy_ball(0.01, 0.9)
     loss = paper_quadratic(5.0)
     g = jax.grad(loss)(U0)
-    _, v = mj.solve(loss, U0, m, jnp.array([0.0]), model="hamiltonian", velocity="taylor",
-                    return_velocity=True)
+    _, v = mj.solve(
+        loss, U0, m, jnp.array([0.0]), model="hamiltonian", velocity="taylor", return_velocity=True
+    )
     np.testing.assert_allclose(v[0], -0.5 * g, rtol=1e-14)
-    _, v = mj.solve(loss, U0, m, jnp.array([0.0]), model="hamiltonian", velocity="paper",
-                    return_velocity=True)
+    _, v = mj.solve(
+        loss, U0, m, jnp.array([0.0]), model="hamiltonian", velocity="paper", return_velocity=True
+    )
     np.testing.assert_allclose(v[0], 0.45 * g, rtol=1e-14)
 
 
@@ -90,5 +98,10 @@ def test_hamiltonian_needs_positive_alpha():
 
 def test_ts_must_be_sorted():
     with pytest.raises(ValueError, match="ts must be"):
-        mj.solve(paper_quadratic(5.0), U0, mj.heavy_ball(0.1, 0.9), jnp.array([1.0, 0.5]),
-                 model="gradient_flow")
+        mj.solve(
+            paper_quadratic(5.0),
+            U0,
+            mj.heavy_ball(0.1, 0.9),
+            jnp.array([1.0, 0.5]),
+            model="gradient_flow",
+        )

@@ -61,8 +61,9 @@ def test_paths_are_vmapped_and_reproducible_from_their_keys():
     k = keys(6)
     paths = minibatch_iterate(EX, U0, m, DATA, 8, k)
     assert paths.shape == (6, 9, 2)
-    np.testing.assert_allclose(minibatch_iterate(EX, U0, m, DATA, 8, k, save_every=4),
-                               paths[:, ::4], atol=0)
+    np.testing.assert_allclose(
+        minibatch_iterate(EX, U0, m, DATA, 8, k, save_every=4), paths[:, ::4], atol=0
+    )
     np.testing.assert_allclose(minibatch_final(EX, U0, m, DATA, 8, k), paths[:, -1], atol=0)
     np.testing.assert_allclose(minibatch_iterate(EX, U0, m, DATA, 8, k[::-1]), paths[::-1], atol=0)
     assert np.min(np.abs(np.diff(np.asarray(paths[:, -1, 0])))) > 0  # distinct keys, paths
@@ -110,8 +111,9 @@ def test_batch_gradient_covariance_is_f_sigma(batch_size, replace):
 
     g = jax.vmap(batch_grad)(keys(2**15))
     expected = noise_factor(batch_size, N, replace) * noise_covariance(EX, u, DATA)
-    np.testing.assert_allclose(np.cov(np.asarray(g).T), expected, rtol=0.05, atol=0.01 * float(
-        jnp.max(jnp.abs(expected))))
+    np.testing.assert_allclose(
+        np.cov(np.asarray(g).T), expected, rtol=0.05, atol=0.01 * float(jnp.max(jnp.abs(expected)))
+    )
     np.testing.assert_allclose(jnp.mean(g, 0), jax.grad(full_loss(EX, DATA))(u), atol=0.05)
 
 
@@ -168,18 +170,39 @@ def test_sde_paths_match_the_exact_sde_moments():
             assert abs(float(jnp.mean(vals)) - exact) < 4 * se, (name, i)
 
 
-def _exact_errors(method, *, drift="modified", init="manifold", start="plain", diffusion=True,
-                  sde_batch=1, ks=range(5, 9)):
+def _exact_errors(
+    method,
+    *,
+    drift="modified",
+    init="manifold",
+    start="plain",
+    diffusion=True,
+    sde_batch=1,
+    ks=range(5, 9),
+):
     hs = 2.0 ** -np.asarray(list(ks))
     errs = []
     for h in hs:
         m = METHODS[method](h, LAM)
         md = minibatch_moments(EX, U0, m, DATA, int(round(T / h)), init=init)
-        ms = sde_moments(EX, U0, m, DATA, jnp.array([T]), drift=drift, start=start,
-                         diffusion=diffusion, batch_size=sde_batch)
+        ms = sde_moments(
+            EX,
+            U0,
+            m,
+            DATA,
+            jnp.array([T]),
+            drift=drift,
+            start=start,
+            diffusion=diffusion,
+            batch_size=sde_batch,
+        )
         ms = Moments(ms.mean[-1], ms.second[-1])
-        errs.append([abs(float(quadratic_expectation(g, md) - quadratic_expectation(g, ms)))
-                     for g in TESTS.values()])
+        errs.append(
+            [
+                abs(float(quadratic_expectation(g, md) - quadratic_expectation(g, ms)))
+                for g in TESTS.values()
+            ]
+        )
     errs = np.array(errs)
     return {name: fit_order(hs, errs[:, j]) for j, name in enumerate(TESTS)}
 
@@ -209,9 +232,18 @@ def test_weak_errors_measured_by_monte_carlo():
     order between 2^-3 and 2^-4 agrees with the exact one within 0.4 (pre-asymptotic there:
     about 2.1-2.8 for the modified SDE, 1.5-1.9 for the others; see the module docstring for
     the asymptotic orders)."""
-    st = weak_error_study(EX, U0, DATA, method="hb", lam=LAM, hs=[2.0**-3, 2.0**-4], T=T,
-                          num_paths=2**13, key=jax.random.key(7),
-                          models=("modified_sde", "modified_ode"))
+    st = weak_error_study(
+        EX,
+        U0,
+        DATA,
+        method="hb",
+        lam=LAM,
+        hs=[2.0**-3, 2.0**-4],
+        T=T,
+        num_paths=2**13,
+        key=jax.random.key(7),
+        models=("modified_sde", "modified_ode"),
+    )
     exact = st.exact_errors
     for m in st.models:
         gap = np.abs(st.errors[m] - exact[m])
@@ -241,8 +273,18 @@ def test_fig12_quick_end_to_end(tmp_path):
 
     from momentum_jax._cli import main
 
-    code = main(["reproduce", "fig12", "--quick", "--out", str(tmp_path), "--cache",
-                 str(tmp_path / "cache"), "--no-progress"])
+    code = main(
+        [
+            "reproduce",
+            "fig12",
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "fig12_weak_error.json").read_text())["summary"]
     assert (tmp_path / "fig12_weak_error.png").stat().st_size < 300_000

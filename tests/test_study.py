@@ -17,11 +17,34 @@ U0 = jnp.array([1.0, 1.0])
 MAKE = {"hb": mj.heavy_ball, "nag": mj.nesterov}
 
 
-def closed_form_errors(kappa, method, hs, model, *, init="zero", velocity="taylor",
-                       constant="corrected", lam=0.9, T=2.0):
+def closed_form_errors(
+    kappa,
+    method,
+    hs,
+    model,
+    *,
+    init="zero",
+    velocity="taylor",
+    constant="corrected",
+    lam=0.9,
+    T=2.0,
+):
     vel = "manifold" if init == "manifold" else velocity
-    return np.array([cf.error([kappa, 1], [1, 1], MAKE[method](h, lam), T, model=model,
-                              init=init, velocity=vel, constant=constant) for h in hs])
+    return np.array(
+        [
+            cf.error(
+                [kappa, 1],
+                [1, 1],
+                MAKE[method](h, lam),
+                T,
+                model=model,
+                init=init,
+                velocity=vel,
+                constant=constant,
+            )
+            for h in hs
+        ]
+    )
 
 
 def study(kappa, hs, **kw):
@@ -48,11 +71,14 @@ def test_paper_velocity_and_printed_constant_equal_closed_forms():
     for i, meth in enumerate(st.methods):
         np.testing.assert_allclose(
             st.errors["hamiltonian"][i, 0],
-            closed_form_errors(5.0, meth, hs, "hamiltonian", velocity="paper"), rtol=1e-6)
+            closed_form_errors(5.0, meth, hs, "hamiltonian", velocity="paper"),
+            rtol=1e-6,
+        )
         np.testing.assert_allclose(
             st2.errors["modified_flow"][i, 0],
-            closed_form_errors(5.0, meth, hs, "modified_flow", init="manifold",
-                               constant="printed"), rtol=1e-6)
+            closed_form_errors(5.0, meth, hs, "modified_flow", init="manifold", constant="printed"),
+            rtol=1e-6,
+        )
 
 
 def test_rates_and_orders_are_computed_from_errors():
@@ -69,23 +95,34 @@ def test_second_call_with_new_values_does_not_recompile():
     study(5.0, hs, models=("gradient_flow", "hamiltonian"))
     before = compiled_versions(_kernel)
     a = study(5.0, hs / 2, models=("gradient_flow", "hamiltonian"))  # other h, other step counts
-    b = mj.convergence_study(paper_quadratic(5.0), U0, hs=hs, lams=[0.5], T=1.5,
-                             models=("gradient_flow", "hamiltonian"))
+    b = mj.convergence_study(
+        paper_quadratic(5.0), U0, hs=hs, lams=[0.5], T=1.5, models=("gradient_flow", "hamiltonian")
+    )
     # the loss's array leaves are traced too: another kappa shares the compilation
-    c = mj.convergence_study(paper_quadratic(17.0), U0, hs=hs, lams=[0.5], T=1.5,
-                             models=("gradient_flow", "hamiltonian"))
+    c = mj.convergence_study(
+        paper_quadratic(17.0), U0, hs=hs, lams=[0.5], T=1.5, models=("gradient_flow", "hamiltonian")
+    )
     assert compiled_versions(_kernel) == before
     np.testing.assert_allclose(
         c.errors["gradient_flow"][0, 0],
-        closed_form_errors(17.0, "hb", hs, "gradient_flow", lam=0.5, T=1.5), rtol=1e-6)
+        closed_form_errors(17.0, "hb", hs, "gradient_flow", lam=0.5, T=1.5),
+        rtol=1e-6,
+    )
     assert not np.allclose(a.errors["gradient_flow"], b.errors["gradient_flow"])
 
 
 def test_divergent_points_are_flagged_and_excluded():
     # HB is stable for h kappa < 2 (1 + lam) = 3.8: with kappa = 20, h = 2^-1 and 2^-2 diverge.
     hs = 2.0 ** -np.arange(1, 8)
-    st = mj.convergence_study(paper_quadratic(20.0), U0, hs=hs, lams=[0.9], T=10.0,
-                              models=("gradient_flow",), methods=("hb",))
+    st = mj.convergence_study(
+        paper_quadratic(20.0),
+        U0,
+        hs=hs,
+        lams=[0.9],
+        T=10.0,
+        models=("gradient_flow",),
+        methods=("hb",),
+    )
     assert np.all(st.diverged_at[0, 0, :2] > 0)
     assert np.all(st.diverged_at[0, 0, 2:] == -1)
     assert np.all(np.isnan(st.errors["gradient_flow"][0, 0, :2]))
@@ -94,15 +131,25 @@ def test_divergent_points_are_flagged_and_excluded():
     assert np.all(np.isfinite(st.rates["gradient_flow"][0, 0, 2:]))
     assert "2 diverged" in st.summary_line()
     # the others are exactly what they are when run alone
-    alone = mj.convergence_study(paper_quadratic(20.0), U0, hs=hs[2:], lams=[0.9], T=10.0,
-                                 models=("gradient_flow",), methods=("hb",))
-    np.testing.assert_array_equal(st.errors["gradient_flow"][..., 2:], alone.errors["gradient_flow"])
+    alone = mj.convergence_study(
+        paper_quadratic(20.0),
+        U0,
+        hs=hs[2:],
+        lams=[0.9],
+        T=10.0,
+        models=("gradient_flow",),
+        methods=("hb",),
+    )
+    np.testing.assert_array_equal(
+        st.errors["gradient_flow"][..., 2:], alone.errors["gradient_flow"]
+    )
 
 
 def test_solver_failure_is_flagged_not_raised():
     hs = 2.0 ** -np.arange(6, 9)
-    st = study(5.0, hs, models=("gradient_flow", "hamiltonian"),
-               solver=mj.SolverConfig(max_steps=4))
+    st = study(
+        5.0, hs, models=("gradient_flow", "hamiltonian"), solver=mj.SolverConfig(max_steps=4)
+    )
     assert np.all(st.diverged_at == -1)
     failures = st.solver_failure["hamiltonian"]
     assert np.all(failures != "") and "maximum number of solver steps" in failures[0, 0, 0]
@@ -129,8 +176,13 @@ def test_save_load_roundtrip(tmp_path):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "{not json", json.dumps({"format": "something else"}), json.dumps([1, 2]),
-     json.dumps({"format": "momentum_jax.study", "axes": {}})],
+    [
+        "",
+        "{not json",
+        json.dumps({"format": "something else"}),
+        json.dumps([1, 2]),
+        json.dumps({"format": "momentum_jax.study", "axes": {}}),
+    ],
 )
 def test_load_rejects_foreign_and_corrupted_files(tmp_path, text):
     path = tmp_path / "bad.json"
@@ -163,17 +215,32 @@ def test_argument_errors(kwargs, text):
 
 @pytest.mark.parametrize(
     "lam, hs",
-    [(0.5, 2.0 ** -np.arange(7, 12)),
-     pytest.param(0.9, 2.0 ** -np.arange(10, 16), marks=pytest.mark.slow)],
+    [
+        (0.5, 2.0 ** -np.arange(7, 12)),
+        pytest.param(0.9, 2.0 ** -np.arange(10, 16), marks=pytest.mark.slow),
+    ],
 )
 def test_nonconvex_orders(lam, hs):
     # the asymptotic regime needs h lbar |Hess Phi| small: smaller h for lam = 0.9
-    st = mj.convergence_study(double_well, jnp.array([0.3, 1.0]), hs=hs, lams=[lam], T=1.0,
-                              models=("gradient_flow", "hamiltonian"))
+    st = mj.convergence_study(
+        double_well,
+        jnp.array([0.3, 1.0]),
+        hs=hs,
+        lams=[lam],
+        T=1.0,
+        models=("gradient_flow", "hamiltonian"),
+    )
     assert np.all(np.abs(st.orders["gradient_flow"] - 1) < 0.15)
     assert np.all(np.abs(st.orders["hamiltonian"] - 1) < 0.15)
-    st2 = mj.convergence_study(double_well, jnp.array([0.3, 1.0]), hs=hs, lams=[lam], T=1.0,
-                               models=("modified_flow", "hamiltonian"), init="manifold")
+    st2 = mj.convergence_study(
+        double_well,
+        jnp.array([0.3, 1.0]),
+        hs=hs,
+        lams=[lam],
+        T=1.0,
+        models=("modified_flow", "hamiltonian"),
+        init="manifold",
+    )
     assert np.all(np.abs(st2.orders["modified_flow"] - 2) < 0.2)
     assert np.all(np.abs(st2.orders["hamiltonian"] - 2) < 0.2)
 
@@ -212,8 +279,7 @@ def test_acceptance_manifold_start(kappa):
             # errors reach 1e-11 here: 1e-6 relative plus a 1e-14 absolute rounding floor
             np.testing.assert_allclose(st.errors[model][i, 0], ref, rtol=1e-6, atol=1e-14)
         assert np.all(np.abs(st.rates[model][..., IDX_2M16] - 2) <= 0.05)
-    printed = study(kappa, HS_PAPER, models=("modified_flow",), init="manifold",
-                    constant="printed")
+    printed = study(kappa, HS_PAPER, models=("modified_flow",), init="manifold", constant="printed")
     assert np.all(printed.rates["modified_flow"][..., IDX_2M16] <= 1.1)
 
 
@@ -221,7 +287,15 @@ def test_acceptance_manifold_start(kappa):
 def test_order_R_study_on_double_well(R):
     # convergence_study(order=R): discrete start on the order-R manifold, order-R modified flow
     hs = 2.0 ** -np.arange(4, 8)
-    st = mj.convergence_study(double_well, jnp.array([0.3, 1.0]), hs=hs, lams=[0.5], T=1.0,
-                              models=("modified_flow",), init="manifold", order=R)
+    st = mj.convergence_study(
+        double_well,
+        jnp.array([0.3, 1.0]),
+        hs=hs,
+        lams=[0.5],
+        T=1.0,
+        models=("modified_flow",),
+        init="manifold",
+        order=R,
+    )
     assert np.all(np.abs(st.orders["modified_flow"] - (R + 1)) < 0.25)
     assert st.config["order"] == R

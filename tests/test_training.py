@@ -25,7 +25,7 @@ def xs():
 
 
 def batch_means(xs, b):
-    return [xs[i:i + b].mean() for i in range(0, len(xs), b)]
+    return [xs[i : i + b].mean() for i in range(0, len(xs), b)]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def optax_run(opt, params, x, batch, epochs):
     out = [params]
     for _ in range(epochs):
         for i in range(0, len(x), batch):
-            updates, state = opt.update(grad(params, x[i:i + batch]), state)
+            updates, state = opt.update(grad(params, x[i : i + batch]), state)
             params = optax.apply_updates(params, updates)
         out.append(params)
     return out
@@ -78,8 +78,9 @@ def test_nag_equals_optax_nesterov_lookahead(tiny):
 def test_wilson_by_hand(xs):
     h, mu, b, epochs = 0.2, 1.5, 4, 3  # batches of 4, 4, 2
     u0 = jnp.asarray(1.0)
-    result = train("wilson", u0, xs, h, epochs=epochs, batch_size=b, mu=mu, loss=quad,
-                   record_params_every=1)
+    result = train(
+        "wilson", u0, xs, h, epochs=epochs, batch_size=b, mu=mu, loss=quad, record_params_every=1
+    )
     u, v, us = 1.0, 0.0, [1.0]
     decay = np.exp(-2 * np.sqrt(mu * h))
     for _ in range(epochs):
@@ -129,8 +130,16 @@ def test_vmap_over_h_and_no_recompile(tiny):
 def test_on_epoch_matches_scan(tiny):
     params0, x = tiny
     seen = []
-    a = train("hb", params0, x, 0.2, epochs=3, batch_size=20, record_params_every=2,
-              on_epoch=lambda e, v: seen.append((e, v)))
+    a = train(
+        "hb",
+        params0,
+        x,
+        0.2,
+        epochs=3,
+        batch_size=20,
+        record_params_every=2,
+        on_epoch=lambda e, v: seen.append((e, v)),
+    )
     b = train("hb", params0, x, 0.2, epochs=3, batch_size=20, record_params_every=2)
     np.testing.assert_allclose(a.losses, b.losses, rtol=1e-13)
     assert [e for e, _ in seen] == [1, 2, 3]
@@ -156,8 +165,9 @@ def test_divergence_is_flagged(xs):
 
 def test_parameter_gap_by_hand(xs):
     h, lam, b, epochs = 0.05, 0.9, 4, 2
-    gap = parameter_gap("hb", "gd", jnp.asarray(1.0), xs, h, epochs=epochs, batch_size=b, lam=lam,
-                        loss=quad)
+    gap = parameter_gap(
+        "hb", "gd", jnp.asarray(1.0), xs, h, epochs=epochs, batch_size=b, lam=lam, loss=quad
+    )
     u_prev = u = g = 1.0
     gaps = []
     for _ in range(epochs):
@@ -170,8 +180,9 @@ def test_parameter_gap_by_hand(xs):
     np.testing.assert_allclose(gap.epoch_gaps, gaps, rtol=1e-12)
     np.testing.assert_allclose(gap.max_gap, max(gaps), rtol=1e-12)
     assert list(gap.diverged_at) == [-1, -1]
-    same = parameter_gap("wilson", "wilson", jnp.asarray(1.0), xs, h, epochs=1, batch_size=b,
-                         loss=quad)
+    same = parameter_gap(
+        "wilson", "wilson", jnp.asarray(1.0), xs, h, epochs=1, batch_size=b, loss=quad
+    )
     assert same.max_gap == 0.0
 
 

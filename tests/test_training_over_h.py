@@ -25,11 +25,13 @@ def test_train_over_h_matches_single_runs():
 
 
 def test_parameter_gap_over_h_matches_single_runs():
-    batched = parameter_gap_over_h("hb_mu", "wilson", jnp.asarray(1.0), XS, HS, epochs=2,
-                                   batch_size=4, loss=quad)
+    batched = parameter_gap_over_h(
+        "hb_mu", "wilson", jnp.asarray(1.0), XS, HS, epochs=2, batch_size=4, loss=quad
+    )
     for i, h in enumerate(HS):
-        single = parameter_gap("hb_mu", "wilson", jnp.asarray(1.0), XS, h, epochs=2,
-                               batch_size=4, loss=quad)
+        single = parameter_gap(
+            "hb_mu", "wilson", jnp.asarray(1.0), XS, h, epochs=2, batch_size=4, loss=quad
+        )
         np.testing.assert_allclose(batched.max_gap[i], single.max_gap, rtol=1e-13)
 
 

@@ -77,16 +77,23 @@ def test_nesterov_series_start_solves_the_singular_ode():
     np.testing.assert_allclose(xs[1], U_QUAD - 0.05**2 / 8 * g + 0.05**4 / 192 * hg, atol=1e-8)
 
 
-@pytest.mark.parametrize("limit,velocity,expected", [
-    ("low", "zero", 0.5), ("high", "matched", 1.0), ("high", "zero", 0.5)])
+@pytest.mark.parametrize(
+    "limit,velocity,expected",
+    [("low", "zero", 0.5), ("high", "matched", 1.0), ("high", "zero", 0.5)],
+)
 def test_hb_mu_orders_on_the_quadratic(limit, velocity, expected):
     st = vanishing_study(QUAD, U_QUAD, "hb_mu", HS, T, limit=limit, velocity=velocity)
     assert abs(st.order(4) - expected) < TOL, (st.errors, st.order(4))
 
 
-@pytest.mark.parametrize("scheme,limit,velocity,expected", [
-    ("nag_mu", "low", "zero", 0.5), ("nag_mu", "high", "matched", 1.0),
-    ("nesterov", "low", "zero", 0.5)])
+@pytest.mark.parametrize(
+    "scheme,limit,velocity,expected",
+    [
+        ("nag_mu", "low", "zero", 0.5),
+        ("nag_mu", "high", "matched", 1.0),
+        ("nesterov", "low", "zero", 0.5),
+    ],
+)
 def test_orders_on_the_nonconvex_double_well(scheme, limit, velocity, expected):
     st = vanishing_study(double_well, U_DW, scheme, HS, T, limit=limit, velocity=velocity)
     assert abs(st.order(4) - expected) < TOL, (st.errors, st.order(4))
@@ -134,8 +141,18 @@ def test_fig13_quick_end_to_end(tmp_path):
 
     from momentum_jax._cli import main
 
-    code = main(["reproduce", "fig13", "--quick", "--out", str(tmp_path), "--cache",
-                 str(tmp_path / "cache"), "--no-progress"])
+    code = main(
+        [
+            "reproduce",
+            "fig13",
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "fig13_friction_regimes.json").read_text())["summary"]
     assert (tmp_path / "fig13_friction_regimes.png").stat().st_size < 300_000
