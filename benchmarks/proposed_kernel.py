@@ -35,12 +35,12 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from momentum_jax._models import initial_state as model_state
+from momentum_jax._models import position, vector_field
 
 from momentum_jax import _tree
 from momentum_jax._iterate import initial_state, is_bounded, step
-from momentum_jax._methods import Momentum
-from momentum_jax._models import initial_state as model_state
-from momentum_jax._models import position, vector_field
+from momentum_jax._method import Momentum
 from momentum_jax._solve import DEFAULT_SOLVER, SolverConfig
 
 

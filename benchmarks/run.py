@@ -636,7 +636,7 @@ def main(argv=None):
     print(table(rows, res))
     print(targets_report(res))
     if args.json:
-        from momentum_jax._results_io import dump_json
+        from momentum_jax._io import dump_json
 
         dump_json(args.json, res)
     return res

@@ -1,53 +1,97 @@
-"""momentum_jax: continuous-time analysis of momentum methods in JAX (Kovachki & Stuart, 2021)."""
+"""momentum_jax: continuous-time analysis of momentum methods in JAX (Kovachki & Stuart, 2021).
+
+The mathematics is in docs/theory.md; the layers and folders in docs/architecture.md.
+"""
 
 from ._autoencoder import DIGITS_SIZES as DIGITS_SIZES
 from ._autoencoder import MNIST_SIZES as MNIST_SIZES
 from ._autoencoder import Autoencoder as Autoencoder
 from ._autoencoder import init_autoencoder as init_autoencoder
+from ._autoencoder import squared_error as squared_error
+from ._batches import make_batches as make_batches
+from ._batches import num_examples as num_examples
 from ._data import load_digits_images as load_digits_images
 from ._data import load_mnist as load_mnist
 from ._data import read_idx as read_idx
+from ._derivatives import hvp as hvp
+from ._derivatives import modified_loss as modified_loss
+from ._derivatives import squared_gradient_norm as squared_gradient_norm
+from ._distributed import sweep_final as sweep_final
 from ._higher_order import manifold_velocity_series as manifold_velocity_series
 from ._higher_order import modified_field as modified_field
+from ._io import atomic_path as atomic_path
+from ._io import dump_json as dump_json
+from ._io import load_json as load_json
+from ._io import provenance as provenance
 from ._iterate import FinalState as FinalState
 from ._iterate import MomentumState as MomentumState
 from ._iterate import initial_state as initial_state
 from ._iterate import iterate as iterate
 from ._iterate import iterate_final as iterate_final
 from ._iterate import step as step
+from ._losses import DenseQuadratic as DenseQuadratic
+from ._losses import DiagonalQuadratic as DiagonalQuadratic
 from ._losses import LossSpec as LossSpec
+from ._losses import double_well as double_well
 from ._losses import get_loss as get_loss
+from ._losses import least_squares_data as least_squares_data
+from ._losses import least_squares_example as least_squares_example
 from ._losses import list_losses as list_losses
+from ._losses import paper_quadratic as paper_quadratic
 from ._losses import register_loss as register_loss
+from ._losses import rosenbrock as rosenbrock
 from ._manifold import contraction_factor as contraction_factor
 from ._manifold import distances_along as distances_along
 from ._manifold import manifold_distance as manifold_distance
 from ._manifold import manifold_velocity as manifold_velocity
-from ._methods import Momentum as Momentum
-from ._methods import gradient_descent as gradient_descent
-from ._methods import heavy_ball as heavy_ball
-from ._methods import nesterov as nesterov
-from ._methods import vanishing_friction_lam as vanishing_friction_lam
+from ._method import METHODS as METHODS
+from ._method import Momentum as Momentum
+from ._method import gradient_descent as gradient_descent
+from ._method import heavy_ball as heavy_ball
+from ._method import method_from_name as method_from_name
+from ._method import nesterov as nesterov
+from ._method import vanishing_friction_lam as vanishing_friction_lam
+from ._model import MODELS as MODELS
+from ._model import AbstractModel as AbstractModel
+from ._model import GradientFlow as GradientFlow
+from ._model import Hamiltonian as Hamiltonian
+from ._model import HessianDamped as HessianDamped
+from ._model import ModifiedFlow as ModifiedFlow
+from ._model import as_model as as_model
 from ._optax import as_optax as as_optax
 from ._optax import iterate_from_optax as iterate_from_optax
+from ._rates import fit_order as fit_order
+from ._rates import observed_rates as observed_rates
+from ._schemes import SCHEMES as SCHEMES
+from ._schemes import scheme_method as scheme_method
+from ._sharpness import TopEigenpair as TopEigenpair
+from ._sharpness import stability_threshold as stability_threshold
+from ._sharpness import top_hessian_eigenvalue as top_hessian_eigenvalue
 from ._solve import SolverConfig as SolverConfig
 from ._solve import solve as solve
+from ._stochastic import MODELS as WEAK_ERROR_MODELS  # noqa: F401
 from ._stochastic import SDEConfig as SDEConfig
+from ._stochastic import WeakErrorStudy as WeakErrorStudy
 from ._stochastic import minibatch_final as minibatch_final
 from ._stochastic import minibatch_iterate as minibatch_iterate
 from ._stochastic import minibatch_moments as minibatch_moments
 from ._stochastic import noise_covariance as noise_covariance
+from ._stochastic import quadratic_expectation as quadratic_expectation
 from ._stochastic import sde_moments as sde_moments
 from ._stochastic import solve_sde as solve_sde
 from ._stochastic import weak_error_study as weak_error_study
 from ._study import Study as Study
 from ._study import convergence_study as convergence_study
 from ._study import load_study as load_study
-from ._training import SCHEMES as SCHEMES
+from ._training import GapResult as GapResult
+from ._training import TrainResult as TrainResult
 from ._training import parameter_gap as parameter_gap
+from ._training import parameter_gap_over_h as parameter_gap_over_h
 from ._training import train as train
+from ._training import train_over_h as train_over_h
+from ._vanishing import VanishingStudy as VanishingStudy
 from ._vanishing import solve_limit as solve_limit
 from ._vanishing import vanishing_iterate as vanishing_iterate
 from ._vanishing import vanishing_study as vanishing_study
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

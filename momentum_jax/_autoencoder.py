@@ -47,11 +47,6 @@ def init_autoencoder(sizes: Sequence[int] = DIGITS_SIZES, seed: int = 0, dtype=N
     return layers
 
 
-def layer_sizes(params) -> tuple[int, ...]:
-    """The widths `(n_in, n_1, ..., n_out)` of an autoencoder's parameters."""
-    return (params[0][0].shape[0],) + tuple(W.shape[1] for W, _ in params)
-
-
 def code_layer(params) -> int:
     """Index of the code layer: the first layer with the narrowest output."""
     widths = [W.shape[1] for W, _ in params]
@@ -96,11 +91,6 @@ class Autoencoder:
     def __call__(self, params, x):
         """Same as `squared_error`: the per-example loss the training loop averages."""
         return self.squared_error(params, x)
-
-    def loss(self, params, x):
-        """The paper's training error: the mean over examples of the squared error per example
-        (sum over pixels), Hinton & Salakhutdinov's convention (MNIST: about 3-12 in Fig 6)."""
-        return jnp.mean(self.squared_error(params, x))
 
 
 def squared_error(params, x):

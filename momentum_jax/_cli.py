@@ -137,7 +137,7 @@ def _choices(name: str, text: str, allowed) -> list[str]:
 def _load_loss(spec: str, loss_args: list[str], x0: str | None):
     import jax.numpy as jnp
 
-    from ._losses import _REGISTRY, get_loss
+    from ._losses import get_loss, registered
 
     options = {}
     for item in loss_args:
@@ -158,10 +158,10 @@ def _load_loss(spec: str, loss_args: list[str], x0: str | None):
         if start is None:
             raise UsageError("--x0 is required for a loss given as module:function")
         return fn, start
-    if spec not in _REGISTRY:
+    if spec not in registered():
         raise UsageError(
             f"--loss {spec!r} is not registered; choose from "
-            f"{', '.join(sorted(_REGISTRY))} or give module:function"
+            f"{', '.join(registered())} or give module:function"
         )
     try:
         loss = get_loss(spec, **options)
@@ -176,7 +176,7 @@ def _load_loss(spec: str, loss_args: list[str], x0: str | None):
 
 
 def _cmd_study(args) -> int:
-    from ._models import MODELS
+    from ._model import MODELS
     from ._study import convergence_study
 
     methods = _choices("method", args.method, ("hb", "nag", "gd"))
@@ -210,7 +210,7 @@ def _cmd_study(args) -> int:
     if args.out:
         study.save(args.out)
     if args.json:
-        from ._results_io import _jsonable
+        from ._io import _jsonable
 
         print(json.dumps(_jsonable(study.to_dict()), allow_nan=False))
     else:
@@ -219,10 +219,10 @@ def _cmd_study(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from . import _reproduce
+    from . import paper
 
     try:
-        names = _reproduce.resolve(args.figures)
+        names = paper.resolve(args.figures)
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
     if args.mnist_dir is not None:
@@ -231,8 +231,8 @@ def _cmd_reproduce(args) -> int:
         if not Path(args.mnist_dir).is_dir():
             raise UsageError(f"--mnist-dir {args.mnist_dir!r} is not a folder")
     for name in names:
-        module = _reproduce.load_module(name)
-        summary = _reproduce.run_experiment(
+        module = paper.load_module(name)
+        summary = paper.run_experiment(
             module,
             quick=args.quick,
             out=args.out,
@@ -256,7 +256,7 @@ _VALUE_OPTIONS = ("--x0", "--h", "--lam", "--T")
 
 
 def _glue_negative_values(argv):
-    """`--x0 -1.2,1` -> `--x0=-1.2,1`, so that values starting with '-' are not taken for options."""
+    """`--x0 -1.2,1` -> `--x0=-1.2,1`: values starting with '-' are not taken for options."""
     out, i = [], 0
     while i < len(argv):
         if (

@@ -20,3 +20,15 @@ def modified_grad(loss, u, hc):
     """`grad (Phi + hc |grad Phi|^2)(u) = grad Phi + 2 hc Hess Phi grad Phi`."""
     g, hg = grad_and_hess_grad(loss, u)
     return _tree.axpy(2.0 * hc, hg, g)
+
+
+def squared_gradient_norm(loss, u):
+    """`|grad Phi(u)|^2` (summed over all leaves)."""
+    return _tree.sq_norm(jax.grad(loss)(u))
+
+
+def modified_loss(loss, hc):
+    """The modified loss `Phi_h = Phi + hc |grad Phi|^2` of Thm 6 as a function of `u`, with
+    `hc = h * c` (for a `Momentum` `m`: `hc = m.h * m.c`; docs/theory.md §2). Its gradient flow
+    `u' = -lbar grad Phi_h(u)` is `ModifiedFlow()`."""
+    return lambda u: loss(u) + hc * squared_gradient_norm(loss, u)

@@ -21,14 +21,13 @@ same `Study`. On CPU the cross-process collectives use gloo
 
 from __future__ import annotations
 
-from functools import partial
-
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ._iterate import FinalState, iterate_final
-from ._methods import Momentum
+from ._method import Momentum
 from ._types import PyTree
 
 GRID_AXIS = "grid"
@@ -66,11 +65,11 @@ def shard_grid(arrays, devices=None, axis: int = 0):
     if len(devices) == 1:
         return [jax.device_put(jnp.asarray(a), devices[0]) for a in arrays]
     sharding = grid_sharding(devices, axis)
-    out = []
-    for a in arrays:
-        a = np.asarray(a)
-        out.append(jax.make_array_from_callback(a.shape, sharding, lambda idx, a=a: a[idx]))
-    return out
+    return [_shard(np.asarray(a), sharding) for a in arrays]
+
+
+def _shard(a: np.ndarray, sharding) -> jax.Array:
+    return jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx])
 
 
 def to_host(x) -> np.ndarray:
@@ -107,7 +106,7 @@ def sweep_final(
     return jax.tree.map(lambda x: to_host(x)[:P], out)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3))
+@eqx.filter_jit
 def _vmapped_final(loss, num_steps, init, order, u0, h, lam, a):
     return jax.vmap(lambda m: iterate_final(loss, u0, m, num_steps, init=init, order=order))(
         Momentum(h, lam, a)

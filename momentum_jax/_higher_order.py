@@ -31,13 +31,13 @@ from __future__ import annotations
 import math
 import numbers
 from fractions import Fraction
-from functools import partial
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from . import _tree
-from ._methods import Momentum
+from ._method import Momentum
 from ._types import PyTree
 
 
@@ -55,9 +55,9 @@ def manifold_velocity_series(loss, u: PyTree, method: Momentum, order: int) -> P
 
     **Arguments:**
 
-    - `loss`: a JAX-differentiable scalar function of a pytree; it is a static argument of the
-      compiled computation (compiled once per `loss` and `order`), so it must be hashable, as
-      functions and the registered losses are.
+    - `loss`: a JAX-differentiable scalar function of a pytree (its array leaves, if it is a
+      pytree such as an `equinox.Module`, are traced; it is compiled once per function and
+      `order`).
     - `u`: the point, a pytree of float arrays.
     - `method`: a `Momentum`; its fields may be traced.
     - `order`: the order `R >= 0` in `h` (a Python int).
@@ -77,7 +77,7 @@ def modified_field(loss, u: PyTree, method: Momentum, order: int) -> PyTree:
     order-`R` manifold the iterates satisfy $u_n = u(nh) + O(h^{R+1})$ for $nh \le T$.
     `order=0` is the rescaled gradient flow $-\bar\lambda\nabla\Phi$ (Thm 2); `order=1` is the
     corrected Thm 6 flow $-\bar\lambda\nabla(\Phi + h c|\nabla\Phi|^2)$ with
-    $c = \alpha / (2(1-\lambda)^2)$ (THEORY §4.1); orders 2, 3, ... are new.
+    $c = \alpha / (2(1-\lambda)^2)$ (docs/theory.md §4); orders 2, 3, ... are new.
 
     **Arguments:** as for `manifold_velocity_series`.
 
@@ -189,11 +189,7 @@ def taylor_coefficients(fn, degree: int, dtype) -> list[PyTree]:
     return [_tree.scale(1.0 / math.factorial(k), d) for k, d in enumerate(derivs)]
 
 
-def _dtype(u):
-    return jnp.result_type(*(jnp.asarray(leaf).dtype for leaf in jax.tree.leaves(u)))
-
-
-@partial(jax.jit, static_argnums=(0, 1, 2))
+@eqx.filter_jit
 def _coefficients(loss, order, which, u, method):
     """`[W_0(u) .. W_R(u)]` (`which=0`) or `[f_0(u) .. f_R(u)]` (`which=1`), `R = order`."""
     grad = jax.grad(loss)
@@ -203,7 +199,7 @@ def _coefficients(loss, order, which, u, method):
     def series(s):
         return fn(grad, u, s, method.lam, method.a, order)
 
-    return taylor_coefficients(series, order, _dtype(u))
+    return taylor_coefficients(series, order, _tree.dtype(u))
 
 
 def _horner(coeffs, h):

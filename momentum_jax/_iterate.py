@@ -1,16 +1,19 @@
-"""Pure-functional momentum steps and `lax.scan` loops over them."""
+"""Pure-functional momentum steps and the `lax.scan` loops over them: the saved scan (a
+trajectory) and the memory-light loop (final state and running reductions), with the one
+freeze-on-divergence guard of the package."""
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from . import _tree
 from ._manifold import manifold_velocity
-from ._methods import Momentum
+from ._method import Momentum
 from ._types import PyTree
 from ._validate import check_init, check_loss, check_u0, check_whole
 
@@ -38,13 +41,45 @@ def step(loss, method: Momentum, state: MomentumState) -> MomentumState:
 
 def initial_state(loss, u0, method: Momentum, init="zero", order: int = 1) -> MomentumState:
     """The state `(u_0, w_0)`. `init="zero"`: `w_0 = 0`, so `u_1 = u_0 - h grad Phi(u_0)` (the
-    paper's start); `"manifold"`: `w_0` on the invariant manifold to `order` in `h` (THEORY §3);
-    a pytree: taken as `w_0` itself."""
+    paper's start); `"manifold"`: `w_0` on the invariant manifold to `order` in `h` (Thm 5,
+    docs/theory.md §3); a pytree: taken as `w_0` itself."""
     if isinstance(init, str):
         if init == "zero":
             return MomentumState(u0, _tree.zeros_like(u0))
         return MomentumState(u0, manifold_velocity(loss, u0, method, order))
     return MomentumState(u0, init)
+
+
+def is_bounded(u, limit=DIVERGENCE_THRESHOLD) -> jax.Array:
+    """True when `u` is finite and its norm is below `limit`."""
+    return _tree.all_finite(u) & (_tree.norm(u) < limit)
+
+
+def guard(new, old, diverged_at, n, bounded):
+    """The freeze-on-divergence guard used by every loop of the package.
+
+    Keep `new` when it is `bounded` and the run has not diverged before; otherwise keep `old`
+    (the last bounded state) and record the step `n` of the first unbounded state in
+    `diverged_at` (`-1` while none). **Returns:** `(state, diverged_at, accepted)`."""
+    accepted = bounded & (diverged_at < 0)
+    diverged_at = jnp.where(accepted | (diverged_at >= 0), diverged_at, n)
+    return _tree.where(accepted, new, old), diverged_at, accepted
+
+
+def saved_scan(advance: Callable, state, num_steps: int, save_every: int = 1, save=None):
+    """Run `state <- advance(n, state)` for `n = 0 .. num_steps - 1` in a `lax.scan`, keeping
+    `save(state)` (default: the whole state) every `save_every` steps, the start first: the one
+    trajectory loop of the package. **Returns:** the kept values with a leading axis of
+    `num_steps // save_every + 1` entries."""
+    save = save or (lambda s: s)
+
+    def block(carry, _):
+        state, n = carry
+        state = jax.lax.fori_loop(0, save_every, lambda j, s: advance(n + j, s), state)
+        return (state, n + save_every), save(state)
+
+    _, kept = jax.lax.scan(block, (state, 0), None, length=num_steps // save_every)
+    return jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), save(state), kept)
 
 
 def iterate(
@@ -81,23 +116,15 @@ def iterate(
     check_whole("num_steps", num_steps, low=0)
     check_whole("save_every", save_every, low=1)
     check_init(init, u0)
-    init_kind, w0 = (init, None) if isinstance(init, str) else ("explicit", init)
-    us, ws = _iterate(loss, num_steps, save_every, init_kind, order, u0, method, w0)
+    us, ws = _iterate(loss, num_steps, save_every, init, order, u0, method)
     return (us, ws) if return_velocity else us
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
-def _iterate(loss, num_steps, save_every, init_kind, order, u0, method, w0):
+@eqx.filter_jit
+def _iterate(loss, num_steps, save_every, init, order, u0, method):
     method = method.astype(_tree.dtype(u0))
-    state = initial_state(loss, u0, method, w0 if init_kind == "explicit" else init_kind, order)
-
-    def block(state, _):
-        state = jax.lax.fori_loop(0, save_every, lambda _, s: step(loss, method, s), state)
-        return state, state
-
-    _, saved = jax.lax.scan(block, state, None, length=num_steps // save_every)
-    stack = lambda first, rest: jnp.concatenate([first[None], rest])  # noqa: E731
-    return jax.tree.map(stack, state, saved)
+    state = initial_state(loss, u0, method, init, order)
+    return saved_scan(lambda n, s: step(loss, method, s), state, num_steps, save_every)
 
 
 class FinalState(NamedTuple):
@@ -122,22 +149,19 @@ def iterate_final(
     check_loss(loss, u0)
     check_whole("num_steps", num_steps, low=0)
     check_init(init, u0)
-    init_kind, w0 = (init, None) if isinstance(init, str) else ("explicit", init)
-    return _iterate_final(loss, num_steps, init_kind, order, u0, method, w0)
+    return _iterate_final(loss, num_steps, init, order, u0, method)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _iterate_final(loss, num_steps, init_kind, order, u0, method, w0):
+@eqx.filter_jit
+def _iterate_final(loss, num_steps, init, order, u0, method):
     method = method.astype(_tree.dtype(u0))
-    state = initial_state(loss, u0, method, w0 if init_kind == "explicit" else init_kind, order)
+    state = initial_state(loss, u0, method, init, order)
     l0 = loss(u0)
 
     def body(n, carry):
         state, min_loss, diverged_at = carry
         new = step(loss, method, state)
-        ok = is_bounded(new.u) & (diverged_at < 0)
-        state = jax.tree.map(lambda x, y: jnp.where(ok, x, y), new, state)
-        diverged_at = jnp.where(ok | (diverged_at >= 0), diverged_at, n + 1)
+        state, diverged_at, ok = guard(new, state, diverged_at, n + 1, is_bounded(new.u))
         min_loss = jnp.where(ok, jnp.minimum(min_loss, loss(state.u)), min_loss)
         return state, min_loss, diverged_at
 
@@ -145,8 +169,3 @@ def _iterate_final(loss, num_steps, init_kind, order, u0, method, w0):
         0, num_steps, body, (state, l0, jnp.asarray(-1, dtype=jnp.int32))
     )
     return FinalState(state.u, state.w, loss(state.u), min_loss, diverged_at)
-
-
-def is_bounded(u, limit=DIVERGENCE_THRESHOLD) -> jax.Array:
-    """True when `u` is finite and its norm is below `limit`."""
-    return _tree.all_finite(u) & (_tree.norm(u) < limit)

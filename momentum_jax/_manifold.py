@@ -1,4 +1,5 @@
-"""The exponentially attractive invariant manifold of the momentum map (paper Thm 5, THEORY §3).
+"""The exponentially attractive invariant manifold of the momentum map (paper Thm 5,
+docs/theory.md §3).
 
 In the scaled-velocity variables `w_n = (u_n - u_{n-1}) / h` (paper eq. 15) the map has an
 invariant manifold `w = -lbar grad Phi(u) + h g(u) + O(h^2)` with
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 
 from . import _tree
 from ._derivatives import grad_and_hess_grad
-from ._methods import Momentum
+from ._method import Momentum
 
 
 def manifold_velocity(loss, u, method: Momentum, order: int = 1):

@@ -8,7 +8,7 @@ import jax
 import optax
 
 from . import _tree
-from ._methods import Momentum
+from ._method import Momentum
 from ._types import PyTree
 
 

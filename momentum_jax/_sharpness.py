@@ -8,14 +8,14 @@ works for any pytree of parameters (the MNIST autoencoder has about 2.8 million)
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from . import _tree
-from ._methods import Momentum
+from ._method import Momentum
 from ._types import PyTree
 from ._validate import check_loss, check_u0, check_whole
 
@@ -59,10 +59,10 @@ def top_hessian_eigenvalue(loss, params: PyTree, *, iters: int = 100, key=None) 
     return _top(loss, iters, params, key)
 
 
-@partial(jax.jit, static_argnums=(0, 1))
+@eqx.filter_jit
 def _top(loss, iters, params, key):
     _, hess = jax.linearize(jax.grad(loss), params)
-    dtype = _dtype(params)
+    dtype = _tree.dtype(params)
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
     v0 = treedef.unflatten(
@@ -78,7 +78,7 @@ def _top(loss, iters, params, key):
         n = _tree.norm(hv)
         # An exactly zero H v (a zero Hessian) keeps v: the eigenvalue is then 0.
         v_next = jax.tree.map(lambda a, b: jnp.where(n > 0, a / jnp.where(n > 0, n, 1.0), b), hv, v)
-        rq = _dot(v, hv)  # the Rayleigh quotient of v (shift is 0 in the first run)
+        rq = _tree.dot(v, hv)  # the Rayleigh quotient of v (shift is 0 in the first run)
         restart = (i + 1 == iters) & (total == iters) & (rq < 0)
         v_next = jax.tree.map(lambda a, b: jnp.where(restart, a, b), v0, v_next)
         shift = jnp.where(restart, rq, shift)
@@ -88,18 +88,10 @@ def _top(loss, iters, params, key):
     start = (jnp.asarray(0), v0, jnp.zeros((), dtype), jnp.asarray(iters))
     _, v, _, _ = jax.lax.while_loop(lambda c: c[0] < c[3], body, start)
     hv = hess(v)
-    value = _dot(v, hv)
+    value = _tree.dot(v, hv)
     r = _tree.norm(_tree.axpy(-value, v, hv))
     tiny = jnp.finfo(dtype).tiny
     return TopEigenpair(value, v, r / jnp.maximum(jnp.abs(value), tiny))
-
-
-def _dot(x, y):
-    return sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y)))
-
-
-def _dtype(params):
-    return jnp.result_type(*jax.tree.leaves(params))
 
 
 def stability_threshold(method: Momentum):

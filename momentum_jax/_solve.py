@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import _tree
-from ._methods import Momentum
-from ._models import (
-    CONSTANTS,
-    MODELS,
-    SECOND_ORDER,
-    VELOCITIES,
-    initial_state,
-    position,
-    vector_field,
-)
-from ._validate import (
-    check_choice,
-    check_init,
-    check_loss,
-    check_u0,
-    concrete,
-    warn_if_low_precision,
-)
+from ._method import Momentum
+from ._model import AbstractModel, as_model
+from ._validate import check_init, check_loss, check_u0, concrete, warn_if_low_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +83,7 @@ def integrate_dense(
     `len(ts)` is kept. Returns `(max_reduce, y_at_t1, result)`; at most `config.max_steps` steps.
     """
     windows = max(1, config.max_steps // config.chunk_max_steps)
-    max_steps_code = diffrax.RESULTS.max_steps_reached._value
+    max_steps_code = diffrax.RESULTS.max_steps_reached._value  # type: ignore[attr-defined]
     int_type = jnp.int32
 
     def solve_window(state):
@@ -137,48 +122,32 @@ def integrate_dense(
     return acc, y, res
 
 
-def check_model_args(model, method, *, velocity, order, constant):
-    """Validate model options before anything is traced."""
-    check_choice("model", model, MODELS)
-    check_choice("constant", constant, CONSTANTS)
-    if not isinstance(order, int) or order < 0:
-        raise ValueError(f"order={order!r} is outside the allowed range: an integer >= 0")
-    if model != "modified_flow" and order != 1:
-        raise ValueError(f"order={order} applies to model='modified_flow' only")
-    if model in SECOND_ORDER:
-        if isinstance(velocity, str):
-            check_choice("velocity", velocity, VELOCITIES)
-        al = concrete(method.alpha if model == "hamiltonian" else (1 + method.lam) / 2)
-        if al is not None and np.any(al <= 0):
-            raise ValueError(
-                f"model={model!r} needs alpha = (1 + lam - 2a(1 - lam))/2 > 0; got alpha={al.tolist()}"
-            )
-
-
 def solve(
     loss,
     u0,
     method: Momentum,
     ts,
     *,
-    model: str,
-    velocity="taylor",
-    order: int = 1,
-    constant: str = "corrected",
+    model: str | AbstractModel,
+    velocity=None,
+    order: int | None = None,
+    constant: str | None = None,
     return_velocity: bool = False,
     solver: SolverConfig = DEFAULT_SOLVER,
 ):
-    """Solve a continuous-time model (see `momentum_jax._models`) from `u(0) = u0`.
+    """Solve a continuous-time model from `u(0) = u0` (docs/theory.md §2).
 
     **Arguments:**
 
     - `loss`, `u0`, `method`: as for `iterate`.
     - `ts`: increasing times `>= 0` at which to return the solution (time `t = n h`).
-    - `model`: `"gradient_flow"`, `"hamiltonian"`, `"modified_flow"` or `"hessian_damped"`.
-    - `velocity`: for second-order models, `u'(0)`: `"taylor"`, `"paper"` (eq. 12),
-      `"manifold"`, or an explicit pytree.
-    - `order`: for `modified_flow`, the order in `h` of the modified field (1 = Thm 6).
-    - `constant`: `"corrected"` (THEORY §4.1) or the paper's `"printed"` Thm 6 constant.
+    - `model`: a model object (`GradientFlow()`, `Hamiltonian(velocity=...)`,
+      `ModifiedFlow(order=..., constant=...)`, `HessianDamped(...)`) or its alias
+      `"gradient_flow"`, `"hamiltonian"`, `"modified_flow"`, `"hessian_damped"`.
+    - `velocity`, `order`, `constant`: options of an alias (see the model classes): for
+      second-order models `u'(0)` (`"taylor"`, the default, `"paper"` = eq. 12, `"manifold"`
+      or a pytree); for `"modified_flow"` the order in `h` (1 = Thm 6) and `"corrected"` or the
+      paper's `"printed"` Thm 6 constant (docs/theory.md §4).
 
     **Returns:** the solution at `ts`, shaped like `u0` with a leading time axis (and `u'` as well
     for second-order models when `return_velocity=True`). Raises `RuntimeError` with diffrax's
@@ -186,38 +155,29 @@ def solve(
     """
     check_u0(u0)
     check_loss(loss, u0)
-    check_model_args(model, method, velocity=velocity, order=order, constant=constant)
-    if not isinstance(velocity, str):
-        check_init(velocity, u0)
+    model = as_model(model, velocity=velocity, order=order, constant=constant)
+    model.check(method)
+    vel = getattr(model, "velocity", None)
+    if vel is not None and not isinstance(vel, str):
+        check_init(vel, u0)
     ts_np = concrete(ts)
     if ts_np is not None and (
         ts_np.ndim != 1 or ts_np.size == 0 or np.any(np.diff(ts_np) < 0) or ts_np[0] < 0
     ):
         raise ValueError("ts must be a non-empty 1-D array of non-decreasing times >= 0")
     warn_if_low_precision(u0, solver.rtol, "solve")
-    vel_kind, vel = (velocity, None) if isinstance(velocity, str) else ("explicit", velocity)
     ys, result = _solve(
-        loss,
-        model,
-        vel_kind,
-        order,
-        constant,
-        solver,
-        u0,
-        method,
-        jnp.asarray(ts, dtype=jnp.result_type(float)),
-        vel,
+        loss, model, solver, u0, method, jnp.asarray(ts, dtype=jnp.result_type(float))
     )
     if not bool(result == diffrax.RESULTS.successful):
-        raise RuntimeError(f"diffrax failed solving model={model!r}: {result}")
-    if model in SECOND_ORDER and return_velocity:
+        raise RuntimeError(f"diffrax failed solving model={model.key!r}: {result}")
+    if model.second_order and return_velocity:
         return ys
-    return position(model, ys)
+    return model.position(ys)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
-def _solve(loss, model, vel_kind, order, constant, solver, u0, method, ts, vel):
+@eqx.filter_jit
+def _solve(loss, model, solver, u0, method, ts):
     method = method.astype(_tree.dtype(u0))
-    f = vector_field(model, loss, order=order, constant=constant)
-    y0 = initial_state(model, loss, u0, method, vel if vel_kind == "explicit" else vel_kind)
-    return integrate(f, y0, 0.0, ts[-1], ts, method, solver)
+    y0 = model.initial_state(loss, u0, method)
+    return integrate(model.vector_field(loss), y0, 0.0, ts[-1], ts, method, solver)

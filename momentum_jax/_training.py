@@ -1,149 +1,29 @@
 r"""The paper's Section 5 protocol: mini-batch training with fixed-order batches, compared
-across schemes (Figs 6-7).
-
-Schemes (each starts with zero velocity; `h` is the learning rate, `lam` the fixed momentum,
-`mu` the strong-convexity guess of the vanishing-friction schemes):
-
-- `"gd"`: gradient descent at the effective rate, eq. (35): $u_{n+1} = u_n - \frac{h}{1-\lambda}
-  \nabla\Phi(u_n)$, the forward-Euler discretisation of the rescaled gradient flow (8).
-- `"hb"`, `"nag"`: eq. (7) with `a = 0` and `a = lam`.
-- `"wilson"`: the split-step scheme (36) for $\ddot u + 2\sqrt\mu\,\dot u + \nabla\Phi(u) = 0$
-  with time step $\sqrt h$ (paper Appendix D: the exact flow of the linear part, then a
-  gradient kick at the *new* position):
-  $u_{n+1} = u_n + \frac{1 - e^{-2\sqrt{\mu h}}}{2\sqrt\mu} v_n$,
-  $v_{n+1} = e^{-2\sqrt{\mu h}} v_n - \sqrt h\,\nabla\Phi(u_{n+1})$.
-- `"hb_mu"`, `"nag_mu"`: eq. (7) with the vanishing friction (5),
-  $\lambda = (1 - \sqrt{\mu h}) / (1 + \sqrt{\mu h})$ (Wilson et al., 2016).
+across schemes (Figs 6-7; the schemes are in `momentum_jax._schemes`, docs/theory.md §6).
 
 Step `n` of every scheme uses mini-batch `n mod n_batches`, in the data's own order (no
 shuffling), so two schemes given the same data see the same noise. The comparisons of Fig 7 are
 at equal step index: HB/NAG with step `h` against `"gd"` with the same `h` (both approximate the
 rescaled gradient flow (8) at time `t = n h`), and HB-mu/NAG-mu against `"wilson"` (both
-approximate the ODE above at time `t = n sqrt(h)`).
+approximate the damped ODE of the vanishing-friction regime at time `t = n sqrt(h)`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from . import _tree
 from ._autoencoder import squared_error
-from ._iterate import MomentumState, is_bounded, step
-from ._methods import Momentum, gradient_descent, heavy_ball, nesterov, vanishing_friction_lam
+from ._batches import batched_mean_loss, make_batches, masked_batch_mean, num_examples
+from ._iterate import MomentumState, guard, is_bounded
+from ._schemes import SCHEMES, scheme_step
 from ._types import PyTree
 from ._validate import check_choice, check_range, check_u0, check_whole
-
-SCHEMES = ("gd", "hb", "nag", "wilson", "hb_mu", "nag_mu")
-
-
-def scheme_method(scheme: str, h, lam=0.9, mu=1.0) -> Momentum:
-    """The `Momentum` of a scheme of the eq. (7) family: `"gd"` is gradient descent at rate
-    `h / (1 - lam)` (eq. 35); `"hb_mu"`, `"nag_mu"` use `lam = vanishing_friction_lam(h, mu)`.
-    `"wilson"` is not of this family (see `wilson_step`)."""
-    if scheme == "gd":
-        return gradient_descent(h / (1.0 - lam))
-    if scheme == "hb":
-        return heavy_ball(h, lam)
-    if scheme == "nag":
-        return nesterov(h, lam)
-    if scheme in ("hb_mu", "nag_mu"):
-        lam_mu = vanishing_friction_lam(h, mu)
-        return heavy_ball(h, lam_mu) if scheme == "hb_mu" else nesterov(h, lam_mu)
-    allowed = ", ".join(repr(s) for s in SCHEMES if s != "wilson")
-    raise ValueError(f"scheme={scheme!r} is not one of {allowed}")
-
-
-def wilson_step(loss, h, mu, state: MomentumState) -> MomentumState:
-    r"""One step of the split-step scheme (36), with `state.w` holding the velocity `v_n`:
-
-    $$u_{n+1} = u_n + \frac{1 - e^{-2\sqrt{\mu h}}}{2\sqrt\mu} v_n,\qquad
-      v_{n+1} = e^{-2\sqrt{\mu h}} v_n - \sqrt h\,\nabla\Phi(u_{n+1}).$$
-    """
-    s = jnp.sqrt(mu * h)
-    decay = jnp.exp(-2.0 * s)
-    drift = -jnp.expm1(-2.0 * s) / (2.0 * jnp.sqrt(mu))
-    u = _tree.axpy(drift, state.w, state.u)
-    g = jax.grad(loss)(u)
-    v = jax.tree.map(lambda vi, gi: decay * vi - jnp.sqrt(h) * gi, state.w, g)
-    return MomentumState(u, v)
-
-
-def scheme_step(scheme: str, loss, h, lam, mu, state: MomentumState) -> MomentumState:
-    """One step of `scheme` on `loss` (a function of the parameters only)."""
-    if scheme == "wilson":
-        return wilson_step(loss, h, mu, state)
-    return step(loss, scheme_method(scheme, h, lam, mu), state)
-
-
-def make_batches(data: PyTree, batch_size: int):
-    """Split `data` (a pytree of arrays sharing a leading axis of length `N`) into
-    `ceil(N / batch_size)` consecutive mini-batches in the given order.
-
-    **Returns:** `(batches, mask)`: `batches` is `data` with its leading axis reshaped to
-    `(n_batches, batch_size)`, the last batch padded with zeros when `batch_size` does not divide
-    `N`; `mask` `(n_batches, batch_size)` is 1 on real examples and 0 on padding. A batch's loss
-    is the mean over its real examples, so the last batch is a smaller one, not a padded one.
-    A `batch_size` larger than `N` is taken as `N` (full-batch gradient descent).
-    """
-    n = _leading(data)
-    b = min(batch_size, n)
-    nb = -(-n // b)
-    pad = nb * b - n
-
-    def split(x):
-        x = jnp.asarray(x)
-        x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
-        return x.reshape(nb, b, *x.shape[1:])
-
-    mask = (jnp.arange(nb * b) < n).reshape(nb, b)
-    return jax.tree.map(split, data), mask
-
-
-def _leading(data) -> int:
-    leaves = jax.tree.leaves(data)
-    if not leaves:
-        raise ValueError("data must be an array or a non-empty pytree of arrays")
-    sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in leaves}
-    if None in sizes or len(sizes) != 1:
-        raise ValueError(
-            "data's arrays must share a leading (example) axis; got shapes "
-            f"{[jnp.shape(x) for x in leaves]}"
-        )
-    (n,) = sizes
-    if n < 1:
-        raise ValueError("data must hold at least one example")
-    return n
-
-
-def batch_loss(loss, mask_b, batch):
-    """The mean of the per-example `loss(params, batch)` over the real examples of a batch, as a
-    function of the parameters."""
-
-    def phi(params):
-        m = mask_b.astype(_float_dtype(params))
-        return jnp.sum(m * loss(params, batch)) / jnp.sum(m)
-
-    return phi
-
-
-def full_loss(loss, params, batches, mask):
-    """The mean of the per-example loss over the whole data set, accumulated batch by batch."""
-
-    def body(total, xs):
-        batch, m = xs
-        return total + jnp.sum(m.astype(total.dtype) * loss(params, batch)), None
-
-    total, _ = jax.lax.scan(body, jnp.zeros((), _float_dtype(params)), (batches, mask))
-    return total / jnp.sum(mask)
-
-
-def _float_dtype(params):
-    return jnp.result_type(*jax.tree.leaves(params))
 
 
 class _Carry(NamedTuple):
@@ -154,11 +34,11 @@ class _Carry(NamedTuple):
 
 def _guarded_step(scheme, loss, h, lam, mu, carry: _Carry, batch, mask_b) -> _Carry:
     """A step; once an iterate is not finite (or exceeds `DIVERGENCE_THRESHOLD`), the state is
-    frozen at its last bounded value and the step recorded."""
-    new = scheme_step(scheme, batch_loss(loss, mask_b, batch), h, lam, mu, carry.state)
-    ok = is_bounded(new.u) & (carry.diverged_step < 0)
-    state = jax.tree.map(lambda x, y: jnp.where(ok, x, y), new, carry.state)
-    diverged = jnp.where(ok | (carry.diverged_step >= 0), carry.diverged_step, carry.n + 1)
+    frozen at its last bounded value and the step recorded (`guard`)."""
+    new = scheme_step(scheme, masked_batch_mean(loss, mask_b, batch), h, lam, mu, carry.state)
+    state, diverged, _ = guard(
+        new, carry.state, carry.diverged_step, carry.n + 1, is_bounded(new.u)
+    )
     return _Carry(state, diverged, carry.n + 1)
 
 
@@ -167,17 +47,17 @@ def _epoch(scheme, loss, h, lam, mu, batches, mask, carry: _Carry):
         return _guarded_step(scheme, loss, h, lam, mu, c, *xs), None
 
     carry, _ = jax.lax.scan(body, carry, (batches, mask))
-    value = full_loss(loss, carry.state.u, batches, mask)
+    value = batched_mean_loss(loss, carry.state.u, batches, mask)
     # A loss that overflows while the parameters stay bounded also counts as divergence.
     flag = ~jnp.isfinite(value) & (carry.diverged_step < 0)
     carry = carry._replace(diverged_step=jnp.where(flag, carry.n, carry.diverged_step))
     return carry, value
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
+@eqx.filter_jit
 def _run(scheme, loss, batch_size, epochs, every, with_initial, carry, data, h, lam, mu):
     batches, mask = make_batches(data, batch_size)
-    initial = full_loss(loss, carry.state.u, batches, mask) if with_initial else None
+    initial = batched_mean_loss(loss, carry.state.u, batches, mask) if with_initial else None
 
     def epoch(c, _):
         return _epoch(scheme, loss, h, lam, mu, batches, mask, c)
@@ -226,7 +106,7 @@ def _check(scheme, params0, data, h, lam, mu, epochs, batch_size, loss):
     check_range("mu", mu, low=0.0, low_open=True)
     check_whole("epochs", epochs, low=0)
     check_whole("batch_size", batch_size, low=1)
-    n = _leading(data)
+    n = num_examples(data)
     if not callable(loss):
         raise TypeError(
             f"loss must be a callable (params, batch) -> per-example losses, got {loss!r}"
@@ -250,7 +130,7 @@ def _check(scheme, params0, data, h, lam, mu, epochs, batch_size, loss):
 
 
 def _as_inputs(params0, data, h, lam, mu):
-    dtype = _float_dtype(params0)
+    dtype = _tree.dtype(params0)
     data = jax.tree.map(jnp.asarray, data)
     return data, *(jnp.asarray(x, dtype=dtype) for x in (h, lam, mu))
 
@@ -360,7 +240,7 @@ class GapResult(NamedTuple):
     """`(2,)`: the epoch in which scheme a, b diverged (-1 if not), as in `TrainResult`."""
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+@eqx.filter_jit
 def _gap(scheme_a, scheme_b, loss, batch_size, epochs, params0, data, h, lam, mu):
     batches, mask = make_batches(data, batch_size)
     state = MomentumState(params0, _tree.zeros_like(params0))
@@ -408,7 +288,7 @@ def parameter_gap(
     """
     _check(scheme_a, params0, data, h, lam, mu, epochs, batch_size, loss)
     check_choice("scheme_b", scheme_b, SCHEMES)
-    n = _leading(data)
+    n = num_examples(data)
     data, h, lam, mu = _as_inputs(params0, data, h, lam, mu)
     epoch_gaps, steps = _gap(
         scheme_a, scheme_b, loss, batch_size, epochs, params0, data, h, lam, mu
@@ -448,59 +328,3 @@ def parameter_gap_over_h(
     Section 2.3 for halving `h` is then `log2(max_gap[:-1] / max_gap[1:])`."""
     hs = _check_hs(hs)
     return jax.vmap(lambda h: parameter_gap(scheme_a, scheme_b, params0, data, h, **kwargs))(hs)
-
-
-class Section5Problem(NamedTuple):
-    """What `section5_problem` returns."""
-
-    params0: PyTree
-    """The Glorot-initialised autoencoder (`init_autoencoder(sizes, seed)`)."""
-    data: jax.Array
-    """`(N, pixels)` training images in `[0, 1]`, in the data set's own order."""
-    dataset: str
-    """`"mnist"` or `"digits"`."""
-    sizes: tuple[int, ...]
-    """The autoencoder's layer widths."""
-    description: str
-    """One line naming the data set, its size and the architecture (for figure titles)."""
-
-
-def section5_problem(
-    mnist_dir=None,
-    *,
-    digits_sizes=None,
-    mnist_sizes=None,
-    limit: int | None = None,
-    seed: int = 0,
-    dtype=None,
-) -> Section5Problem:
-    """The data and the starting autoencoder of the paper's Section 5 experiment.
-
-    With `mnist_dir`, the MNIST training set read from the standard IDX files there
-    (`load_mnist`, which validates the headers; nothing is downloaded) and Hinton &
-    Salakhutdinov's 784-1000-500-250-30 autoencoder (`MNIST_SIZES`, or `mnist_sizes`);
-    otherwise scikit-learn's bundled 8x8 digits with the scaled autoencoder (`DIGITS_SIZES`,
-    or `digits_sizes`). `limit` keeps the first `limit` images; `dtype` is that of the
-    parameters and the images (JAX's default float when None).
-    """
-    from ._autoencoder import DIGITS_SIZES, MNIST_SIZES, init_autoencoder
-    from ._data import load_digits_images, load_mnist
-
-    if limit is not None:
-        check_whole("limit", limit, low=1)
-    if mnist_dir is not None:
-        images, _ = load_mnist(mnist_dir, "train")
-        sizes, name, what = tuple(mnist_sizes or MNIST_SIZES), "mnist", "MNIST training set"
-    else:
-        images, _ = load_digits_images()
-        sizes, name, what = tuple(digits_sizes or DIGITS_SIZES), "digits", "sklearn 8x8 digits"
-    if sizes[0] != images.shape[1] or sizes[-1] != images.shape[1]:
-        raise ValueError(
-            f"autoencoder sizes {sizes} must start and end with the "
-            f"{images.shape[1]} pixels of the {what}"
-        )
-    images = images[:limit]
-    params0 = init_autoencoder(sizes, seed, dtype=dtype)
-    data = jnp.asarray(images, dtype=_float_dtype(params0))
-    description = f"{what}, {images.shape[0]} images, autoencoder {'-'.join(map(str, sizes))}"
-    return Section5Problem(params0, data, name, sizes, description)

@@ -5,5 +5,7 @@ from typing import Any
 import jax
 
 ArrayLike = jax.typing.ArrayLike
+"""Anything `jnp.asarray` accepts: a JAX or NumPy array, or a Python scalar."""
+
 PyTree = Any
-Loss = Any  # a callable: pytree of float arrays -> scalar
+"""A pytree of arrays (parameters, states, data)."""

@@ -1,10 +1,10 @@
 r"""The vanishing-friction regime: momentum that tends to 1 as `h -> 0`, in the time
-`t = n sqrt(h)` (THEORY §5-§6; docs/vanishing_friction.md).
+`t = n sqrt(h)` (docs/vanishing_friction.md).
 
 Schemes (each starts with zero velocity; `mu` is the assumed strong-convexity constant):
 
 - `"hb_mu"`, `"nag_mu"`: eq. (7) with `lam = (1 - sqrt(mu h)) / (1 + sqrt(mu h))` (paper eq. 5);
-- `"wilson"`: the split-step scheme (36) of `momentum_jax._training.wilson_step`;
+- `"wilson"`: the split-step scheme (36) of `momentum_jax._schemes.wilson_step`;
 - `"nesterov"`: Nesterov's method with `lam_n = (n - 1)/(n + 2)` (look-ahead `a = lam_n`).
 
 Their second-order ODE limits, in `t = n sqrt(h)` (each `= 0`):
@@ -34,20 +34,19 @@ h)})/(2 sqrt(mu))`): order 1/2 with `X'(0) = 0`, order 1 with its matched veloci
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import _tree
 from ._derivatives import hvp
-from ._iterate import MomentumState, step
-from ._methods import Momentum
+from ._iterate import MomentumState, saved_scan
+from ._rates import fit_order, observed_rates
+from ._schemes import vanishing_step
 from ._solve import DEFAULT_SOLVER, SolverConfig, integrate
-from ._stochastic import fit_order
-from ._training import scheme_step
 from ._validate import check_choice, check_loss, check_range, check_u0, check_whole
 
 SCHEMES = ("hb_mu", "nag_mu", "wilson", "nesterov")
@@ -55,22 +54,6 @@ LIMITS = ("low", "high")
 VELOCITIES = ("zero", "matched")
 NESTEROV_T0 = 1e-4
 """Start time of the singular Nesterov limit (series start; error of order `NESTEROV_T0^6`)."""
-
-
-def nesterov_lam(n):
-    """Nesterov's momentum `lam_n = (n - 1)/(n + 2)` at step `n` (clipped at 0 for `n = 0`, where
-    the velocity is zero anyway)."""
-    n = jnp.asarray(n, dtype=jnp.result_type(float))
-    return jnp.maximum((n - 1.0) / (n + 2.0), 0.0)
-
-
-def vanishing_step(scheme: str, loss, h, mu, n, state: MomentumState) -> MomentumState:
-    """Step `n -> n + 1` of `scheme` (`state.w` is the scaled velocity `(u_n - u_{n-1})/h` of
-    eq. 15 for the eq. (7) schemes, the velocity `v_n` for `"wilson"`)."""
-    if scheme == "nesterov":
-        lam = nesterov_lam(n)
-        return step(loss, Momentum(h, lam, lam), state)
-    return scheme_step(scheme, loss, h, 0.0, mu, state)
 
 
 def _check(loss, u0, scheme, h, mu):
@@ -96,19 +79,16 @@ def vanishing_iterate(loss, u0, scheme: str, h, num_steps: int, *, mu=1.0, save_
     )
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3))
+@eqx.filter_jit
 def _iterate(loss, scheme, num_steps, save_every, u0, h, mu):
     state = MomentumState(u0, _tree.zeros_like(u0))
-
-    def block(carry, _):
-        state, n = carry
-        state = jax.lax.fori_loop(
-            0, save_every, lambda j, s: vanishing_step(scheme, loss, h, mu, n + j, s), state
-        )
-        return (state, n + save_every), state.u
-
-    _, us = jax.lax.scan(block, (state, 0), None, length=num_steps // save_every)
-    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), u0, us)
+    return saved_scan(
+        lambda n, s: vanishing_step(scheme, loss, h, mu, n, s),
+        state,
+        num_steps,
+        save_every,
+        save=lambda s: s.u,
+    )
 
 
 def _validate_limit(scheme: str, limit: str, velocity: str = "zero"):
@@ -144,15 +124,6 @@ def _field(scheme: str, loss):
         return v, jax.tree.map(lambda gi, di: -(gi + di), g, damping)
 
     return f
-
-
-def limit_field(scheme: str, loss, limit: str = "low"):
-    """The right-hand side `f(t, (X, V), (h, mu))` of the first-order system `X' = V`,
-    `V' = ...` of the ODE limit of `scheme` (module table)."""
-    _validate_limit(scheme, limit)
-    high, _ = _switches(scheme, limit, "zero")
-    f = _field(scheme, loss)
-    return lambda t, y, args: f(t, y, (*args, high))
 
 
 def _start(scheme: str, loss, u0, h, vcoef):
@@ -211,7 +182,7 @@ def solve_limit(
     return ys
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2))
+@eqx.filter_jit
 def _solve_limit(loss, scheme, solver, u0, h, mu, ts, high, vcoef):
     t0, y0 = _start(scheme, loss, u0, h, vcoef)
     tq = jnp.maximum(ts, t0)
@@ -238,8 +209,7 @@ class VanishingStudy:
     @property
     def rates(self) -> np.ndarray:
         """`log(E(h_i)/E(h_{i+1})) / log(h_i/h_{i+1})` between neighbouring `hs`."""
-        e, h = np.log(self.errors), np.log(self.hs)
-        return (e[:-1] - e[1:]) / (h[:-1] - h[1:])
+        return observed_rates(self.hs, self.errors)
 
     def order(self, points: int | None = 4) -> float:
         """Least-squares slope of `log E` against `log h` over the `points` smallest `h`."""
@@ -286,7 +256,7 @@ def vanishing_study(
     return VanishingStudy(scheme, limit, velocity, float(mu), float(T), hs, np.asarray(errors))
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3))
+@eqx.filter_jit
 def _study(loss, scheme, solver, length, u0, hs, mu, T, high, vcoef):
     def one(h):
         us = _iterate(loss, scheme, length, 1, u0, h, mu)

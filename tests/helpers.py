@@ -1,15 +1,40 @@
 """Test helpers (kept out of the installed package)."""
 
+import contextlib
+
 import jax
 import numpy as np
+
+_COMPILES = [0]
+
+
+def _on_event(name, *args, **kwargs):
+    if name == "/jax/core/compile/backend_compile_duration":
+        _COMPILES[0] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_event)
+
+
+class CompileCount:
+    """The number of XLA compilations seen inside a `count_compiles()` block (`.n`)."""
+
+    n = 0
+
+
+@contextlib.contextmanager
+def count_compiles():
+    """Count every XLA compilation in the block (public `jax.monitoring` events): a second call
+    with new values that does not recompile anything gives `n == 0`."""
+    counter = CompileCount()
+    start = _COMPILES[0]
+    try:
+        yield counter
+    finally:
+        counter.n = _COMPILES[0] - start
 
 
 def tree_max_abs_diff(x, y) -> float:
     """Largest absolute difference between two pytrees of the same structure."""
     diffs = jax.tree.map(lambda a, b: np.max(np.abs(np.asarray(a) - np.asarray(b))), x, y)
     return float(max(jax.tree.leaves(diffs)))
-
-
-def compiled_versions(jitted) -> int:
-    """How many specialisations a `jax.jit`-wrapped function holds: a recompilation adds one."""
-    return jitted._cache_size()

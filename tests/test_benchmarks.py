@@ -4,12 +4,12 @@ benchmark compares equal work (benchmarks/baseline_numpy.py, issue 5)."""
 import importlib.util
 from pathlib import Path
 
+import closed_form as cf
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import momentum_jax as mj
-from momentum_jax import _closed_form as cf
 from momentum_jax._losses import paper_quadratic
 
 pytest.importorskip("scipy")

@@ -148,9 +148,7 @@ def _fake_kernel(
     loss,
     models,
     init,
-    velocity,
     order,
-    constant,
     solver,
     K,
     progress,
@@ -182,7 +180,7 @@ def _fake_kernel(
     st.booleans(),
 )
 def test_study_never_tracebacks(capsys, monkeypatch, options, as_json):
-    monkeypatch.setattr("momentum_jax._study._kernel", _fake_kernel)
+    monkeypatch.setattr("momentum_jax._study._kernel._kernel", _fake_kernel)
     argv = ["study"]
     for key, value in options.items():
         argv += [key, value]

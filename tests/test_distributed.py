@@ -32,7 +32,8 @@ WORKER = textwrap.dedent(
     import jax.numpy as jnp
     import numpy as np
     import momentum_jax as mj
-    from momentum_jax import _distributed, _study
+    from momentum_jax import _distributed
+    from momentum_jax._study import _kernel as _study
     from momentum_jax._losses import paper_quadratic
 
     assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()

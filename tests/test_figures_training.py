@@ -9,9 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from momentum_jax._methods import gradient_descent, heavy_ball, nesterov
-from momentum_jax._reproduce import load_module, run_experiment
-from momentum_jax._training import section5_problem
+from momentum_jax._method import gradient_descent, heavy_ball, nesterov
+from momentum_jax.paper import load_module, run_experiment, section5_problem
 
 
 def run(name, tmp_path, **overrides):

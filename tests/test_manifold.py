@@ -1,11 +1,11 @@
 """The invariant manifold (Thm 5, THEORY §3)."""
 
+import closed_form as cf
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import momentum_jax as mj
-from momentum_jax import _closed_form as cf
 from momentum_jax._losses import double_well, paper_quadratic
 
 

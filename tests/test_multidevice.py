@@ -16,7 +16,8 @@ CHILD = textwrap.dedent(
     import numpy as np
 
     import momentum_jax as mj
-    from momentum_jax import _distributed, _study
+    from momentum_jax import _distributed
+    from momentum_jax._study import _kernel as _study
     from momentum_jax._losses import paper_quadratic
 
     assert jax.local_device_count() == 4, jax.devices()

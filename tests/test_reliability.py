@@ -65,7 +65,7 @@ def test_T_not_a_multiple_of_h_rounds_down():
         paper_quadratic(5.0), U0, hs=[0.37, 0.185], lams=[0.9], T=2.0, models=("gradient_flow",)
     )
     assert st.config["steps"] == [5, 10]
-    from momentum_jax import _closed_form as cf
+    import closed_form as cf
 
     ref = cf.error([5, 1], [1, 1], mj.heavy_ball(0.37, 0.9), 2.0, model="gradient_flow")
     assert st.errors["gradient_flow"][0, 0, 0] == pytest.approx(ref, rel=1e-8)

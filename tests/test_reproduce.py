@@ -13,7 +13,7 @@ import types
 import numpy as np
 import pytest
 
-from momentum_jax import _reproduce
+from momentum_jax.paper import _runner as _reproduce
 
 
 def fake_module(calls, *, fail_after=None):
@@ -36,7 +36,7 @@ def fake_module(calls, *, fail_after=None):
         }
 
     def plot(data, config, path):
-        from momentum_jax._plotting import new_figure, save_figure
+        from momentum_jax.plotting import new_figure, save_figure
 
         fig, axes = new_figure()
         axes[0, 0].plot(data["arrays"]["parts"].T)
@@ -90,7 +90,7 @@ def test_killed_process_leaves_no_partial_outputs(tmp_path):
         import numpy as np
         sys.path.insert(0, {str(os.path.dirname(__file__))!r})
         from test_reproduce import fake_module
-        from momentum_jax import _reproduce
+        from momentum_jax.paper import _runner as _reproduce
         calls = []
         mod = fake_module(calls)
         original = mod.compute

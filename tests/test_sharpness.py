@@ -8,7 +8,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from momentum_jax._autoencoder import init_autoencoder, squared_error
-from momentum_jax._methods import gradient_descent, heavy_ball, nesterov
+from momentum_jax._method import gradient_descent, heavy_ball, nesterov
 from momentum_jax._sharpness import stability_threshold, top_hessian_eigenvalue
 
 

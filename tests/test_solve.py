@@ -1,12 +1,12 @@
 """`solve` against the closed forms on the paper's quadratic (THEORY §5)."""
 
+import closed_form as cf
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import momentum_jax as mj
-from momentum_jax import _closed_form as cf
 from momentum_jax._losses import paper_quadratic
 
 TS = np.linspace(0.0, 2.0, 129)

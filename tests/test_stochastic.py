@@ -20,16 +20,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import count_compiles
 
-from momentum_jax import heavy_ball, iterate, nesterov
+from momentum_jax import fit_order, heavy_ball, iterate, nesterov
+from momentum_jax._batches import batch_mean as full_loss
 from momentum_jax._losses import least_squares_data, least_squares_example
 from momentum_jax._stochastic import (
     GridBrownianPath,
     Moments,
     default_tests,
     example_gradients,
-    fit_order,
-    full_loss,
     minibatch_final,
     minibatch_iterate,
     minibatch_moments,
@@ -92,18 +92,17 @@ def test_full_batch_without_replacement_is_the_deterministic_method():
 
 
 def test_new_h_and_step_count_reuse_the_compiled_loop():
-    from momentum_jax._stochastic import _minibatch_final
-
     minibatch_final(EX, U0, heavy_ball(0.25, LAM), DATA, 4, keys(4))
-    before = _minibatch_final._cache_size()
-    minibatch_final(EX, U0, heavy_ball(0.125, 0.6), DATA, 8, keys(4))
-    assert _minibatch_final._cache_size() == before
+    with count_compiles() as compiles:
+        minibatch_final(EX, U0, heavy_ball(0.125, 0.6), DATA, 8, keys(4))
+    assert compiles.n == 0
 
 
 @pytest.mark.parametrize("batch_size,replace", [(1, True), (4, True), (4, False)])
 def test_batch_gradient_covariance_is_f_sigma(batch_size, replace):
     u = jnp.array([0.3, -0.5])
-    from momentum_jax._stochastic import batch_mean, sample_indices, take
+    from momentum_jax._batches import batch_mean, take
+    from momentum_jax._stochastic import sample_indices
 
     def batch_grad(key):
         idx = sample_indices(key, N, batch_size, replace)

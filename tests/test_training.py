@@ -6,10 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import count_compiles
 
 from momentum_jax._autoencoder import init_autoencoder, squared_error
-from momentum_jax._methods import vanishing_friction_lam
-from momentum_jax._training import _run, make_batches, parameter_gap, train
+from momentum_jax._batches import make_batches
+from momentum_jax._method import vanishing_friction_lam
+from momentum_jax._training import parameter_gap, train
 
 Q = 3.0
 
@@ -119,12 +121,12 @@ def test_vmap_over_h_and_no_recompile(tiny):
     run = lambda h: train("nag", params0, x, h, epochs=2, batch_size=20)  # noqa: E731
     batched = jax.vmap(run)(hs)
     run(0.05)
-    before = _run._cache_size()
-    for i, h in enumerate([0.1, 0.2, 0.4]):
-        single = run(h)
+    with count_compiles() as compiles:
+        singles = [run(h) for h in [0.1, 0.2, 0.4]]
+    assert compiles.n == 0  # new values of h reuse the compiled loop
+    for i, single in enumerate(singles):
         np.testing.assert_allclose(batched.losses[i], single.losses, rtol=1e-12)
         tree_allclose(jax.tree.map(lambda p, i=i: p[i], batched.params), single.params, 1e-12)
-    assert _run._cache_size() == before  # new values of h reuse the compiled loop
 
 
 def test_on_epoch_matches_scan(tiny):

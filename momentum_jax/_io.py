@@ -1,0 +1,95 @@
+"""Atomic writes and the open (JSON) results format. Nothing here ever unpickles."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; on success it is renamed onto `path` in one step
+    (`os.replace`), on any error or interruption it is removed. Readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def write_text_atomic(path, text: str):
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if hasattr(x, "__array__") and not isinstance(x, (str, bytes)):
+        return _jsonable(np.asarray(x))
+    return x
+
+
+def dump_json(path, obj):
+    """Write `obj` as JSON atomically; NumPy arrays become lists, non-finite floats `null`."""
+    write_text_atomic(path, json.dumps(_jsonable(obj), indent=1, allow_nan=False) + "\n")
+
+
+def load_json(path, *, kind: str) -> dict:
+    """Read a JSON results file written by this package and check its `format` field is `kind`.
+    Raises `ValueError` naming the file for anything truncated, corrupted or foreign."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f"{path}: not a momentum_jax results file (corrupted or truncated: {e})"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != kind:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"{path}: not a {kind!r} file (format field is {found!r})")
+    return data
+
+
+def as_float_array(values) -> np.ndarray:
+    """A JSON (nested) list with `null` for non-finite values back to a float NumPy array."""
+    arr = np.array(values, dtype=object)
+    return np.where(arr == None, np.nan, arr).astype(float)  # noqa: E711
+
+
+def provenance() -> dict:
+    """Package versions and the date, recorded in every results file."""
+    versions: dict[str, str | None] = {}
+    for pkg in ("momentum_jax", "jax", "jaxlib", "diffrax", "equinox", "optax", "numpy"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return {"versions": versions, "date": now}

@@ -1,0 +1,147 @@
+"""Second-order models: the damped Hamiltonian (paper Thm 3) and its Hessian-damped variant."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _tree
+from .._derivatives import hvp
+from .._manifold import manifold_velocity
+from .._method import Momentum
+from .._validate import check_choice, concrete
+from ._base import AbstractModel
+
+VELOCITIES = ("taylor", "paper", "manifold")
+
+
+class _SecondOrder(AbstractModel):
+    """`h inertia u'' + (1 - lam) u' + damping(u, u') = -grad Phi(u)` as the first-order system
+    `y = (u, v)`, `v = u'`, with the initial velocity chosen by `velocity`."""
+
+    second_order: ClassVar[bool] = True
+    velocity: Any = None
+    """`u'(0)`: `"taylor"`, `"paper"` (eq. 12), `"manifold"`, a pytree shaped like `u0`, or
+    None: `"taylor"`, except in a study started on the manifold, where the model starts with
+    the discrete run's velocity."""
+
+    def __check_init__(self):
+        if isinstance(self.velocity, str):
+            check_choice("velocity", self.velocity, VELOCITIES)
+
+    def inertia(self, method: Momentum):
+        """The coefficient of `h u''`."""
+        raise NotImplementedError
+
+    def extra_damping(self, loss, u, v, method: Momentum):
+        """A damping term besides `(1 - lam) u'`, or None."""
+        del loss, u, v, method
+        return None
+
+    def vector_field(self, loss):
+        def f(t, y, m):
+            u, v = y
+            force = jax.grad(loss)(u)
+            extra = self.extra_damping(loss, u, v, m)
+            if extra is not None:
+                force = _tree.axpy(1.0, extra, force)
+            acc = jax.tree.map(lambda g, vi: -(g + (1.0 - m.lam) * vi), force, v)
+            return v, _tree.scale(1.0 / (m.h * self.inertia(m)), acc)
+
+        return f
+
+    def taylor_coefficient(self, method: Momentum):
+        """`(2 alpha - 1)/(2 alpha - 1 + lam)`: `u'(0) = -coef grad Phi(u0)` matches `u(h)` to
+        `u_1` (docs/theory.md §4). At gradient descent (`lam = a = 0`) it is `0/0`; its limit
+        along heavy ball, `1/2`, is used."""
+        al = self.inertia(method)
+        num, den = 2 * al - 1, 2 * al - 1 + method.lam
+        safe = jnp.where(den == 0, 1.0, den)
+        return jnp.where(den == 0, 0.5, num / safe)
+
+    def initial_velocity(self, loss, u0, method: Momentum, w0=None):
+        """`u'(0)` (see `velocity`)."""
+        velocity = self.velocity
+        if velocity is None:
+            if w0 is not None:
+                return w0
+            velocity = "taylor"
+        if not isinstance(velocity, str):
+            return velocity
+        if velocity == "manifold":
+            return manifold_velocity(loss, u0, method, 1)
+        if velocity == "taylor":
+            coef = self.taylor_coefficient(method)
+        else:
+            al = self.inertia(method)
+            coef = (1 - 2 * al) / (2 * al - method.lam + 1)
+        return _tree.scale(-coef, jax.grad(loss)(u0))
+
+    def initial_state(self, loss, u0, method, w0=None):
+        return (u0, self.initial_velocity(loss, u0, method, w0))
+
+    def position(self, y):
+        return y[0]
+
+    def check(self, method: Momentum) -> None:
+        al = concrete(self.inertia(method))
+        if al is not None and np.any(al <= 0):
+            raise ValueError(
+                f"model={self.name!r} needs inertia alpha = (1 + lam - 2a(1 - lam))/2 > 0; "
+                f"got alpha={np.ravel(al).tolist()}"
+            )
+        lam = concrete(method.lam)
+        if self.velocity in (None, "taylor") and al is not None and lam is not None:
+            lam = np.broadcast_to(lam, np.shape(al))
+            num, den = 2 * al - 1, 2 * al - 1 + lam
+            bad = (den == 0) & (num != 0)
+            if np.any(bad):
+                raise ValueError(
+                    f"velocity='taylor' of model={self.name!r} is undefined at "
+                    f"lam={np.ravel(lam[bad]).tolist()}, a={np.ravel(method.a).tolist()}"
+                    " (2 alpha - 1 + lam = 0); use velocity='paper' or 'manifold'"
+                )
+
+    def _defaults(self):
+        return {"velocity": None}
+
+
+class Hamiltonian(_SecondOrder):
+    r"""The damped-Hamiltonian modified equation of Thm 3:
+
+    $$h\alpha\,\ddot u + (1 - \lambda)\,\dot u = -\nabla\Phi(u),\qquad
+      \alpha = \tfrac12(1 + \lambda - 2a(1 - \lambda)),$$
+
+    first order in `h` for any start, second order from the invariant manifold. Stiff for small
+    `h`: its fast rate is `(1 - lam) / (h alpha)` (docs/theory.md §2).
+
+    **Arguments:** `velocity`, the initial velocity `u'(0)`: `"taylor"` (matches `u(h)` to the
+    first step), `"paper"` (eq. 12), `"manifold"` (Thm 5), a pytree, or None (see `_SecondOrder`).
+    """
+
+    name: ClassVar[str] = "hamiltonian"
+
+    def inertia(self, method):
+        return method.alpha
+
+
+class HessianDamped(_SecondOrder):
+    r"""The Hessian-damped variant of the second-order model (the "high-resolution" form):
+
+    $$h\alpha_0\,\ddot u + (1 - \lambda)\,\dot u + a h\,\nabla^2\Phi(u)\,\dot u = -\nabla\Phi(u),
+      \qquad \alpha_0 = (1 + \lambda)/2,$$
+
+    equally second order on the invariant manifold for Nesterov (docs/theory.md §2).
+    **Arguments:** `velocity`, as for `Hamiltonian`.
+    """
+
+    name: ClassVar[str] = "hessian_damped"
+
+    def inertia(self, method):
+        return (1.0 + method.lam) / 2.0
+
+    def extra_damping(self, loss, u, v, method):
+        return _tree.scale(method.a * method.h, hvp(loss, u, v))

@@ -1,0 +1,164 @@
+"""The result of a convergence study: errors on a named grid, rates, fitted orders, status,
+and its open JSON format."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import diffrax
+import numpy as np
+
+from .._io import as_float_array, dump_json, load_json
+from .._rates import fit_order, observed_rates
+
+STUDY_FORMAT = "momentum_jax.study"
+
+
+def result_message(code: int) -> str:
+    """diffrax's own text for an integer `RESULTS` code."""
+    messages = diffrax.RESULTS._index_to_message
+    msg = messages[code] if 0 <= code < len(messages) else ""
+    return msg.strip() or f"diffrax result code {code}"
+
+
+@dataclasses.dataclass
+class Study:
+    """The result of `convergence_study`.
+
+    **Attributes:**
+
+    - `methods`, `lams`, `hs`, `models`: the named axes of every array below, in that order.
+    - `errors[model]`: shape `(len(methods), len(lams), len(hs))`, each entry
+      `max over n h <= T of |u_n - u(n h)|` (Euclidean over all leaves); `nan` where the point is
+      not valid for that model (see `status`).
+    - `diverged_at`: the first step at which the discrete run was not finite or exceeded
+      the divergence limit in norm, `-1` if it did not diverge.
+    - `solver_failure[model]`: diffrax's reason where the model's solve failed, `""` otherwise.
+    - `config`: the study's configuration; `meta`: package versions and the date.
+    """
+
+    methods: tuple[str, ...]
+    lams: np.ndarray
+    hs: np.ndarray
+    models: tuple[str, ...]
+    errors: dict[str, np.ndarray]
+    diverged_at: np.ndarray
+    solver_failure: dict[str, np.ndarray]
+    config: dict[str, Any]
+    meta: dict[str, Any]
+    fit_points: int = 4
+
+    def valid(self, model: str) -> np.ndarray:
+        """Boolean mask of the grid points whose `errors[model]` enter rates and fits."""
+        return (self.diverged_at < 0) & (self.solver_failure[model] == "")
+
+    @property
+    def status(self) -> np.ndarray:
+        """Per grid point: `"ok"`, `"diverged at step N"` or `"solver failed (model): reason"`."""
+        out = np.full(self.diverged_at.shape, "ok", dtype=object)
+        for model in self.models:
+            bad = self.solver_failure[model] != ""
+            out[bad] = [f"solver failed ({model}): {r}" for r in self.solver_failure[model][bad]]
+        div = self.diverged_at >= 0
+        out[div] = [f"diverged at step {n}" for n in self.diverged_at[div]]
+        return out
+
+    @property
+    def rates(self) -> dict[str, np.ndarray]:
+        """`Delta = log(E(h_i) / E(h_{i+1})) / log(h_i / h_{i+1})` along the `hs` axis (for halving
+        `h` this is the paper's `log2(E(h) / E(h/2))`); shape `(..., len(hs) - 1)`, `nan` where
+        either end is not valid."""
+        return {m: observed_rates(self.hs, self.errors[m], self.valid(m)) for m in self.models}
+
+    @property
+    def orders(self) -> dict[str, np.ndarray]:
+        """Least-squares slope of `log E` against `log h` over the `fit_points` smallest valid `hs`
+        of each `(method, lam)`; shape `(len(methods), len(lams))`."""
+        return {
+            m: fit_order(self.hs, self.errors[m], self.fit_points, self.valid(m))
+            for m in self.models
+        }
+
+    def summary_line(self) -> str:
+        """One line counting the grid points and those excluded."""
+        total = self.diverged_at.size
+        div = int(np.sum(self.diverged_at >= 0))
+        fails = {m: int(np.sum(self.solver_failure[m] != "")) for m in self.models}
+        failed = ", ".join(f"{m}: {n}" for m, n in fails.items() if n) or "none"
+        return (
+            f"{total} grid points; {div} diverged (excluded from rates and fits); "
+            f"solver failures: {failed}"
+        )
+
+    def table(self) -> str:
+        """A plain-text table of errors, rates and fitted orders."""
+        lines = [self.summary_line()]
+        rates, orders = self.rates, self.orders
+        for model in self.models:
+            lines.append(f"\nmodel {model}")
+            lines.append(f"{'method':>6} {'lam':>6} {'h':>10} {'error':>12} {'rate':>7}  status")
+            for i, meth in enumerate(self.methods):
+                for j, lam in enumerate(self.lams):
+                    for k, h in enumerate(self.hs):
+                        rate = f"{rates[model][i, j, k - 1]:7.3f}" if k else f"{'-':>7}"
+                        st = self.status[i, j, k]
+                        lines.append(
+                            f"{meth:>6} {lam:6.3g} {_fmt_h(h):>10} "
+                            f"{self.errors[model][i, j, k]:12.4e} {rate}  {st}"
+                        )
+                    lines.append(
+                        f"{meth:>6} {lam:6.3g} fitted order over the {self.fit_points} "
+                        f"smallest h: {orders[model][i, j]:.3f}"
+                    )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """The open representation written by `save` (named axes, configuration, provenance)."""
+        return {
+            "format": STUDY_FORMAT,
+            "version": 1,
+            "axes": {"method": list(self.methods), "lam": self.lams, "h": self.hs},
+            "models": list(self.models),
+            "errors": self.errors,
+            "rates": self.rates,
+            "orders": self.orders,
+            "diverged_at": self.diverged_at,
+            "solver_failure": {m: self.solver_failure[m].tolist() for m in self.models},
+            "status": self.status.tolist(),
+            "fit_points": self.fit_points,
+            "config": self.config,
+            "meta": self.meta,
+        }
+
+    def save(self, path) -> None:
+        """Write the study as JSON, atomically (a temporary file renamed into place)."""
+        dump_json(path, self.to_dict())
+
+
+def _fmt_h(h: float) -> str:
+    e = math.log2(h)
+    return f"2^{int(e)}" if e == int(e) else f"{h:.4g}"
+
+
+def load_study(path) -> Study:
+    """Read a study written by `Study.save`. Corrupted, truncated or foreign files raise
+    `ValueError` naming the file; nothing is ever unpickled."""
+    d = load_json(path, kind=STUDY_FORMAT)
+    try:
+        models = tuple(d["models"])
+        return Study(
+            methods=tuple(d["axes"]["method"]),
+            lams=as_float_array(d["axes"]["lam"]),
+            hs=as_float_array(d["axes"]["h"]),
+            models=models,
+            errors={m: as_float_array(d["errors"][m]) for m in models},
+            diverged_at=np.asarray(d["diverged_at"], dtype=int),
+            solver_failure={m: np.asarray(d["solver_failure"][m], dtype=object) for m in models},
+            config=d["config"],
+            meta=d["meta"],
+            fit_points=int(d["fit_points"]),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: malformed study file ({type(e).__name__}: {e})") from None

@@ -1,0 +1,26 @@
+"""The application layer: the paper's figures (and ours), their runner with caching and atomic
+outputs, the problems they share, and progress reporting. Built on the public API of
+`momentum_jax` only; `momentum-jax reproduce` is its command line.
+
+    from momentum_jax import paper
+    paper.run("fig2", quick=True, out="figures")
+"""
+
+from ._problems import U0 as U0
+from ._problems import Section5Problem as Section5Problem
+from ._problems import manifold_run as manifold_run
+from ._problems import pack as pack
+from ._problems import rate_grid as rate_grid
+from ._problems import section5_problem as section5_problem
+from ._problems import trajectories as trajectories
+from ._problems import unpack as unpack
+from ._progress import Progress as Progress
+from ._progress import log as log
+from ._runner import Context as Context
+from ._runner import available as available
+from ._runner import load_module as load_module
+from ._runner import resolve as resolve
+from ._runner import run as run
+from ._runner import run_experiment as run_experiment
+from ._runner import script_main as script_main
+from .figures import FIGURES as FIGURES
