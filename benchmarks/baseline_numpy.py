@@ -2,7 +2,8 @@
 for each discrete method and `scipy.integrate.solve_ivp` for each continuous-time model.
 
 It computes the same numbers as `momentum_jax.convergence_study` on the paper's quadratic
-`Phi(u) = 1/2 <u, diag(q) u>` (THEORY §1, §2, §5): for every `(method, h)` and model,
+`Phi(u) = 1/2 <u, diag(q) u>` (docs/theory.md §1-§2; paper Figs 1-5): for every
+`(method, h)` and model,
 
     E(h) = max over n = 1..N of |u_n - u(n h)|,   N = floor(T / h),
 

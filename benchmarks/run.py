@@ -4,7 +4,7 @@
     python -m benchmarks.run --quick         # a smoke run on a reduced grid (a few minutes)
     python -m benchmarks.run --json out.json # also write every number to a JSON file
 
-Rows of the table (THEORY §5 for the grid):
+Rows of the table (paper Fig 2 for the grid):
 
 - (a) `convergence_study` on the paper's Fig 2 grid: kappa 5, 10, 20 (one call each, the loss is
   a different compiled function for each kappa), HB and NAG, lam = 0.9, h = 2^-4 ... 2^-17, T = 2,

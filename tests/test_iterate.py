@@ -80,7 +80,7 @@ def test_heavy_ball_equals_optax_sgd_momentum():
 
 
 def test_nesterov_equals_optax_lookahead_sequence():
-    # optax's nesterov=True stores y_n = u_n + lam (u_n - u_{n-1}) (THEORY §1).
+    # optax's nesterov=True stores y_n = u_n + lam (u_n - u_{n-1}) (docs/theory.md §1).
     h, lam, n = 0.05, 0.9, 250
     m = mj.nesterov(h, lam)
     us, ws = mj.iterate(nonconvex, P0, m, n, return_velocity=True)

@@ -1,4 +1,4 @@
-"""The invariant manifold (Thm 5, THEORY §3)."""
+"""The invariant manifold (Thm 5, docs/theory.md §3)."""
 
 import closed_form as cf
 import jax.numpy as jnp

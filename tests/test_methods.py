@@ -21,7 +21,7 @@ def test_coefficients_match_theory(lam, a):
     lbar = 1 / (1 - lam)
     alpha = (1 + lam - 2 * a * (1 - lam)) / 2
     assert m.alpha == pytest.approx(alpha, rel=1e-15)
-    # corrected constant: c = lbar (lbar - a - 1/2) / 2 = alpha lbar^2 / 2 (THEORY §4.1)
+    # corrected constant: c = lbar (lbar - a - 1/2) / 2 = alpha lbar^2 / 2 (docs/theory.md §4)
     assert m.c == pytest.approx(lbar * (lbar - a - 0.5) / 2, rel=1e-14)
     assert m.c_printed == pytest.approx(lbar * (lbar - a + 0.5) / 2, rel=1e-14)
 

@@ -1,4 +1,4 @@
-"""`solve` against the closed forms on the paper's quadratic (THEORY §5)."""
+"""`solve` against the closed forms on the paper's quadratic (paper Figs 1-5)."""
 
 import closed_form as cf
 import jax
@@ -49,7 +49,7 @@ def test_printed_constant_and_explicit_velocity():
 
 
 def test_initial_velocities_follow_theory():
-    # THEORY §4.2: for HB the Taylor-matched start is half the gradient step; eq. (12) is
+    # docs/theory.md §4: for HB the Taylor-matched start is half the gradient step; eq. (12) is
     # (1 - 2 alpha)/(2 alpha - lam + 1) = -lam/2 times -grad Phi.
     m = mj.heavy_ball(0.01, 0.9)
     loss = paper_quadratic(5.0)

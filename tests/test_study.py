@@ -1,4 +1,4 @@
-"""The convergence engine against closed forms (THEORY §5) and the acceptance numbers of the
+"""The convergence engine against closed forms (paper Figs 1-5) and the acceptance numbers of the
 paper's Figs 2 and 4."""
 
 import json

@@ -68,7 +68,7 @@ def test_hb_equals_optax_sgd(tiny):
 
 
 def test_nag_equals_optax_nesterov_lookahead(tiny):
-    """optax stores `y_n = u_n + lam (u_n - u_{n-1})` (THEORY §1); `u_n - u_{n-1} = h w_n`."""
+    """optax stores the look-ahead `y_n = u_n + lam (u_n - u_{n-1})` (docs/theory.md §1)."""
     params0, x = tiny
     h, lam = 0.3, 0.9
     result = train("nag", params0, x, h, epochs=2, batch_size=20)

@@ -3,7 +3,7 @@ effective rate (eq. 35), and of HB-mu/NAG-mu and the Wilson scheme (eq. 36)."""
 
 import numpy as np
 
-from momentum_jax import parameter_gap_over_h
+from momentum_jax import observed_rates, parameter_gap_over_h
 from momentum_jax.paper import script_main, section5_problem
 from momentum_jax.plotting import COLORS, error_panel, new_figure, rate_panel, save_figure
 
@@ -92,12 +92,7 @@ def compute(config, ctx):
         name = pair_name((a, b))
         part = ctx.cached(name, shared | {"pair": [a, b]}, run)["arrays"]
         gap = part["max_gap"]
-        ok = np.isfinite(gap) & (gap > 0)
-        rates = np.where(
-            ok[:-1] & ok[1:],
-            np.log2(np.where(ok, gap, 1.0)[:-1] / np.where(ok, gap, 1.0)[1:]),
-            np.nan,
-        )
+        rates = observed_rates(hs, gap)
         arrays |= {
             f"{name}/max_gap": gap,
             f"{name}/rates": rates,

@@ -40,7 +40,7 @@ def compute(config, ctx):
     headline = (
         f"Delta(2^-{hi - 1}): corrected {min(c.values()):.2f}-{max(c.values()):.2f}, "
         f"printed {min(p.values()):.2f}-{max(p.values()):.2f}; "
-        "THEORY §4.1: 2 with the corrected constant, 1 with the printed one"
+        "docs/theory.md §4: 2 with the corrected constant, 1 with the printed one"
     )
     return {"arrays": arrays, "summary": {"delta_at_smallest_h": last, "headline": headline}}
 
