@@ -6,38 +6,91 @@ import dataclasses
 
 import diffrax
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import _tree
 from ._method import Momentum
 from ._model import AbstractModel, as_model
-from ._validate import check_init, check_loss, check_u0, concrete, warn_if_low_precision
+from ._validate import (
+    check_init,
+    check_loss,
+    check_u0,
+    check_whole,
+    concrete,
+    warn_if_low_precision,
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class SolverConfig:
-    """How the models are integrated: Tsitouras' 5(4) method with a PID step-size controller and
-    its dense output at the requested times. The defaults keep the solver error near `1e-14` on
-    the paper's problems, at least 100 times below the smallest discretisation error measured
-    there (tested). (diffrax's `Dopri8` is cheaper per step but its interpolant is only accurate
-    to about `1e-10` here, too coarse for order measurements at `h = 2^-17`.)
-    The `hamiltonian` model is stiff for small `h` (fast rate `(1 - lam)/(h alpha)`); the explicit
-    solver then takes steps of order `h`, bounded by `max_steps`."""
+    """How the models are integrated: by default Tsitouras' 5(4) method with a PID step-size
+    controller and its dense output. The default tolerances keep the solver error near `1e-14`
+    on the paper's problems, at least 100 times below the smallest discretisation error measured
+    there (tested); they need float64 (`SolverConfig.for_dtype(jnp.float32)` gives tolerances a
+    float32 run can meet). (diffrax's `Dopri8` is cheaper per step but its interpolant is only
+    accurate to about `1e-10` here, too coarse for order measurements at `h = 2^-17`.)
+
+    **Arguments:**
+
+    - `rtol`, `atol`: the controller's tolerances, `0 < rtol < 1`, `atol >= 0`.
+    - `max_steps`: the most solver steps of one solve (in a study: of one model at one point),
+      an integer `>= 1`.
+    - `window_steps`: in a study, a per-point solve advances in windows of at most this many
+      steps, whose dense output is kept (a buffer of this many steps per lane).
+    - `dense_steps`: in a study, a solve shared by every point (the gradient flow) keeps its
+      whole dense output, at most this many steps (`dense_steps * 9 * d` numbers).
+    - `method`: a diffrax solver with dense output (default `diffrax.Tsit5()`).
+    """
 
     rtol: float = 1e-12
     atol: float = 1e-14
     max_steps: int = 2**20
-    chunk_max_steps: int = 1024
-    """In `convergence_study` each model is solved in windows of at most this many steps with
-    dense output (a buffer of this many steps per grid point); `max_steps` bounds the total."""
+    window_steps: int = 64
+    dense_steps: int = 2**12
+    method: diffrax.AbstractSolver | None = None
 
-    def solver(self):
-        return diffrax.Tsit5()
+    def __post_init__(self):
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{name} must be a real number, got {value!r}")
+        if not (0.0 < self.rtol < 1.0) or not np.isfinite(self.rtol):
+            raise ValueError(f"rtol={self.rtol!r} is outside the allowed range (0, 1)")
+        if not (self.atol >= 0.0) or not np.isfinite(self.atol):
+            raise ValueError(f"atol={self.atol!r} is outside the allowed range [0, inf)")
+        for name in ("max_steps", "window_steps", "dense_steps"):
+            check_whole(name, getattr(self, name), low=1)
+        if self.method is not None and not isinstance(self.method, diffrax.AbstractSolver):
+            raise TypeError(f"method must be a diffrax solver, got {self.method!r}")
+
+    @classmethod
+    def for_dtype(cls, dtype, **overrides) -> SolverConfig:
+        """Tolerances a computation in `dtype` can meet: the defaults for float64, `rtol=1e-6`,
+        `atol=1e-8` for float32 (and coarser types)."""
+        eps = float(jnp.finfo(dtype).eps)
+        base = {} if eps < 1e-10 else {"rtol": 1e-6, "atol": 1e-8}
+        return cls(**(base | overrides))
+
+    def solver(self) -> diffrax.AbstractSolver:
+        return diffrax.Tsit5() if self.method is None else self.method
 
     def controller(self):
         return diffrax.PIDController(rtol=self.rtol, atol=self.atol)
+
+
+def as_solver_config(solver, dtype=None) -> SolverConfig:
+    """`solver` as a `SolverConfig`: a config is returned as it is, a diffrax solver becomes the
+    default config with that solver, None the default config for `dtype` (`for_dtype`)."""
+    if solver is None:
+        return SolverConfig() if dtype is None else SolverConfig.for_dtype(dtype)
+    if isinstance(solver, SolverConfig):
+        return solver
+    if isinstance(solver, diffrax.AbstractSolver):
+        return (
+            SolverConfig.for_dtype(dtype, method=solver) if dtype else SolverConfig(method=solver)
+        )
+    raise TypeError(f"solver must be a SolverConfig or a diffrax solver, got {solver!r}")
 
 
 DEFAULT_SOLVER = SolverConfig()
@@ -71,57 +124,6 @@ def integrate(f, y0, t0, t1, ts, method: Momentum, config: SolverConfig = DEFAUL
     return sol.ys, sol.result
 
 
-def integrate_dense(
-    f, y0, t0, t1, ts, method: Momentum, config: SolverConfig = DEFAULT_SOLVER, *, reduce
-):
-    """Integrate from `t0` to `t1` in windows of at most `config.chunk_max_steps` solver steps,
-    evaluating each window's dense interpolant at the `ts` it covers in one vectorised call.
-
-    (diffrax's own per-time saving loop is slow when many `ts` fall in one step, and slower
-    still under `vmap`; dense output needs a buffer as long as the step limit, hence windows.)
-    `reduce(values_at_ts, covered) -> scalar` is maximised over the windows, so nothing of size
-    `len(ts)` is kept. Returns `(max_reduce, y_at_t1, result)`; at most `config.max_steps` steps.
-    """
-    windows = max(1, config.max_steps // config.chunk_max_steps)
-    max_steps_code = diffrax.RESULTS.max_steps_reached._value  # type: ignore[attr-defined]
-    int_type = jnp.int32
-
-    def solve_window(state):
-        t_cur, y, acc, res, k = state
-        sol = _diffeqsolve(
-            f,
-            y,
-            t_cur,
-            t1,
-            method,
-            config,
-            saveat=diffrax.SaveAt(t1=True, dense=True),
-            max_steps=config.chunk_max_steps,
-        )
-        code = sol.result._value.astype(int_type)
-        usable = (code == 0) | (code == max_steps_code)
-        t_reach = jnp.where(code == 0, t1, sol.ts[-1])
-        covered = (ts >= t_cur) & (ts <= t_reach) & usable
-        values = jax.vmap(sol.evaluate)(jnp.clip(ts, t_cur, t_reach))
-        acc = jnp.maximum(acc, jnp.where(jnp.any(covered), reduce(values, covered), acc))
-        y = jax.tree.map(
-            lambda old, new: jnp.where(usable, new[-1].astype(old.dtype), old), y, sol.ys
-        )
-        stalled = t_reach <= t_cur
-        res = jnp.where(usable & ~stalled, 0, jnp.where(usable, max_steps_code, code))
-        return t_reach, y, acc, res.astype(int_type), k + 1
-
-    def more(state):
-        t_cur, _, _, res, k = state
-        return (t_cur < t1) & (res == 0) & (k < windows)
-
-    acc0 = jnp.zeros((), jnp.result_type(*jax.tree.leaves(y0)))
-    state = (t0, y0, acc0, jnp.asarray(0, int_type), jnp.asarray(0, int_type))
-    t_end, y, acc, res, _ = jax.lax.while_loop(more, solve_window, state)
-    res = jnp.where((res == 0) & (t_end < t1), max_steps_code, res)
-    return acc, y, res
-
-
 def solve(
     loss,
     u0,
@@ -133,7 +135,7 @@ def solve(
     order: int | None = None,
     constant: str | None = None,
     return_velocity: bool = False,
-    solver: SolverConfig = DEFAULT_SOLVER,
+    solver: SolverConfig | diffrax.AbstractSolver | None = None,
 ):
     """Solve a continuous-time model from `u(0) = u0` (docs/theory.md §2).
 
@@ -151,10 +153,12 @@ def solve(
 
     **Returns:** the solution at `ts`, shaped like `u0` with a leading time axis (and `u'` as well
     for second-order models when `return_velocity=True`). Raises `RuntimeError` with diffrax's
-    reason if the solver fails.
+    reason if the solver fails. `solver`: a `SolverConfig`, a diffrax solver, or None for the
+    default tolerances of `u0`'s dtype (`SolverConfig.for_dtype`).
     """
     check_u0(u0)
     check_loss(loss, u0)
+    solver = as_solver_config(solver, _tree.dtype(u0))
     model = as_model(model, velocity=velocity, order=order, constant=constant)
     model.check(method)
     vel = getattr(model, "velocity", None)

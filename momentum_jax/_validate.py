@@ -124,10 +124,9 @@ def warn_if_low_precision(u0, rtol: float, what: str):
     eps = max(float(jnp.finfo(d).eps) for d in dtypes if jnp.issubdtype(d, jnp.floating))
     if eps > 1e-10 and rtol < 100 * eps:
         warnings.warn(
-            f"{what} runs in a floating type with resolution {eps:.1e}, coarser than the "
-            f"requested accuracy (solver rtol={rtol:g}); errors below about {100 * eps:.0e} are "
-            "rounding noise. Enable float64 at program start: "
-            "jax.config.update('jax_enable_x64', True).",
+            f"{what} runs in a floating type with resolution {eps:.1e} (solver rtol={rtol:g}); "
+            f"errors below about {100 * eps:.0e} are rounding noise. Enable float64 at program "
+            "start: jax.config.update('jax_enable_x64', True).",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -144,29 +144,17 @@ TOKENS = {
 }
 
 
-def _fake_kernel(
-    loss,
-    models,
-    init,
-    order,
-    solver,
-    K,
-    progress,
-    u0,
-    loss_params,
-    limit,
-    h,
-    lam,
-    a,
-    N,
-):
-    """Stands in for the compiled kernel (tested on its own elsewhere): the property below is
-    about argument handling, so every valid example must not pay for a compilation."""
-    H, G = h.shape
+def _fake_run(loss, u0, points, steps, queues, *args, models, **kwargs):
+    """Stands in for the compiled loop (tested on its own elsewhere): the property below is about
+    argument handling, so every valid example must not pay for a compilation."""
+    D, P, M = queues.shape[0], steps.shape[0], len(models)
+    h = np.asarray(points.h)
     return (
-        np.full((H, G, len(models)), 0.1) * np.asarray(h)[..., None],
-        np.full((H, G), -1),
-        np.zeros((H, G, len(models)), int),
+        np.broadcast_to(0.1 * h[None, :, None], (D, P, M)),
+        np.full((D, P), -1),
+        np.zeros((D, P, M), int),
+        np.zeros((D, P, M), int),
+        np.ones(D, int),
     )
 
 
@@ -180,7 +168,7 @@ def _fake_kernel(
     st.booleans(),
 )
 def test_study_never_tracebacks(capsys, monkeypatch, options, as_json):
-    monkeypatch.setattr("momentum_jax._study._kernel._kernel", _fake_kernel)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", _fake_run)
     argv = ["study"]
     for key, value in options.items():
         argv += [key, value]

@@ -33,14 +33,9 @@ WORKER = textwrap.dedent(
     import numpy as np
     import momentum_jax as mj
     from momentum_jax import _distributed
-    from momentum_jax._study import _kernel as _study
     from momentum_jax._losses import paper_quadratic
 
     assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
-    # Gather the engine's results to every process (a no-op once _study.py itself calls
-    # _distributed.to_host on them).
-    kernel = _study._kernel
-    _study._kernel = lambda *a: tuple(_distributed.to_host(x) for x in kernel(*a))
 
     loss, u0 = paper_quadratic(20.0), jnp.array([1.0, 1.0])
     st = mj.convergence_study(loss, u0, devices=jax.devices(), **json.loads(sys.argv[3]))

@@ -17,22 +17,22 @@ CHILD = textwrap.dedent(
 
     import momentum_jax as mj
     from momentum_jax import _distributed
-    from momentum_jax._study import _kernel as _study
+    from momentum_jax._study import _convergence
     from momentum_jax._losses import paper_quadratic
 
     assert jax.local_device_count() == 4, jax.devices()
     outputs = []
-    kernel = _study._kernel
+    run = _convergence._run
 
-    def spy(*args):  # record where the engine's results were computed
-        out = kernel(*args)
+    def spy(*args, **kwargs):  # record where the engine's results were computed
+        out = run(*args, **kwargs)
         outputs.append(out)
         return out
 
-    _study._kernel = spy
+    _convergence._run = spy
 
-    # 5 learning rates x 2 methods = 10 points, padded to 12 over 4 devices; chunks of 32 steps
-    # so the sharded while loop runs several chunks; HB diverges at h = 2^-1 (h kappa > 3.8).
+    # 5 learning rates x 2 methods = 10 points over 4 devices (longest first onto the least
+    # loaded); chunks of 32 steps so the loop runs several chunks; HB diverges at h = 2^-1.
     loss, u0 = paper_quadratic(20.0), jnp.array([1.0, 1.0])
     kw = dict(hs=2.0 ** -np.arange(1, 6), lams=[0.9], T=2.0, chunk_size=32, divergence_limit=1e2,
               models=("gradient_flow", "hamiltonian"))

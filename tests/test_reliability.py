@@ -91,7 +91,8 @@ def test_float32_warns_about_resolution():
 
 def test_sweep_of_hundreds_with_diverging_points():
     # 2 methods x 10 momenta x 10 learning rates = 200 points; HB/NAG with h kappa well beyond
-    # their stability bounds diverge, the rest must be exactly what they are when run alone.
+    # their stability bounds diverge, the rest must be what they are when run alone (to the last
+    # bit but one: the lane count, and with it XLA's vectorisation, differs between the runs).
     loss = paper_quadratic(20.0)
     hs = 2.0 ** -np.arange(0, 10)
     lams = np.linspace(0.0, 0.9, 10)
@@ -108,7 +109,7 @@ def test_sweep_of_hundreds_with_diverging_points():
     alone = mj.convergence_study(
         loss, U0, hs=hs[5:], lams=lams[[3, 9]], T=16.0, models=("gradient_flow",)
     )
-    np.testing.assert_array_equal(
-        alone.errors["gradient_flow"], st.errors["gradient_flow"][:, [3, 9], 5:]
+    np.testing.assert_allclose(
+        alone.errors["gradient_flow"], st.errors["gradient_flow"][:, [3, 9], 5:], rtol=4e-16, atol=0
     )
     assert np.all(np.isfinite(st.orders["gradient_flow"]))  # fits use the valid points only

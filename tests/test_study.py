@@ -13,7 +13,7 @@ import momentum_jax as mj
 from momentum_jax._losses import double_well, paper_quadratic
 
 U0 = jnp.array([1.0, 1.0])
-MAKE = {"hb": mj.heavy_ball, "nag": mj.nesterov}
+MAKE = {name: (lambda h, lam, name=name: mj.method_from_name(name, h, lam)) for name in mj.METHODS}
 
 
 def closed_form_errors(
@@ -27,6 +27,7 @@ def closed_form_errors(
     constant="corrected",
     lam=0.9,
     T=2.0,
+    norm="euclidean",
 ):
     vel = "manifold" if init == "manifold" else velocity
     return np.array(
@@ -40,6 +41,7 @@ def closed_form_errors(
                 init=init,
                 velocity=vel,
                 constant=constant,
+                norm=norm,
             )
             for h in hs
         ]
@@ -309,3 +311,125 @@ def test_order_R_study_on_double_well(R):
     )
     assert np.all(np.abs(st.orders["modified_flow"] - (R + 1)) < 0.25)
     assert st.config["order"] == R
+
+
+def test_gd_is_gradient_descent_against_the_unscaled_flow():
+    """`"gd"` is gradient descent (`lam = a = 0`) in the engine: its errors are those of GD
+    against `u' = -grad Phi`, the same for every `lam` of the grid, and differ from HB's."""
+    hs = 2.0 ** -np.arange(4, 9)
+    models = ("gradient_flow", "hamiltonian", "modified_flow")
+    st = mj.convergence_study(
+        paper_quadratic(10.0),
+        U0,
+        hs=hs,
+        lams=[0.5, 0.9],
+        T=2.0,
+        methods=("hb", "gd"),
+        models=models,
+    )
+    for model in models:
+        for j in range(2):
+            np.testing.assert_allclose(
+                st.errors[model][1, j], closed_form_errors(10.0, "gd", hs, model), rtol=1e-6
+            )
+    # the issue's numbers: kappa 10, lam 0.9, h = 2^-5
+    assert st.errors["gradient_flow"][1, 1, 1] == pytest.approx(0.0667, abs=5e-5)
+    assert st.errors["gradient_flow"][0, 1, 1] == pytest.approx(0.884, abs=5e-4)
+    # one point per h for gd, not one per (lam, h)
+    assert st.config["points"] == 2 * len(hs) + len(hs)
+
+
+def test_component_wise_max_norm_equals_closed_form():
+    hs = 2.0 ** -np.arange(4, 10)
+    st = study(10.0, hs, models=("gradient_flow", "hamiltonian"), norm="max")
+    eu = study(10.0, hs, models=("gradient_flow",))
+    for model in st.models:
+        for i, meth in enumerate(st.methods):
+            ref = closed_form_errors(10.0, meth, hs, model, norm="max")
+            np.testing.assert_allclose(st.errors[model][i, 0], ref, rtol=1e-6)
+    # the paper's Fig 2 values for HB, kappa 10 (read off its plot): max-norm, not Euclidean
+    assert np.all(st.errors["gradient_flow"] < eu.errors["gradient_flow"])
+    assert st.config["norm"] == "max"
+
+
+def test_no_recompilation_for_progress_values_or_loss_data():
+    hs = 2.0 ** -np.arange(4, 9)
+    kw = dict(hs=hs, lams=[0.9], T=2.0, models=("gradient_flow", "hamiltonian"))
+    calls_a, calls_b = [], []
+    u0 = jnp.array([0.5, 0.5])  # (made outside the counted block: creating it compiles)
+    mj.convergence_study(
+        paper_quadratic(5.0), U0, progress=lambda d, t: calls_a.append((d, t)), **kw
+    )
+    with count_compiles() as compiles:
+        other = mj.convergence_study(
+            paper_quadratic(13.0),  # new loss data
+            u0,  # new start
+            progress=lambda d, t: calls_b.append((d, t)),  # a new callback
+            **(kw | {"hs": hs * 0.75, "lams": [0.6]}),  # new h, new lam, same step counts pattern
+        )
+    assert compiles.n == 0
+    assert calls_b and calls_b[-1][0] == calls_b[-1][1] == 2 * int(sum(np.floor(2.0 / (hs * 0.75))))
+    assert all(b[0] <= b[1] for b in calls_b) and [b[0] for b in calls_b] == sorted(
+        b[0] for b in calls_b
+    )
+    np.testing.assert_allclose(
+        other.errors["gradient_flow"][0, 0],
+        [
+            cf.error([13.0, 1.0], [0.5, 0.5], mj.heavy_ball(h, 0.6), 2.0, model="gradient_flow")
+            for h in hs * 0.75
+        ],
+        rtol=1e-6,
+    )
+
+
+def test_lanes_balance_the_work_and_failures_stop_early():
+    """A wide grid of step counts 16 ... 1024 runs in about `max N` steps on the critical path,
+    with total work close to `sum N`; diverging points stop costing work."""
+    hs = 2.0 ** -np.arange(3, 10)
+    lams = np.linspace(0.0, 0.9, 8)
+    st = mj.convergence_study(
+        paper_quadratic(10.0), U0, hs=hs, lams=lams, T=2.0, models=("gradient_flow",)
+    )
+    N = np.floor(2.0 / hs)
+    c = st.config
+    total = c["points"] * 0 + int(np.sum(N) * 2 * len(lams))
+    critical = c["loop_iterations"] * c["chunk_size"]
+    assert critical <= 1.25 * N.max() + 2 * c["chunk_size"]
+    assert c["lanes"] * critical <= 2.0 * total
+    assert np.all(st.status == "ok")
+    # large h and kappa: HB/NAG diverge early; the loop does not run them to their last step
+    big = mj.convergence_study(
+        paper_quadratic(200.0), U0, hs=hs, lams=lams, T=2.0, models=("gradient_flow",)
+    )
+    assert np.any(big.diverged_at > 0)
+    done = np.where(big.diverged_at > 0, big.diverged_at, N[None, None, :])
+    assert (
+        big.config["loop_iterations"] * big.config["chunk_size"]
+        <= 1.25 * done.max() + 2 * c["chunk_size"]
+    )
+    assert np.all(np.unique(st.solver_steps["gradient_flow"]).size == 1)  # one shared solve
+
+
+def test_undefined_start_is_refused_before_compiling():
+    bad = mj.Momentum(0.1, 0.5, 1.0)  # 2 alpha - 1 + lam = 0 with 2 alpha - 1 != 0
+    with pytest.raises(ValueError, match="velocity='taylor'"):
+        mj.Hamiltonian().check(bad)
+    mj.Hamiltonian(velocity="paper").check(bad)  # eq. (12) is defined there
+    # gradient descent (lam = a = 0) takes the heavy-ball limit 1/2 of the taylor start
+    st = mj.convergence_study(
+        paper_quadratic(5.0),
+        U0,
+        hs=2.0 ** -np.arange(4, 7),
+        lams=[0.0],
+        T=1.0,
+        models=("hamiltonian",),
+    )
+    assert np.all(st.status == "ok")
+    np.testing.assert_allclose(
+        st.errors["hamiltonian"][0, 0],
+        [
+            cf.error([5.0, 1.0], [1, 1], mj.heavy_ball(h, 0.0), 1.0, model="hamiltonian")
+            for h in 2.0 ** -np.arange(4, 7)
+        ],
+        rtol=1e-6,
+    )

@@ -1,346 +1,445 @@
-"""The convergence engine: error curves of a whole grid of methods, momenta and learning rates
-against every continuous-time model, from one compiled call.
+"""The compiled loop of the convergence engine: every point of a grid (see `_grid`), every model,
+in one vectorised `lax.while_loop` per device.
 
-**How one kernel handles different step counts.** A grid point with learning rate `h` needs
-`N(h) = floor(T / h)` steps. The kernel groups the grid by learning rate: all `len(methods) *
-len(lams)` points of one `h` have the same step count, and `lax.map` runs the groups one after
-another inside the one compiled call. Within a group, a `lax.while_loop` runs over *chunks* of
-`K` steps with `jax.vmap` over the group's points: every point takes `K` discrete steps (a
-`lax.scan`) and every model is integrated by diffrax over the same time window, in windows of
-at most `SolverConfig.chunk_max_steps` solver steps whose dense output is evaluated at the
-chunk's `K` times `n h` in one vectorised call; the errors `|u_n - u(n h)|` are reduced into a
-running maximum, so memory is `O(G K d)` for a group of `G` points, independent of the number
-of steps. So the discrete work is exactly `sum N(h)` steps (only the last chunk of each group is
-partly masked) and nothing waits for the smallest `h`; the price is that groups run in sequence,
-so a grid with one point per `h` is not vectorised at all. Step counts, `h`, `lam` and `a` are
-traced arrays: new values with the same grid shape reuse the compiled kernel. Each group's
-points are sharded over the devices (padded to a multiple of their number).
+**One loop, balanced lanes.** The loop runs `lanes` lanes in lockstep, `chunk` discrete steps
+per iteration (a `lax.scan`, masked past a point's last step). A lane whose point is finished,
+has diverged or has no model left to solve takes the next point of its device's queue; the
+start of every point (its discrete state and every model's initial state) is computed before
+the loop, so taking a point is a gather.
+
+**Shared solves.** A model whose solution is `v(s t)` for one `v` common to every point (the
+gradient flow, `s = 1 / (1 - lam)`) is solved once, before the loop, with dense output, and
+evaluated at `s n h` for every step of every lane.
+
+**Per-point solves.** Every other model is integrated lane by lane, continuing one adaptive
+diffrax solve across the chunks (the solver state, the step-size controller's state and the
+step size are carried from one chunk to the next): each chunk integrates over the chunk's time
+window in sub-windows of at most `SolverConfig.window_steps` steps, whose dense output is
+evaluated at the chunk's discrete times.
+
+Errors `max_n |u_n - u(n h)|` are kept as running maxima, so memory is
+`O(points d + lanes (chunk + window_steps) d)` whatever the number of steps.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from functools import partial
+import itertools
+from collections.abc import Callable
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .. import _tree
-from .._distributed import default_devices, pad_to, shard_grid, to_host
-from .._io import provenance
 from .._iterate import initial_state, is_bounded, step
-from .._method import Momentum, method_from_name
-from .._model import MODELS, AbstractModel, as_model
-from .._solve import DEFAULT_SOLVER, SolverConfig, integrate_dense
-from .._validate import (
-    check_choice,
-    check_loss,
-    check_range,
-    check_u0,
-    loss_name,
-    warn_if_low_precision,
-)
-from ._result import Study, result_message
+from .._method import Momentum
+from .._model import AbstractModel
+from .._solve import SolverConfig
+from . import _dense
+
+_RESULT_MAX_STEPS = int(diffrax.RESULTS.max_steps_reached._value)  # type: ignore[attr-defined]
+
+# ------------------------------------------------------------------------------- progress
+
+_PROGRESS: dict[int, Callable] = {}
+_PROGRESS_DONE: dict[int, dict[int, int]] = {}
+_TOKENS = itertools.count()
 
 
-def convergence_study(
+def register_progress(callback: Callable) -> int:
+    """A token under which the compiled loop reports `callback(done_steps, total_steps)`: the
+    callback itself is never part of the compiled program, so a new one does not recompile."""
+    token = next(_TOKENS)
+    _PROGRESS[token] = callback
+    _PROGRESS_DONE[token] = {}
+    return token
+
+
+def release_progress(token: int) -> None:
+    _PROGRESS.pop(token, None)
+    _PROGRESS_DONE.pop(token, None)
+
+
+def _report(token, device, done, total):
+    token, device = int(token), int(device)
+    if token in _PROGRESS:
+        per_device = _PROGRESS_DONE[token]
+        per_device[device] = int(done)
+        _PROGRESS[token](sum(per_device.values()), int(total))
+
+
+# ------------------------------------------------------------------------------- the kernel
+
+
+def _take(tree, index):
+    return jax.tree.map(lambda x: x[index], tree)
+
+
+def _select(mask, new, old):
+    """`new` on the lanes where `mask` (shape `(lanes,)`) holds, else `old`."""
+
+    def sel(a, b):
+        m = mask.reshape(mask.shape + (1,) * (jnp.ndim(a) - 1))
+        return jnp.where(m, a, b)
+
+    return jax.tree.map(sel, new, old)
+
+
+class _ModelLane(eqx.Module):
+    """One per-point model's solve on every lane: state `y` at time `t`, the next step `dt`,
+    diffrax's solver and controller states, steps taken, result code, running error, and the
+    dense output of the last window (`table`, covering `(t_start, t]`), kept until the discrete
+    run has been compared with all of it: a window's steps are not cut at chunk boundaries."""
+
+    y: object
+    t: jax.Array
+    dt: jax.Array
+    solver_state: object
+    controller_state: object
+    steps: jax.Array
+    result: jax.Array
+    error: jax.Array
+    t_start: jax.Array
+    table: _dense.Table
+
+
+def run_points(
     loss,
     u0,
+    points: Momentum,
+    steps,
+    queue,
+    total_steps,
     *,
-    hs,
-    lams,
-    methods=("hb", "nag"),
-    models=("gradient_flow", "hamiltonian", "modified_flow"),
-    T,
-    init="zero",
-    hamiltonian_velocity="taylor",
-    order: int = 1,
-    constant: str = "corrected",
-    fit_points: int = 4,
-    divergence_limit: float = 1e8,
-    chunk_size: int | None = None,
-    devices=None,
-    progress=None,
-    solver: SolverConfig = DEFAULT_SOLVER,
-) -> Study:
-    """Errors of every `(method, lam, h)` against every continuous-time model, from one jitted call.
-
-    **Arguments:**
-
-    - `loss`, `u0`: the loss (any scalar JAX function of a pytree) and the start.
-    - `hs`: learning rates, strictly decreasing (typically halving: `2^-4, ..., 2^-17`).
-    - `lams`: momenta in `[0, 1)`. `methods`: names among `"hb"`, `"nag"`, `"gd"`.
-    - `models`: among `"gradient_flow"`, `"hamiltonian"`, `"modified_flow"`, `"hessian_damped"`.
-    - `T`: the time horizon; errors are over `n h <= T`, i.e. `N = floor(T / h)` steps (a `T / h`
-      that is not an integer is rounded down, so the last time compared is `N h <= T`).
-    - `init`: `"zero"` (the paper's start) or `"manifold"`: the discrete runs start on the
-      invariant manifold (to `order` in `h`) and second-order models start with that velocity.
-    - `hamiltonian_velocity`: `u'(0)` of second-order models when `init="zero"`: `"taylor"` or
-      `"paper"` (eq. 12) or `"manifold"`.
-    - `order`, `constant`: the `modified_flow` options (see `solve`).
-    - `fit_points`: how many of the smallest valid `hs` the fitted `orders` use.
-    - `divergence_limit`: a discrete run has diverged at the first step whose iterate is not
-      finite or has norm above `divergence_limit * max(1, |u0|)`.
-    - `chunk_size`: steps per chunk `K` (default: from a 64 MB memory budget, at most 512).
-    - `devices`: devices to shard the grid over (default: all local devices).
-    - `progress`: optional callable `progress(done_steps, total_steps)`, called from the host
-      once per chunk.
-
-    **Returns:** a `Study`.
-    """
-    methods, models = tuple(methods), tuple(models)
-    hs_np = _check_grid(hs, lams, methods, models, T, fit_points)
-    lams_np = np.asarray(lams, dtype=float).ravel()
-    check_u0(u0)
-    check_loss(loss, u0)
-    check_choice("init", init, ("zero", "manifold"))
-    probe = method_from_name(methods[0], hs_np[0], lams_np[0])
-    objs = tuple(
-        as_model(
-            m,
-            velocity=hamiltonian_velocity if init == "zero" else None,
-            order=order if m == "modified_flow" else None,
-            constant=constant if m == "modified_flow" else None,
-        )
-        for m in models
-    )
-    for obj in objs:
-        obj.check(probe)
-    models = tuple(m if isinstance(m, str) else m.key for m in models)
-
-    M, L, H = len(methods), len(lams_np), len(hs_np)
-    grid_h = np.broadcast_to(hs_np, (M, L, H))
-    grid_lam = np.broadcast_to(lams_np[:, None], (M, L, H))
-    grid_a = np.stack([_a_of(meth, lams_np) for meth in methods])[:, :, None] * np.ones(H)
-    steps = np.floor(T / hs_np * (1 + 1e-12)).astype(np.int32)
-    if np.any(steps < 1):
-        raise ValueError(f"T={T} is shorter than the largest h={hs_np[0]}: no step fits in [0, T]")
-
-    state_size = sum(np.size(leaf) for leaf in jax.tree.leaves(u0))
-    devices = list(devices) if devices is not None else default_devices()
-    # groups: one per learning rate (equal step counts), G = M * L points each, padded so that
-    # the group axis splits evenly over the devices
-    G = M * L
-    per_h = [
-        np.moveaxis(x, 2, 0).reshape(H, G)
-        for x in (grid_h, grid_lam, grid_a, np.broadcast_to(steps, (M, L, H)))
-    ]
-    per_h, _ = pad_to([x.T for x in per_h], len(devices))
-    args = shard_grid([x.T for x in per_h], devices, axis=1)
-    K = chunk_size or _default_chunk(
-        per_h[0].shape[0], state_size, len(models), solver.chunk_max_steps
-    )
-    check_range("divergence_limit", divergence_limit, low=0.0, low_open=True)
-    warn_if_low_precision(u0, solver.rtol, "convergence_study")
-    limit = divergence_limit * max(
-        1.0, float(np.sqrt(sum(np.sum(np.square(x)) for x in jax.tree.leaves(u0))))
-    )
-    # array leaves of the loss (data, coefficients) are traced, not baked into the program:
-    # losses that differ only in them share one compilation
-    loss_params, loss_static = eqx.partition(loss, eqx.is_array)
-    errs, div, res = _kernel(
-        loss_static,
-        objs,
-        init,
-        order,
-        solver,
-        K,
-        progress,
-        u0,
-        loss_params,
-        limit,
-        *args,
-    )
-    # (H, G, ...) -> (M, L, H, ...)
-    errs, div, res = (
-        np.moveaxis(to_host(x)[:, :G].reshape(H, M, L, *x.shape[2:]), 0, 2)
-        for x in (errs, div, res)
-    )
-
-    errors, failures = {}, {}
-    div = div.reshape(M, L, H)
-    for i, model in enumerate(models):
-        e = errs[..., i]
-        codes = res[..., i]
-        failures[model] = np.vectorize(result_message, otypes=[object])(codes)
-        failures[model][codes == 0] = ""
-        bad = (div >= 0) | (codes != 0)
-        errors[model] = np.where(bad, np.nan, e)
-    config = {
-        "loss": loss_name(loss),
-        "u0": _u0_summary(u0),
-        "T": float(T),
-        "init": init,
-        "hamiltonian_velocity": hamiltonian_velocity,
-        "order": order,
-        "constant": constant,
-        "steps": steps.tolist(),
-        "divergence_limit": divergence_limit,
-        "chunk_size": K,
-        "devices": len(devices),
-        "solver": dataclasses.asdict(solver),
-    }
-    return Study(
-        methods, lams_np, hs_np, models, errors, div, failures, config, provenance(), fit_points
-    )
-
-
-def _a_of(method: str, lams):
-    return np.asarray(lams) if method == "nag" else np.zeros_like(lams)
-
-
-def _check_grid(hs, lams, methods, models, T, fit_points):
-    hs_np = np.asarray(hs, dtype=float).ravel()
-    if hs_np.size == 0:
-        raise ValueError("hs must contain at least one learning rate")
-    check_range("hs", hs_np, low=0.0, low_open=True)
-    if np.any(np.diff(hs_np) >= 0):
-        raise ValueError(f"hs must be strictly decreasing (largest first), got {hs_np.tolist()}")
-    if np.asarray(lams).size == 0:
-        raise ValueError("lams must contain at least one momentum")
-    check_range("lams", lams, low=0.0, high=1.0, high_open=True)
-    check_range("T", T, low=0.0, low_open=True)
-    if not methods:
-        raise ValueError("methods must name at least one of 'hb', 'nag', 'gd'")
-    for meth in methods:
-        check_choice("method", meth, ("hb", "nag", "gd"))
-    if not models:
-        raise ValueError(f"models must name at least one of {MODELS}")
-    for model in models:
-        if not isinstance(model, AbstractModel):
-            check_choice("model", model, MODELS)
-    if not isinstance(fit_points, int) or fit_points < 2:
-        raise ValueError(f"fit_points={fit_points!r} is outside the allowed range: an integer >= 2")
-    return hs_np
-
-
-def _default_chunk(points: int, state_size: int, n_models: int, window_steps: int) -> int:
-    """Steps per chunk for a 64 MB budget per group of `points`: the chunk's iterates and model
-    values (`K` per point) beside the dense-output windows (`window_steps` per point and model,
-    about 10 state-sized vectors a step for Tsit5)."""
-    budget = 64 * 2**20 - points * n_models * window_steps * 10 * 2 * state_size * 8
-    per_step = points * state_size * 8 * (2 + 3 * n_models)
-    k = int(2 ** math.floor(math.log2(max(budget // max(per_step, 1), 1))))
-    return int(min(max(k, 8), 512))
-
-
-def _u0_summary(u0):
-    leaves = jax.tree.leaves(u0)
-    if len(leaves) == 1 and np.size(leaves[0]) <= 64:
-        return np.asarray(leaves[0]).tolist()
-    return {"leaves": len(leaves), "size": int(sum(np.size(x) for x in leaves))}
-
-
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
-def _kernel(
-    loss_static,
-    models,
-    init,
-    order,
-    solver,
-    K,
-    progress,
-    u0,
-    loss_params,
+    models: tuple[AbstractModel, ...],
+    init: str,
+    order: int,
+    solver: SolverConfig,
+    norm: str,
+    lanes: int,
+    chunk: int,
     limit,
-    h,
-    lam,
-    a,
-    N,
+    token,
+    device,
+    report: bool,
 ):
-    loss = eqx.combine(loss_params, loss_static)
-    fields = [m.vector_field(loss) for m in models]
+    """Errors of the points `queue` (indices into `points`, `-1` for none) against `models`.
+
+    **Returns:** `(errors (P, models), diverged_at (P,), results (P, models), solver steps
+    (P, models))` for the `P` points of `points` (rows not in `queue` are left at zero)."""
     dtype = _tree.dtype(u0)
-    int_max = jnp.iinfo(jnp.int32).max
+    points = points.astype(dtype)
+    P = steps.shape[0]
+    distance = _tree.norm if norm == "euclidean" else _tree.max_abs
+    shared_index = [i for i, m in enumerate(models) if m.shared_field(loss) is not None]
+    local_index = [i for i in range(len(models)) if i not in shared_index]
+    shared = [models[i] for i in shared_index]
+    local = [models[i] for i in local_index]
+    terms = [diffrax.ODETerm(m.vector_field(loss)) for m in local]
+    ode_solver, controller = solver.solver(), solver.controller()
+    error_order = ode_solver.error_order(terms[0]) if terms else 1
+    degree = _dense.interpolant_degree(ode_solver)
 
-    def start(h, lam, a):
-        meth = Momentum(h, lam, a).astype(dtype)
-        s = initial_state(loss, u0, meth, init, order)
+    # --- the start of every point, before the loop
+    def point_start(m):
+        s = initial_state(loss, u0, m, init, order)
         w0 = s.w if init == "manifold" else None
-        ys = tuple(m.initial_state(loss, u0, meth, w0) for m in models)
-        return s, ys, jnp.asarray(-1, jnp.int32)
+        ys = tuple(mod.initial_state(loss, u0, m, w0) for mod in local)
+        lanes_state = []
+        for term, y in zip(terms, ys):
+            # the first step is one discrete step (given, so no evaluations to guess it)
+            tnext, cs = controller.init(term, 0.0, m.h, y, m.h, m, ode_solver.func, error_order)
+            ss = ode_solver.init(term, 0.0, tnext, y, m)
+            lanes_state.append((y, tnext, ss, cs))
+        return s, tuple(lanes_state)
 
-    def discrete_chunk(s, div, h, lam, a, n_steps, c):
-        """K steps of the map (lockstep over points); the iterates and which of them count."""
-        meth = Momentum(h, lam, a).astype(dtype)
-        n = c * K + 1 + jnp.arange(K, dtype=jnp.int32)
-        live = n <= n_steps
+    start_state, start_models = jax.vmap(point_start)(points)
 
-        def dstep(s, _):
-            s = step(loss, meth, s)
+    # --- shared solves, once per loss and start
+    shared_sols, shared_scale = [], []
+    for mod in shared:
+        scale = mod.shared_time_scale(points)
+        s_max = jnp.max(steps.astype(dtype) * points.h * scale)
+        field = mod.shared_field(loss)
+        assert field is not None
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(field),
+            ode_solver,
+            t0=0.0,
+            t1=s_max,
+            dt0=None,
+            y0=u0,
+            saveat=diffrax.SaveAt(t1=True, dense=True),
+            stepsize_controller=controller,
+            max_steps=solver.dense_steps,
+            throw=False,
+            adjoint=diffrax.ForwardMode(),
+        )
+        shared_sols.append((_dense.table(sol, degree), sol.result, sol.stats["num_steps"]))
+        shared_scale.append(scale)
+
+    # --- lane state
+    first = (
+        queue[:lanes]
+        if queue.shape[0] >= lanes
+        else jnp.pad(queue, (0, lanes - queue.shape[0]), constant_values=-1)
+    )
+    first = first.astype(jnp.int32)
+    int32 = jnp.int32
+
+    def load(p):
+        """The state of lanes that start point `p` (`p < 0`: idle, any valid values)."""
+        q = jnp.maximum(p, 0)
+        m = _take(points, q)
+        s = _take(start_state, q)
+        mls = []
+        for y, tnext, ss, cs in _take(start_models, q):
+            zeros = jnp.zeros(p.shape, dtype)
+            window = solver.window_steps
+            empty = _dense.Table(
+                jnp.zeros(p.shape + (window + 1,), dtype),
+                tuple(
+                    jax.tree.map(
+                        lambda x: jnp.zeros(x.shape[:1] + (window,) + x.shape[1:], x.dtype), y
+                    )
+                    for _ in range(degree + 1)
+                ),
+                jnp.ones(p.shape, int32),
+            )
+            mls.append(
+                _ModelLane(
+                    y,
+                    zeros,
+                    tnext,
+                    ss,
+                    cs,
+                    jnp.zeros(p.shape, int32),
+                    jnp.zeros(p.shape, int32),
+                    zeros,
+                    zeros,
+                    empty,
+                )
+            )
+        return dict(
+            p=p,
+            m=m,
+            N=steps[q].astype(int32),
+            n=jnp.zeros(p.shape, int32),
+            s=s,
+            div=jnp.full(p.shape, -1, int32),
+            shared_error=jnp.zeros((p.shape[0], len(shared)), dtype),
+            shared_result=jnp.zeros((p.shape[0], len(shared)), int32),
+            local=tuple(mls),
+        )
+
+    lane0 = load(first)
+    outputs0 = (
+        jnp.zeros((P, len(models)), dtype),
+        jnp.zeros((P,), int32),
+        jnp.zeros((P, len(models)), int32),
+        jnp.zeros((P, len(models)), int32),
+    )
+    head0 = jnp.asarray(min(lanes, int(queue.shape[0])), int32)
+    done0 = jnp.zeros((), total_steps.dtype)
+
+    # --- one chunk
+    def discrete_chunk(s, div, m, N, n, active):
+        """`chunk` steps of the method (unmasked: the steps past a point's last step or past
+        its divergence are never compared and the point is finished at the chunk's end, so the
+        loop body is the bare step); the first unbounded step is found afterwards."""
+
+        def one(s, _):
+            s = step(loss, m, s)
             return s, s.u
 
-        s, traj = jax.lax.scan(dstep, s, None, length=K)
+        s, traj = jax.lax.scan(one, s, None, length=chunk)
+        k = n + 1 + jnp.arange(chunk, dtype=int32)
+        live = active & (k <= N)
         bounded = jax.vmap(lambda u: is_bounded(u, limit))(traj)
-        first_bad = jnp.min(jnp.where(live & ~bounded, n, int_max))
-        div = jnp.where((div < 0) & (first_bad < int_max), first_bad, div)
-        ok = live & ((div < 0) | (n < div))
+        first_bad = jnp.min(jnp.where(live & ~bounded, k, jnp.iinfo(int32).max))
+        div = jnp.where((div < 0) & live.any() & (first_bad < jnp.iinfo(int32).max), first_bad, div)
+        ok = live & ((div < 0) | (k < div))
         return s, div, traj, ok
 
-    def model_chunk(model, f, y, err, res, traj, ok, h, lam, a, n_steps, c):
-        """The model over the chunk's time window; the running maximum of `|u_n - u(n h)|`."""
-        meth = Momentum(h, lam, a).astype(dtype)
-        n = c * K + 1 + jnp.arange(K, dtype=jnp.int32)
-        t1 = jnp.minimum(c * K + K, n_steps) * h
-        t0 = jnp.minimum(c * K * h, t1)
+    def chunk_error(traj, values, ok):
+        d = jax.vmap(lambda x, y: distance(_tree.sub(x, y)))(traj, values)
+        return jnp.max(jnp.where(ok, d.astype(dtype), 0.0))
 
-        def max_error(values, covered):
-            d = jax.vmap(lambda x, y: _tree.norm(_tree.sub(x, y)))(traj, model.position(values))
-            return jnp.max(jnp.where(ok & covered, d.astype(dtype), 0.0))
+    def local_chunk(mod, term, ml: _ModelLane, m, traj, ok, times, t_final, go):
+        """Compare one lane's chunk with its solve of `mod`: first with the kept dense output,
+        then with new windows of the solve (towards the point's last time `t_final`, at most
+        `window_steps` steps each) until every compared time is covered."""
 
-        e, y1, result = integrate_dense(
-            f, y, t0, t1, jnp.minimum(n, n_steps) * h, meth, solver, reduce=max_error
+        def compare(ml, covered):
+            values = _dense.evaluate(ml.table, jnp.clip(times, ml.t_start, ml.t))
+            worst = chunk_error(traj, mod.position(values), covered)
+            return jnp.where(jnp.any(covered), jnp.maximum(ml.error, worst), ml.error)
+
+        ml = eqx.tree_at(
+            lambda x: x.error, ml, compare(ml, ok & (times > ml.t_start) & (times <= ml.t))
         )
-        failed = (res != 0) | (result != 0)
-        err = jnp.where(failed, err, jnp.maximum(err, e))
-        res = jnp.where(res != 0, res, result).astype(jnp.int32)
-        y = jax.tree.map(lambda old, new: jnp.where(failed, old, new.astype(old.dtype)), y, y1)
-        return y, err, res
 
-    offsets = jnp.cumsum(N[:, 0]) - N[:, 0]
-    total = jnp.sum(N[:, 0])
+        def more(ml):
+            return go & (ml.result == 0) & jnp.any(ok & (times > ml.t))
 
-    def group(args):
-        """All points of one learning rate: every one runs exactly its N(h) steps."""
-        h, lam, a, N, offset = args
-        s, ys, div = jax.vmap(start)(h, lam, a)
-        G = h.shape[0]
-        err = jnp.zeros((G, len(models)), dtype)
-        res = jnp.zeros((G, len(models)), jnp.int32)
-        n_group = jnp.max(N)
-
-        def cond(state):
-            return state[0] * K < n_group
-
-        def body(state):
-            c, s, ys, err, div, res = state
-            s, div, traj, ok = jax.vmap(discrete_chunk, in_axes=(0, 0, 0, 0, 0, 0, None))(
-                s, div, h, lam, a, N, c
+        def window(ml):
+            sol = diffrax.diffeqsolve(
+                term,
+                ode_solver,
+                t0=ml.t,
+                t1=t_final,
+                dt0=ml.dt,
+                y0=ml.y,
+                args=m,
+                saveat=diffrax.SaveAt(
+                    t1=True, dense=True, solver_state=True, controller_state=True
+                ),
+                stepsize_controller=controller,
+                max_steps=solver.window_steps,
+                solver_state=ml.solver_state,
+                controller_state=ml.controller_state,
+                made_jump=False,
+                throw=False,
+                adjoint=diffrax.ForwardMode(),
             )
-            new_ys, new_err, new_res = [], [], []
-            for i, (model, f) in enumerate(zip(models, fields)):
-                y_i, e_i, r_i = jax.vmap(
-                    partial(model_chunk, model, f), in_axes=(0, 0, 0, 0, 0, 0, 0, 0, 0, None)
-                )(ys[i], err[:, i], res[:, i], traj, ok, h, lam, a, N, c)
-                new_ys.append(y_i)
-                new_err.append(e_i)
-                new_res.append(r_i)
-            if progress is not None:
-                jax.debug.callback(progress, offset + jnp.minimum((c + 1) * K, n_group), total)
-            return (
-                c + 1,
-                s,
-                tuple(new_ys),
-                jnp.stack(new_err, axis=1),
-                div,
-                jnp.stack(new_res, axis=1),
+            code = sol.result._value.astype(int32)
+            usable = (code == 0) | (code == _RESULT_MAX_STEPS)
+            accepted = sol.stats["num_accepted_steps"].astype(int32)
+            taken = sol.stats["num_steps"].astype(int32)
+            ts = sol.interpolation.ts
+            t_reach = jnp.where(code == 0, t_final, sol.ts[-1])
+            # the next window starts with the larger of the last two steps (the last one may
+            # have been cut at the point's last time)
+            last = ts[jnp.maximum(accepted, 1)] - ts[jnp.maximum(accepted - 1, 0)]
+            before = ts[jnp.maximum(accepted - 1, 1)] - ts[jnp.maximum(accepted - 2, 0)]
+            dt = jnp.where(accepted > 0, jnp.maximum(last, before), ml.dt)
+            steps_taken = ml.steps + taken
+            stalled = usable & (t_reach <= ml.t)
+            result = jnp.where(usable & ~stalled, 0, jnp.where(usable, _RESULT_MAX_STEPS, code))
+            result = jnp.where(steps_taken > solver.max_steps, _RESULT_MAX_STEPS, result)
+            new = _ModelLane(
+                jax.tree.map(lambda v: v[-1], sol.ys),
+                t_reach,
+                dt,
+                sol.solver_state,
+                sol.controller_state,
+                steps_taken,
+                result.astype(int32),
+                ml.error,
+                ml.t,
+                _dense.table(sol, degree),
             )
+            new = eqx.tree_at(
+                lambda x: x.error, new, compare(new, ok & (times > ml.t) & (times <= t_reach))
+            )
+            return _tree.where(usable, new, eqx.tree_at(lambda x: x.result, ml, result))
 
-        state = (jnp.asarray(0, N.dtype), s, ys, err, div, res)
-        _, _, _, err, div, res = jax.lax.while_loop(cond, body, state)
-        return err, div, res
+        return jax.lax.while_loop(more, window, ml)
 
-    return jax.lax.map(group, (h, lam, a, N, offsets))
+    def body(carry):
+        lane, outputs, head, done, iterations = carry
+        active = lane["p"] >= 0
+        s, div, traj, ok = jax.vmap(discrete_chunk)(
+            lane["s"], lane["div"], lane["m"], lane["N"], lane["n"], active
+        )
+        k = lane["n"][:, None] + 1 + jnp.arange(chunk, dtype=int32)[None, :]
+        times = jnp.minimum(k, lane["N"][:, None]).astype(dtype) * lane["m"].h[:, None]
+
+        shared_error, shared_result = lane["shared_error"], lane["shared_result"]
+        for i, ((tab, result, _), scale) in enumerate(zip(shared_sols, shared_scale)):
+            lane_scale = scale[jnp.maximum(lane["p"], 0)]
+            values = _dense.evaluate(tab, times * lane_scale[:, None])
+            e = jax.vmap(chunk_error)(traj, values, ok)
+            shared_error = shared_error.at[:, i].max(e)
+            code = result._value.astype(int32)
+            shared_result = shared_result.at[:, i].set(jnp.where(active, code, 0))
+
+        t_final = lane["N"].astype(dtype) * lane["m"].h
+        go = active & (div < 0)
+        new_local = []
+        for mod, term, ml in zip(local, terms, lane["local"]):
+            ml = jax.vmap(
+                lambda ml, m, traj, ok, times, t_end, go, mod=mod, term=term: local_chunk(
+                    mod, term, ml, m, traj, ok, times, t_end, go
+                )
+            )(ml, lane["m"], traj, ok, times, t_final, go)
+            new_local.append(ml)
+
+        n = jnp.minimum(lane["n"] + chunk, lane["N"])
+        results = [shared_result[:, i] for i in range(len(shared))] + [
+            ml.result for ml in new_local
+        ]
+        any_left = jnp.zeros_like(active)
+        for r in results:
+            any_left = any_left | (r == 0)
+        finished = active & ((n >= lane["N"]) | (div >= 0) | ~any_left)
+
+        # write the finished points (columns in the order of `models`)
+        by_model = dict(
+            zip(
+                shared_index + local_index,
+                [shared_error[:, i] for i in range(len(shared))] + [ml.error for ml in new_local],
+            )
+        )
+        errors = jnp.stack([by_model[i] for i in range(len(models))], axis=1)
+        codes_by = dict(zip(shared_index + local_index, results))
+        codes = jnp.stack([codes_by[i] for i in range(len(models))], axis=1).astype(int32)
+        width = lane["p"].shape[0]
+        work = [jnp.broadcast_to(n_steps, (width,)) for _, _, n_steps in shared_sols]
+        work_by = dict(zip(shared_index + local_index, work + [ml.steps for ml in new_local]))
+        work = jnp.stack([work_by[i] for i in range(len(models))], axis=1).astype(int32)
+        target = jnp.where(finished, lane["p"], P)
+        out_err, out_div, out_res, out_steps = outputs
+        out_err = out_err.at[target].set(errors, mode="drop")
+        out_div = out_div.at[target].set(div, mode="drop")
+        out_res = out_res.at[target].set(codes, mode="drop")
+        out_steps = out_steps.at[target].set(work, mode="drop")
+
+        # finished lanes take the next points of the queue
+        rank = jnp.cumsum(finished.astype(int32), dtype=int32) - 1
+        slot = head + rank
+        nxt = jnp.where(slot < queue.shape[0], queue[jnp.minimum(slot, queue.shape[0] - 1)], -1)
+        p_new = jnp.where(finished, nxt.astype(int32), lane["p"])
+        head = head + jnp.sum(finished.astype(int32), dtype=int32)
+        done = done + jnp.sum(jnp.where(finished, lane["N"], 0), dtype=done.dtype)
+        kept = dict(
+            p=p_new,
+            m=lane["m"],
+            N=lane["N"],
+            n=n,
+            s=s,
+            div=div,
+            shared_error=shared_error,
+            shared_result=shared_result,
+            local=tuple(new_local),
+        )
+        fresh = load(p_new)
+        lane = _select(finished, fresh, kept)
+        if report:
+            running = jnp.sum(jnp.where(lane["p"] >= 0, lane["n"], 0), dtype=done.dtype)
+            jax.debug.callback(_report, token, device, done + running, total_steps)
+        return lane, (out_err, out_div, out_res, out_steps), head, done, iterations + 1
+
+    # Lanes run until the queue is empty and at most `tail` lanes are still busy; those
+    # stragglers (typically stiff solves at the largest h) then continue in a narrower loop, so
+    # that the idle lanes stop costing work.
+    tail = max(1, lanes // 8) if lanes >= 16 else lanes
+
+    def busy(carry):
+        return jnp.any(carry[0]["p"] >= 0)
+
+    def wide(carry):
+        lane, _, head, _, _ = carry
+        active = jnp.sum((lane["p"] >= 0).astype(int32), dtype=int32)
+        queued = (head < queue.shape[0]) & (queue[jnp.minimum(head, queue.shape[0] - 1)] >= 0)
+        return busy(carry) & (queued | (active > tail))
+
+    start = (lane0, outputs0, head0, done0, jnp.asarray(0, int32))
+    carry = jax.lax.while_loop(wide if tail < lanes else busy, body, start)
+    if tail < lanes:
+        lane, outputs, head, done, iterations = carry
+        keep = jnp.argsort(lane["p"] < 0, stable=True)[:tail]
+        lane = jax.tree.map(lambda x: x[keep], lane)
+        carry = jax.lax.while_loop(busy, body, (lane, outputs, head, done, iterations))
+    return carry[1] + (carry[4],)

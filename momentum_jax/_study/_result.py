@@ -49,6 +49,9 @@ class Study:
     config: dict[str, Any]
     meta: dict[str, Any]
     fit_points: int = 4
+    solver_steps: dict[str, np.ndarray] | None = None
+    """Per model, the solver steps its solve took at each grid point (a solve shared by every
+    point reports its own count everywhere); None for a study loaded from a file that has none."""
 
     def valid(self, model: str) -> np.ndarray:
         """Boolean mask of the grid points whose `errors[model]` enter rates and fits."""
@@ -118,7 +121,7 @@ class Study:
         """The open representation written by `save` (named axes, configuration, provenance)."""
         return {
             "format": STUDY_FORMAT,
-            "version": 1,
+            "version": 2,
             "axes": {"method": list(self.methods), "lam": self.lams, "h": self.hs},
             "models": list(self.models),
             "errors": self.errors,
@@ -128,6 +131,7 @@ class Study:
             "solver_failure": {m: self.solver_failure[m].tolist() for m in self.models},
             "status": self.status.tolist(),
             "fit_points": self.fit_points,
+            "solver_steps": self.solver_steps,
             "config": self.config,
             "meta": self.meta,
         }
@@ -143,22 +147,83 @@ def _fmt_h(h: float) -> str:
 
 
 def load_study(path) -> Study:
-    """Read a study written by `Study.save`. Corrupted, truncated or foreign files raise
-    `ValueError` naming the file; nothing is ever unpickled."""
+    """Read a study written by `Study.save`. Corrupted, truncated, edited or foreign files raise
+    `ValueError` naming the file and what is wrong (format, version, shapes, ranges); nothing is
+    ever unpickled."""
     d = load_json(path, kind=STUDY_FORMAT)
     try:
+        version = d["version"]
+        if version not in SUPPORTED_VERSIONS:
+            raise ValueError(f"version {version!r} is not one of {list(SUPPORTED_VERSIONS)}")
         models = tuple(d["models"])
+        methods = tuple(d["axes"]["method"])
+        lams = as_float_array(d["axes"]["lam"])
+        hs = as_float_array(d["axes"]["h"])
+        shape = (len(methods), lams.size, hs.size)
+        if lams.ndim != 1 or hs.ndim != 1 or not models or not methods:
+            raise ValueError("the axes must be non-empty lists")
+        if not np.all(np.isfinite(hs)) or np.any(hs <= 0) or np.any(np.diff(hs) >= 0):
+            raise ValueError("axis h must hold finite, positive, strictly decreasing values")
+        if not np.all(np.isfinite(lams)) or np.any((lams < 0) | (lams >= 1)):
+            raise ValueError("axis lam must hold values in [0, 1)")
+        errors = {
+            m: _shaped(as_float_array(d["errors"][m]), shape, f"errors[{m!r}]") for m in models
+        }
+        diverged = _shaped(np.asarray(d["diverged_at"], dtype=float), shape, "diverged_at")
+        if (
+            not np.all(np.isfinite(diverged))
+            or np.any(diverged != np.round(diverged))
+            or np.any(diverged < -1)
+        ):
+            raise ValueError("diverged_at must hold integers >= -1")
+        failures = {
+            m: _shaped(
+                np.asarray(d["solver_failure"][m], dtype=object), shape, f"solver_failure[{m!r}]"
+            )
+            for m in models
+        }
+        for m in models:
+            ok = (diverged < 0) & (failures[m] == "")
+            bad = ok & ~(np.isfinite(errors[m]) & (errors[m] >= 0))
+            if np.any(bad):
+                raise ValueError(
+                    f"errors[{m!r}] must be finite and >= 0 at the {int(ok.sum())} points that "
+                    f"neither diverged nor failed; {int(bad.sum())} are not (null, NaN or negative)"
+                )
+        fit_points = d["fit_points"]
+        if isinstance(fit_points, bool) or not isinstance(fit_points, int) or fit_points < 2:
+            raise ValueError(f"fit_points must be an integer >= 2, got {fit_points!r}")
+        steps = d.get("solver_steps")
+        solver_steps = (
+            None
+            if steps is None
+            else {
+                m: _shaped(np.asarray(steps[m], dtype=int), shape, f"solver_steps[{m!r}]")
+                for m in models
+            }
+        )
         return Study(
-            methods=tuple(d["axes"]["method"]),
-            lams=as_float_array(d["axes"]["lam"]),
-            hs=as_float_array(d["axes"]["h"]),
+            methods=methods,
+            lams=lams,
+            hs=hs,
             models=models,
-            errors={m: as_float_array(d["errors"][m]) for m in models},
-            diverged_at=np.asarray(d["diverged_at"], dtype=int),
-            solver_failure={m: np.asarray(d["solver_failure"][m], dtype=object) for m in models},
+            errors=errors,
+            diverged_at=diverged.astype(int),
+            solver_failure=failures,
             config=d["config"],
             meta=d["meta"],
-            fit_points=int(d["fit_points"]),
+            fit_points=fit_points,
+            solver_steps=solver_steps,
         )
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ValueError(f"{path}: malformed study file ({type(e).__name__}: {e})") from None
+
+
+SUPPORTED_VERSIONS = (1, 2)
+"""Study file versions this code reads (2 adds `solver_steps` and the `norm` of the errors)."""
+
+
+def _shaped(arr: np.ndarray, shape, name: str) -> np.ndarray:
+    if arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}, the axes give {shape}")
+    return arr
