@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from . import _tree
 from ._manifold import manifold_velocity
-from ._method import Momentum
+from ._method import Momentum, check_single_method
 from ._types import PyTree
 from ._validate import check_init, check_loss, check_u0, check_whole
 
@@ -112,6 +112,7 @@ def iterate(
     Hyperparameters are traced: new values of `h`, `lam`, `a` reuse the compiled loop.
     """
     check_u0(u0)
+    check_single_method(method, "iterate")
     check_loss(loss, u0)
     check_whole("num_steps", num_steps, low=0)
     check_whole("save_every", save_every, low=1)
@@ -146,6 +147,7 @@ def iterate_final(
     divergence the state is frozen at its last finite value. `jax.vmap` it over a `Momentum`
     of arrays for a sweep."""
     check_u0(u0)
+    check_single_method(method, "iterate_final")
     check_loss(loss, u0)
     check_whole("num_steps", num_steps, low=0)
     check_init(init, u0)

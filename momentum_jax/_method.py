@@ -102,6 +102,26 @@ class Momentum(eqx.Module):
         return Momentum(*jnp.broadcast_arrays(self.h, self.lam, self.a))
 
 
+def check_single_method(method, where: str) -> None:
+    """`method` must be a `Momentum` of scalar hyperparameters: `iterate`, `iterate_final` and
+    `solve` run one method (inside `jax.vmap` the fields are scalars, so a vmapped call passes).
+    A `Momentum` of arrays would otherwise broadcast against the coordinates of `u0`, applying
+    one `h` per coordinate: refused, naming the field."""
+    if not isinstance(method, Momentum):
+        raise TypeError(
+            f"method must be a Momentum (heavy_ball, nesterov, gradient_descent or "
+            f"Momentum(h, lam, a)), got {type(method).__name__} {method!r}"
+        )
+    for name in ("h", "lam", "a"):
+        shape = jnp.shape(getattr(method, name))
+        if shape != ():
+            raise ValueError(
+                f"method.{name} has shape {shape}: {where} runs one method, so h, lam and a must "
+                f"be scalars. For a batch of methods use jax.vmap(lambda m: {where}(..., m, ...))"
+                f"(method.broadcast()), or convergence_study / sweep_final"
+            )
+
+
 def heavy_ball(h: ArrayLike, lam: ArrayLike) -> Momentum:
     """Polyak's heavy ball (`a = 0`); equals `optax.sgd(h, momentum=lam)`."""
     lam = _hyperparameter("lam")(lam)

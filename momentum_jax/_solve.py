@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _tree
-from ._method import Momentum
+from ._method import Momentum, check_single_method
 from ._model import AbstractModel, as_model
 from ._validate import (
     check_init,
@@ -157,6 +157,7 @@ def solve(
     default tolerances of `u0`'s dtype (`SolverConfig.for_dtype`).
     """
     check_u0(u0)
+    check_single_method(method, "solve")
     check_loss(loss, u0)
     solver = as_solver_config(solver, _tree.dtype(u0))
     model = as_model(model, velocity=velocity, order=order, constant=constant)
