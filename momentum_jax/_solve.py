@@ -172,7 +172,7 @@ def solve(
         raise ValueError("ts must be a non-empty 1-D array of non-decreasing times >= 0")
     warn_if_low_precision(u0, solver.rtol, "solve")
     ys, result = _solve(
-        loss, model, solver, u0, method, jnp.asarray(ts, dtype=jnp.result_type(float))
+        loss, model, solver, u0, method, jnp.asarray(ts, dtype=_tree.dtype(u0))
     )
     if not bool(result == diffrax.RESULTS.successful):
         raise RuntimeError(f"diffrax failed solving model={model.key!r}: {result}")
