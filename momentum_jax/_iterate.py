@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _tree
-from ._manifold import manifold_velocity
+from ._manifold import manifold_velocity, warn_outside_series_range
 from ._method import Momentum, check_single_method
 from ._types import PyTree
 from ._validate import check_init, check_loss, check_u0, check_whole
@@ -117,6 +117,8 @@ def iterate(
     check_whole("num_steps", num_steps, low=0)
     check_whole("save_every", save_every, low=1)
     check_init(init, u0)
+    if isinstance(init, str) and init == "manifold":
+        warn_outside_series_range(loss, u0, method.h, method.lam, "iterate(init='manifold')")
     us, ws = _iterate(loss, num_steps, save_every, init, order, u0, method)
     return (us, ws) if return_velocity else us
 
@@ -151,6 +153,8 @@ def iterate_final(
     check_loss(loss, u0)
     check_whole("num_steps", num_steps, low=0)
     check_init(init, u0)
+    if isinstance(init, str) and init == "manifold":
+        warn_outside_series_range(loss, u0, method.h, method.lam, "iterate_final(init='manifold')")
     return _iterate_final(loss, num_steps, init, order, u0, method)
 
 

@@ -9,12 +9,23 @@ per step.
 
 from __future__ import annotations
 
+import warnings
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _tree
 from ._derivatives import grad_and_hess_grad
 from ._method import Momentum
+from ._validate import concrete
+
+MANIFOLD_SERIES_LIMIT = 0.1
+"""The largest `h L / (1 - lam)^2` at which a manifold start is taken without a warning. The
+series of Thm 5 is an expansion in this number (its first-order term is about this fraction of
+the leading one; on a quadratic with `lam = 0.9` the first-order velocity is 2% off the exact
+manifold at 0.1, 12% at 0.2, and there is no real manifold beyond about 0.26)."""
 
 
 def manifold_velocity(loss, u, method: Momentum, order: int = 1):
@@ -55,3 +66,66 @@ def contraction_factor(distances, *, skip: int = 1, above_floor: float = 100.0):
     idx = jnp.arange(d.shape[0])
     last = jnp.max(jnp.where((d > above_floor * jnp.min(d)) & (idx > skip), idx, skip + 1))
     return (d[last] / d[skip]) ** (1.0 / (last - skip))
+
+
+def hessian_scale(loss, u, iters: int = 30) -> float:
+    """`L`, the largest magnitude of an eigenvalue of `Hess Phi(u)` (the local Lipschitz constant
+    of `grad Phi`), estimated by `iters` steps of power iteration on Hessian-vector products from
+    a fixed random start; compiled once per loss and shape (array leaves of a loss are traced)."""
+    return float(_hessian_scale(loss, iters, u))
+
+
+@eqx.filter_jit
+def _hessian_scale(loss, iters, u):
+    _, hess = jax.linearize(jax.grad(loss), u)
+    leaves, treedef = jax.tree.flatten(u)
+    keys = jax.random.split(jax.random.PRNGKey(0), len(leaves))
+    v = treedef.unflatten(
+        [jax.random.normal(k, jnp.shape(x), jnp.result_type(x)) for k, x in zip(keys, leaves)]
+    )
+
+    def body(_, carry):
+        v, _ = carry
+        v = _tree.scale(1.0 / jnp.maximum(_tree.norm(v), jnp.finfo(_tree.dtype(u)).tiny), v)
+        hv = hess(v)
+        return hv, _tree.norm(hv)
+
+    _, scale = jax.lax.fori_loop(0, iters, body, (v, jnp.zeros((), _tree.dtype(u))))
+    return scale
+
+
+def warn_outside_series_range(loss, u0, h, lam, what: str, stacklevel: int = 3) -> None:
+    """Warn (`RuntimeWarning`) when a manifold start at the learning rates `h` and momenta `lam`
+    (arrays of one shape: one method, or the points of a grid) has `h L / (1 - lam)^2` above
+    `MANIFOLD_SERIES_LIMIT`, `L` the Hessian scale at `u0`: there the series of Thm 5 does not
+    describe the manifold, the start is far off it, and errors from it measure the start rather
+    than a model. Traced values are not checked."""
+    h_np, lam_np = concrete(h), concrete(lam)
+    if h_np is None or lam_np is None or any(concrete(x) is None for x in jax.tree.leaves(u0)):
+        return
+    L = hessian_scale(loss, u0)
+    x = np.broadcast_to(
+        h_np * L / (1.0 - lam_np) ** 2, np.broadcast_shapes(h_np.shape, lam_np.shape)
+    )
+    bad = x > MANIFOLD_SERIES_LIMIT
+    if not np.any(bad):
+        return
+    worst = np.unravel_index(np.argmax(x), x.shape)
+    h_w = float(np.broadcast_to(h_np, x.shape)[worst])
+    lam_w = float(np.broadcast_to(lam_np, x.shape)[worst])
+    where = (
+        f"at h={h_w:g}, lam={lam_w:g} has h L / (1 - lam)^2 = {x[worst]:.3g}"
+        if x.size == 1
+        else f"at {int(bad.sum())} of {x.size} grid points has h L / (1 - lam)^2 above "
+        f"{MANIFOLD_SERIES_LIMIT:g}, up to {x[worst]:.3g} at h={h_w:g}, lam={lam_w:g}"
+    )
+    h_max = MANIFOLD_SERIES_LIMIT * (1.0 - lam_w) ** 2 / L
+    warnings.warn(
+        f"{what}: the manifold start {where}, which is not small (L = {L:.3g} is the largest "
+        f"Hessian eigenvalue magnitude at u0; allowed: <= {MANIFOLD_SERIES_LIMIT:g}). The manifold "
+        "series (Thm 5) is an expansion in this number: the start is far from the invariant "
+        "manifold, and errors from it measure the start, not the model. Use "
+        f"h <= {MANIFOLD_SERIES_LIMIT:g} (1 - lam)^2 / L (here {h_max:.3g}) or a zero start.",
+        RuntimeWarning,
+        stacklevel=stacklevel,
+    )

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _tree
+from ._manifold import warn_outside_series_range
 from ._method import Momentum, check_single_method
 from ._model import AbstractModel, as_model
 from ._validate import (
@@ -165,15 +166,15 @@ def solve(
     vel = getattr(model, "velocity", None)
     if vel is not None and not isinstance(vel, str):
         check_init(vel, u0)
+    if isinstance(vel, str) and vel == "manifold":
+        warn_outside_series_range(loss, u0, method.h, method.lam, "solve(velocity='manifold')")
     ts_np = concrete(ts)
     if ts_np is not None and (
         ts_np.ndim != 1 or ts_np.size == 0 or np.any(np.diff(ts_np) < 0) or ts_np[0] < 0
     ):
         raise ValueError("ts must be a non-empty 1-D array of non-decreasing times >= 0")
     warn_if_low_precision(u0, solver.rtol, "solve")
-    ys, result = _solve(
-        loss, model, solver, u0, method, jnp.asarray(ts, dtype=_tree.dtype(u0))
-    )
+    ys, result = _solve(loss, model, solver, u0, method, jnp.asarray(ts, dtype=_tree.dtype(u0)))
     if not bool(result == diffrax.RESULTS.successful):
         raise RuntimeError(f"diffrax failed solving model={model.key!r}: {result}")
     if model.second_order and return_velocity:

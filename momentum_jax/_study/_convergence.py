@@ -15,6 +15,7 @@ import numpy as np
 from .. import _tree
 from .._distributed import GRID_AXIS, default_devices, shard_grid, to_host
 from .._io import provenance
+from .._manifold import warn_outside_series_range
 from .._method import METHODS
 from .._model import MODELS, AbstractModel, as_model
 from .._solve import SolverConfig, as_solver_config
@@ -122,6 +123,10 @@ def convergence_study(
     if len(set(keys)) != len(keys):
         raise ValueError(f"models must be distinct, got {list(keys)}")
     grid = build_grid(methods, lams_np, hs_np, T)
+    if init == "manifold":
+        warn_outside_series_range(
+            loss, u0, grid.points.h, grid.points.lam, "convergence_study(init='manifold')"
+        )
     for obj in objects:
         obj.check(grid.points)
     devices = list(devices) if devices is not None else default_devices()
