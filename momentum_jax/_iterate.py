@@ -4,12 +4,15 @@ freeze-on-divergence guard of the package."""
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _tree
 from ._manifold import manifold_velocity, warn_outside_series_range
@@ -109,7 +112,9 @@ def iterate(
 
     **Returns:** a pytree shaped like `u0` with a leading time axis of
     `num_steps // save_every + 1` entries, `u_0` first (and the `w_n` likewise when asked).
-    Hyperparameters are traced: new values of `h`, `lam`, `a` reuse the compiled loop.
+    Hyperparameters are traced: new values of `h`, `lam`, `a` reuse the compiled loop. A
+    trajectory that would not fit in the memory available raises `MemoryError` before anything
+    runs (use `iterate_final`, whose memory does not grow with `num_steps`, or `save_every`).
     """
     check_u0(u0)
     check_single_method(method, "iterate")
@@ -119,15 +124,66 @@ def iterate(
     check_init(init, u0)
     if isinstance(init, str) and init == "manifold":
         warn_outside_series_range(loss, u0, method.h, method.lam, "iterate(init='manifold')")
-    us, ws = _iterate(loss, num_steps, save_every, init, order, u0, method)
-    return (us, ws) if return_velocity else us
+    check_trajectory_size(u0, num_steps, save_every, bool(return_velocity))
+    out = _iterate(loss, num_steps, save_every, init, order, bool(return_velocity), u0, method)
+    return tuple(out) if return_velocity else out
 
 
 @eqx.filter_jit
-def _iterate(loss, num_steps, save_every, init, order, u0, method):
+def _iterate(loss, num_steps, save_every, init, order, return_velocity, u0, method):
     method = method.astype(_tree.dtype(u0))
     state = initial_state(loss, u0, method, init, order)
-    return saved_scan(lambda n, s: step(loss, method, s), state, num_steps, save_every)
+    save = None if return_velocity else (lambda s: s.u)  # no velocities kept unless asked
+    return saved_scan(lambda n, s: step(loss, method, s), state, num_steps, save_every, save)
+
+
+def _memory_available() -> float:
+    """Bytes the default device can still allocate: its allocator's limit where it reports one
+    (GPUs, TPUs), else the host's available memory (`MemAvailable`, else the physical memory)."""
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # a backend without memory statistics
+        stats = None
+    if stats and "bytes_limit" in stats:
+        return float(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return math.inf
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def check_trajectory_size(u0, num_steps: int, save_every: int, velocities: bool) -> None:
+    """Refuse (`MemoryError`, before compiling) a trajectory whose kept iterates would not fit in
+    the memory available: `num_steps // save_every + 1` copies of `u0` (twice that with the
+    velocities), and as much again while the scan's output is joined to the start."""
+    kept = num_steps // save_every + 1
+    per = sum(np.size(x) * np.dtype(jnp.result_type(x)).itemsize for x in jax.tree.leaves(u0))
+    per *= 2 if velocities else 1
+    peak, available = 2.0 * kept * per, _memory_available()
+    if peak <= available:
+        return
+    what = "positions and velocities (return_velocity=True)" if velocities else "positions"
+    raise MemoryError(
+        f"num_steps={num_steps} with save_every={save_every} keeps {kept} iterates of {what}, "
+        f"{_bytes(kept * per)} ({_bytes(peak)} at peak), more than the {_bytes(available)} of "
+        "memory available: use iterate_final(loss, u0, method, num_steps) for the last state "
+        "and running reductions (its memory does not grow with num_steps), or a larger "
+        "save_every (allowed: num_steps // save_every + 1 iterates that fit in memory)"
+    )
 
 
 class FinalState(NamedTuple):
