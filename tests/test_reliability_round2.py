@@ -12,6 +12,7 @@ import pytest
 from helpers import count_compiles
 
 import momentum_jax as mj
+from momentum_jax._cli import main
 from momentum_jax._losses import paper_quadratic
 
 U0 = jnp.array([1.0, 1.0])
@@ -328,3 +329,21 @@ def test_trajectory_without_velocity_keeps_positions_only():
     us, ws = mj.iterate(half_square, U0, m, 5, return_velocity=True)
     np.testing.assert_array_equal(mj.iterate(half_square, U0, m, 5), us)
     np.testing.assert_allclose(ws[1:], (us[1:] - us[:-1]) / 0.1, rtol=1e-12)
+
+
+# -- 6. a horizon whose step count overflows int32 ------------------------------------------
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_step_count_beyond_int32_names_T(capsys):
+    with pytest.raises(ValueError, match=r"T=1e\+10 needs 2e\+11 steps at h=0.05, more than the"):
+        mj.convergence_study(half_square, U0, hs=[0.1, 0.05], lams=[0.5], T=1e10)
+    code, out, err = run_cli(capsys, "study", "--loss", "quadratic", "--T", "1e10")
+    assert code == 2 and err.count("\n") == 1
+    assert "T=1e+10 needs" in err and "use a shorter T or larger h" in err
+    assert "shorter than the largest h" not in err
