@@ -8,9 +8,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
+import tempfile
+import warnings
+from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
 
 
 class UsageError(Exception):
@@ -134,6 +139,60 @@ def _choices(name: str, text: str, allowed) -> list[str]:
     return items
 
 
+def _one_line(e: BaseException) -> str:
+    """`Type: message` of an exception, on one line."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def load_function(option: str, spec: str):
+    """The function named by `spec`, `module:function`; any failure of the import (the module
+    is missing, raises or has a syntax error) is a `UsageError` naming `option`."""
+    module_name, sep, fn_name = spec.rpartition(":")
+    if not sep or not module_name.strip() or not fn_name.strip():
+        raise UsageError(f"{option} expects module:function, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except (Exception, SystemExit) as e:  # the user's module failed: report it on one line
+        raise UsageError(f"{option} {spec!r} cannot be imported: {_one_line(e)}") from None
+    fn = getattr(module, fn_name, None)
+    if fn is None:
+        raise UsageError(
+            f"{option} {spec!r} cannot be imported: module {module_name!r} has no attribute "
+            f"{fn_name!r}"
+        )
+    if not callable(fn):
+        raise UsageError(f"{option} {spec!r} is a {type(fn).__name__}, not a function")
+    return fn
+
+
+def check_output_file(option: str, path: str) -> Path:
+    """`path` as an output file of `option`, checked before anything is computed: not empty,
+    not a folder, inside a folder (existing, or to be made inside one) that can be written in.
+    Anything else is a `UsageError` naming `option`."""
+    if not path.strip():
+        raise UsageError(f"{option} expects a file name, got {path!r}")
+    target = Path(path)
+    if path.endswith(("/", os.sep)) or target.is_dir():
+        raise UsageError(
+            f"{option} {path!r} is a folder; give a file name, e.g. {str(target / 'study.json')!r}"
+        )
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:  # the nearest existing folder
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{option} {path!r}: {str(folder)!r} is not a folder")
+    try:  # the one reliable test (permissions, read-only mounts, root): write a file there
+        fd, probe = tempfile.mkstemp(prefix=".momentum_jax_probe.", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise UsageError(
+            f"{option} {path!r}: cannot write in {str(folder)!r} ({e.strerror or e})"
+        ) from None
+    return target
+
+
 def _load_loss(spec: str, loss_args: list[str], x0: str | None):
     import jax.numpy as jnp
 
@@ -150,11 +209,7 @@ def _load_loss(spec: str, loss_args: list[str], x0: str | None):
             options[key] = value
     start = jnp.asarray(_floats("x0", x0)) if x0 is not None else None
     if ":" in spec:
-        module_name, _, fn_name = spec.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module_name), fn_name)
-        except (ImportError, AttributeError, ValueError) as e:
-            raise UsageError(f"--loss {spec!r} cannot be imported: {e}") from None
+        fn = load_function("--loss", spec)
         if start is None:
             raise UsageError("--x0 is required for a loss given as module:function")
         return fn, start
@@ -189,6 +244,7 @@ def _cmd_study(args) -> int:
     T = _floats("T", args.T)[0]
     order = _int("order", args.order, 0)
     fit_points = _int("fit-points", args.fit_points, 2)
+    out = check_output_file("--out", args.out) if args.out is not None else None
     loss, u0 = _load_loss(args.loss, args.loss_arg, args.x0)
     try:
         study = convergence_study(
@@ -207,14 +263,21 @@ def _cmd_study(args) -> int:
         )
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
-    if args.out:
-        study.save(args.out)
-    if args.json:
+    if args.json:  # printed first: a failing save does not lose the computed study
         from ._io import _jsonable
 
         print(json.dumps(_jsonable(study.to_dict()), allow_nan=False))
     else:
         print(study.table())
+    sys.stdout.flush()
+    if out is not None:
+        try:
+            study.save(out)
+        except OSError as e:
+            raise UsageError(
+                f"--out {args.out!r}: cannot write the study ({e.strerror or e}); it is printed "
+                "above"
+            ) from None
     return 0
 
 
@@ -273,22 +336,42 @@ def _glue_negative_values(argv):
     return out
 
 
-def main(argv=None) -> int:
-    """Entry point of `momentum-jax`; returns the exit status."""
-    try:
-        argv = _glue_negative_values(list(sys.argv[1:] if argv is None else argv))
-        args = _parser().parse_args(argv)
-        import jax
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    """Warnings on one line of stderr each, as the errors are."""
+    text = " ".join(str(message).split())
+    (file or sys.stderr).write(f"momentum-jax: warning: {text}\n")
 
-        jax.config.update("jax_enable_x64", True)  # once, at program start
-        command = {"study": _cmd_study, "reproduce": _cmd_reproduce, "losses": _cmd_losses}
-        return command[args.command](args)
-    except UsageError as e:
-        sys.stderr.write(f"momentum-jax: error: {e}\n")
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write("momentum-jax: interrupted; finished results are kept in the cache\n")
-        return 130
+
+def main(argv=None) -> int:
+    """Entry point of `momentum-jax`; returns the exit status: 0, 2 for a wrong argument (one
+    line), 1 for any other failure (one line; `MOMENTUM_JAX_TRACEBACK=1` shows the traceback)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line
+        try:
+            return _main(argv)
+        except UsageError as e:
+            sys.stderr.write(f"momentum-jax: error: {' '.join(str(e).split())}\n")
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            sys.stderr.write("momentum-jax: interrupted; finished results are kept in the cache\n")
+            return 130
+        except Exception as e:  # a failure inside a command: one line, never a traceback
+            if os.environ.get("MOMENTUM_JAX_TRACEBACK"):
+                raise
+            sys.stderr.write(
+                f"momentum-jax: error: {_one_line(e)} (MOMENTUM_JAX_TRACEBACK=1 shows where)\n"
+            )
+            return EXIT_FAILURE
+
+
+def _main(argv) -> int:
+    argv = _glue_negative_values(list(sys.argv[1:] if argv is None else argv))
+    args = _parser().parse_args(argv)
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # once, at program start
+    command = {"study": _cmd_study, "reproduce": _cmd_reproduce, "losses": _cmd_losses}
+    return command[args.command](args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 or a misleading message (one test per case; docs/RELIABILITY.md lists them)."""
 
 import json
+import os
 import warnings
 
 import diffrax
@@ -347,3 +348,113 @@ def test_step_count_beyond_int32_names_T(capsys):
     assert code == 2 and err.count("\n") == 1
     assert "T=1e+10 needs" in err and "use a shorter T or larger h" in err
     assert "shorter than the largest h" not in err
+
+
+# -- 7. study --out checked before computing; the table printed before saving ----------------
+
+STUDY = ["study", "--loss", "quadratic", "--h", "2^-3:2^-4", "--lam", "0.5", "--T", "1"]
+
+
+def fake_run(loss, u0, points, steps, queues, *args, models, **kwargs):
+    """Stands in for the compiled loop: these tests are about argument handling."""
+    D, P, M = queues.shape[0], steps.shape[0], len(models)
+    h = np.asarray(points.h)
+    return (
+        np.broadcast_to(0.1 * h[None, :, None], (D, P, M)),
+        np.full((D, P), -1),
+        np.zeros((D, P, M), int),
+        np.zeros((D, P, M), int),
+        np.ones(D, int),
+    )
+
+
+def refuse_to_run(*args, **kwargs):
+    raise AssertionError("the study was computed before --out was checked")
+
+
+@pytest.mark.parametrize(
+    "out, text",
+    [
+        ("afile/s.json", "is not a folder"),
+        ("adir", "is a folder"),
+        ("adir/", "is a folder"),
+        ("", "--out expects a file name"),
+    ],
+)
+def test_bad_out_is_refused_before_computing(capsys, monkeypatch, tmp_path, out, text):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    monkeypatch.setattr("momentum_jax._study._convergence._run", refuse_to_run)
+    code, stdout, err = run_cli(capsys, *STUDY, "--out", out)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("momentum-jax: error: --out ") and text in err
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys"), reason="needs a folder nobody may write in")
+def test_unwritable_out_is_refused_before_computing(capsys, monkeypatch):
+    monkeypatch.setattr("momentum_jax._study._convergence._run", refuse_to_run)
+    code, _, err = run_cli(capsys, *STUDY, "--out", "/sys/s.json")
+    assert code == 2 and err.count("\n") == 1
+    assert "--out '/sys/s.json'" in err and "cannot write" in err
+
+
+def test_table_is_printed_before_a_failing_save(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+
+    def failing_save(self, path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("momentum_jax._study._result.Study.save", failing_save)
+    code, out, err = run_cli(capsys, *STUDY, "--out", str(tmp_path / "s.json"))
+    assert "fitted order" in out  # the computed table is not lost
+    assert code == 2 and err.count("\n") == 1 and "Permission denied" in err and "--out" in err
+
+
+def test_out_in_a_new_folder_is_written(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+    path = tmp_path / "new" / "deeper" / "s.json"
+    code, out, err = run_cli(capsys, *STUDY, "--out", str(path))
+    assert code == 0 and mj.load_study(path).hs.tolist() == [0.125, 0.0625]
+
+
+# -- 8. a loss module that fails to import -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source, text",
+    [
+        ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
+        ("def f(u:\n    return u\n", "SyntaxError"),
+        ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
+        ("import no_such_module_xyz\n", "No module named 'no_such_module_xyz'"),
+    ],
+)
+def test_loss_module_failing_at_import_is_one_line(capsys, monkeypatch, tmp_path, source, text):
+    name = f"badmod_{abs(hash(source))}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, _, err = run_cli(capsys, "study", "--loss", f"{name}:f", "--x0", "1,1")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"--loss '{name}:f'" in err and text in err
+
+
+def test_any_failure_inside_a_command_is_one_line_exit_1(capsys, monkeypatch):
+    def broken_run(*args, **kwargs):
+        raise RuntimeError("RESOURCE_EXHAUSTED: out of memory\nwhile allocating 1 TB")
+
+    monkeypatch.setattr("momentum_jax._study._convergence._run", broken_run)
+    code, out, err = run_cli(capsys, *STUDY)
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("momentum-jax: error: RuntimeError: RESOURCE_EXHAUSTED")
+    monkeypatch.setenv("MOMENTUM_JAX_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="RESOURCE_EXHAUSTED"):
+        main(STUDY)
+
+
+def test_warnings_are_one_line_each(capsys, monkeypatch):
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+    argv = ["study", "--loss", "quadratic", "--h", "2^-3:2^-4", "--T", "1", "--init", "manifold"]
+    code, out, err = run_cli(capsys, *argv)  # kappa = 10, lam = 0.9 (the defaults)
+    assert code == 0 and err.count("\n") == 1
+    assert err.startswith("momentum-jax: warning: convergence_study(init='manifold'): the manifold")
