@@ -65,6 +65,7 @@ from ._rates import observed_rates as observed_rates
 from ._schemes import SCHEMES as SCHEMES
 from ._schemes import scheme_method as scheme_method
 from ._sharpness import TopEigenpair as TopEigenpair
+from ._sharpness import sharpness as sharpness
 from ._sharpness import stability_threshold as stability_threshold
 from ._sharpness import top_hessian_eigenvalue as top_hessian_eigenvalue
 from ._solve import SolverConfig as SolverConfig
@@ -83,6 +84,10 @@ from ._stochastic import weak_error_study as weak_error_study
 from ._study import Study as Study
 from ._study import convergence_study as convergence_study
 from ._study import load_study as load_study
+from ._sweep import SWEEP_METHODS as SWEEP_METHODS
+from ._sweep import Sweep as Sweep
+from ._sweep import load_sweep as load_sweep
+from ._sweep import sweep as sweep
 from ._training import GapResult as GapResult
 from ._training import TrainResult as TrainResult
 from ._training import parameter_gap as parameter_gap

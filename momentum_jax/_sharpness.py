@@ -59,6 +59,12 @@ def top_hessian_eigenvalue(loss, params: PyTree, *, iters: int = 100, key=None) 
     return _top(loss, iters, params, key)
 
 
+def sharpness(loss, params: PyTree, iters: int = 20, key=None) -> jax.Array:
+    """The top Hessian eigenvalue of `loss` at `params` (`top_hessian_eigenvalue(...).value`),
+    without the input checks, for use inside compiled code (`jit`, `vmap`)."""
+    return _top(loss, iters, params, jax.random.PRNGKey(0) if key is None else key).value
+
+
 @eqx.filter_jit
 def _top(loss, iters, params, key):
     _, hess = jax.linearize(jax.grad(loss), params)

@@ -97,12 +97,12 @@ def as_solver_config(solver, dtype=None) -> SolverConfig:
 DEFAULT_SOLVER = SolverConfig()
 
 
-def _diffeqsolve(f, y0, t0, t1, args, config: SolverConfig, *, saveat, max_steps):
+def _diffeqsolve(f, y0, t0, t1, args, config: SolverConfig, *, saveat, max_steps, ode_solver=None):
     """diffrax's `diffeqsolve` with this package's solver settings; never raises (the caller
     reports `sol.result`); forward-mode adjoint, since nothing is differentiated through it."""
     return diffrax.diffeqsolve(
         diffrax.ODETerm(f),
-        config.solver(),
+        config.solver() if ode_solver is None else ode_solver,
         t0=t0,
         t1=t1,
         dt0=None,
@@ -116,11 +116,20 @@ def _diffeqsolve(f, y0, t0, t1, args, config: SolverConfig, *, saveat, max_steps
     )
 
 
-def integrate(f, y0, t0, t1, ts, method: Momentum, config: SolverConfig = DEFAULT_SOLVER):
-    """Integrate `y' = f(t, y, method)` from `t0` to `t1`, saving at `ts`; never raises: returns
-    `(ys, result)` with diffrax's `RESULTS` code for the caller to report."""
+def integrate(f, y0, t0, t1, ts, method, config: SolverConfig = DEFAULT_SOLVER, ode_solver=None):
+    """Integrate `y' = f(t, y, method)` from `t0` to `t1`, saving at `ts` (with `ode_solver`,
+    default the config's); never raises: returns `(ys, result)` with diffrax's `RESULTS` code
+    for the caller to report."""
     sol = _diffeqsolve(
-        f, y0, t0, t1, method, config, saveat=diffrax.SaveAt(ts=ts), max_steps=config.max_steps
+        f,
+        y0,
+        t0,
+        t1,
+        method,
+        config,
+        saveat=diffrax.SaveAt(ts=ts),
+        max_steps=config.max_steps,
+        ode_solver=ode_solver,
     )
     return sol.ys, sol.result
 
@@ -163,6 +172,9 @@ def solve(
     solver = as_solver_config(solver, _tree.dtype(u0))
     model = as_model(model, velocity=velocity, order=order, constant=constant)
     model.check(method)
+    ts_last = concrete(ts)
+    horizon = float(np.max(ts_last)) if ts_last is not None and ts_last.size else 1.0
+    model = model.resolve(method, u0, horizon)
     vel = getattr(model, "velocity", None)
     if vel is not None and not isinstance(vel, str):
         check_init(vel, u0)
@@ -186,4 +198,13 @@ def solve(
 def _solve(loss, model, solver, u0, method, ts):
     method = method.astype(_tree.dtype(u0))
     y0 = model.initial_state(loss, u0, method)
-    return integrate(model.vector_field(loss), y0, 0.0, ts[-1], ts, method, solver)
+    return integrate(
+        model.vector_field(loss),
+        y0,
+        0.0,
+        ts[-1],
+        ts,
+        method,
+        solver,
+        model.ode_solver(loss, solver),
+    )

@@ -50,6 +50,17 @@ class AbstractModel(eqx.Module):
         for the concrete values of `method` (traced values pass). Called before compiling."""
         del method
 
+    def ode_solver(self, loss, config):
+        """The diffrax solver for this model (default: the `SolverConfig`'s)."""
+        del loss
+        return config.solver()
+
+    def resolve(self, method: Momentum, u0: PyTree, T: float) -> AbstractModel:
+        """The model with its automatic options decided for the concrete grid `method` (fields
+        of any shape), start `u0` and horizon `T` (default: itself)."""
+        del method, u0, T
+        return self
+
     def shared_time_scale(self, method: Momentum):
         """`s` with `u(t) = v(s t)` for a `v` shared by every grid point, or None (the default:
         the solution depends on the point)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +15,7 @@ from .._manifold import manifold_velocity
 from .._method import Momentum
 from .._validate import check_choice, concrete
 from ._base import AbstractModel
+from ._stiff import MAX_STIFF_SIZE, DampedESDIRK, stiff_pays
 
 VELOCITIES = ("taylor", "paper", "manifold")
 
@@ -116,16 +118,50 @@ class Hamiltonian(_SecondOrder):
       \alpha = \tfrac12(1 + \lambda - 2a(1 - \lambda)),$$
 
     first order in `h` for any start, second order from the invariant manifold. Stiff for small
-    `h`: its fast rate is `(1 - lam) / (h alpha)` (docs/theory.md §2).
+    `h`: its fast rate is `mu = (1 - lam) / (h alpha)` (docs/theory.md §2).
 
-    **Arguments:** `velocity`, the initial velocity `u'(0)`: `"taylor"` (matches `u(h)` to the
-    first step), `"paper"` (eq. 12), `"manifold"` (Thm 5), a pytree, or None (see `_SecondOrder`).
+    **Arguments:**
+
+    - `velocity`: the initial velocity `u'(0)`: `"taylor"` (matches `u(h)` to the first
+      step), `"paper"` (eq. 12), `"manifold"` (Thm 5), a pytree, or None (see `_SecondOrder`).
+    - `stiff`: solve with `DampedESDIRK` (implicit, cost flat in `h`) instead of the
+      configured explicit solver (cost `~ T mu`). None (the default): when `T mu` exceeds the
+      measured crossover for the state's size and the start is a flat array of at most
+      `MAX_STIFF_SIZE` numbers (`_model/_stiff.py`).
     """
 
     name: ClassVar[str] = "hamiltonian"
+    stiff: bool | None = eqx.field(default=None, static=True)
 
     def inertia(self, method):
         return method.alpha
+
+    def ode_solver(self, loss, config):
+        if not self.stiff:
+            return config.solver()
+
+        def f_v(t, u, v, m):
+            return -((1.0 - m.lam) * v + jax.grad(loss)(u)) / (m.h * self.inertia(m))
+
+        return DampedESDIRK(f_v, rtol=config.rtol, atol=config.atol)
+
+    def resolve(self, method, u0, T):
+        leaves = jax.tree.leaves(u0)
+        flat = len(leaves) == 1 and jnp.ndim(leaves[0]) == 1
+        if self.stiff and not flat:
+            raise ValueError(
+                "stiff=True needs a flat 1-D start u0 (its Newton systems are d x d); ravel the "
+                "parameters (jax.flatten_util.ravel_pytree) or use stiff=False"
+            )
+        if self.stiff is not None:
+            return self
+        mu = concrete((1.0 - method.lam) / (method.h * self.inertia(method)))
+        size = int(jnp.size(leaves[0])) if flat else MAX_STIFF_SIZE + 1
+        stiff = mu is not None and flat and stiff_pays(T, float(np.max(mu)), size)
+        return type(self)(velocity=self.velocity, stiff=stiff)
+
+    def _defaults(self):
+        return {"velocity": None, "stiff": None}
 
 
 class HessianDamped(_SecondOrder):

