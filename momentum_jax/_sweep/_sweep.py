@@ -455,8 +455,11 @@ def _distances(
         points = points.astype(dtype)
         field = mod.shared_field(full)
         if field is not None:
-            s_max = jnp.max(n_k[-1] * points.h * mod.shared_time_scale(points))
-            tabs, ok = [], []
+            # (up to the last time a bounded run needs; a solve that runs out of steps still
+            # serves the points whose times it reached)
+            s_end = n_k[-1] * points.h * mod.shared_time_scale(points)
+            s_max = jnp.max(jnp.where(div < 0, s_end, 0.0))
+            tabs, reached = [], []
             for i in range(seeds):
                 sol = diffrax.diffeqsolve(
                     diffrax.ODETerm(field),
@@ -472,14 +475,16 @@ def _distances(
                     adjoint=diffrax.ForwardMode(),
                 )
                 tabs.append(table(sol, degree))
-                ok.append(sol.result == diffrax.RESULTS.successful)
+                done = sol.result == diffrax.RESULTS.successful
+                reached.append(jnp.where(done, s_max, sol.ts[-1]))
             stacked = jax.tree.map(lambda *x: jnp.stack(x), *tabs)
-            ok_all = jnp.stack(ok)
+            reach = jnp.stack(reached)
 
-            def shared_one(u_traj, m, sd, d, mod=mod, stacked=stacked, ok_all=ok_all):
+            def shared_one(u_traj, m, sd, d, mod=mod, stacked=stacked, reach=reach):
                 tab = jax.tree.map(lambda x: x[sd], stacked)
-                values = evaluate(tab, n_k * m.h * mod.shared_time_scale(m))
-                return jnp.where(ok_all[sd], _worst(u_traj, values, d), jnp.nan)
+                times = n_k * m.h * mod.shared_time_scale(m)
+                covered = times[-1] <= reach[sd]
+                return jnp.where(covered, _worst(u_traj, evaluate(tab, times), d), jnp.nan)
 
             cols.append(jax.vmap(shared_one)(us, points, seed, div))
             continue
