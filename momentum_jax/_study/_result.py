@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import diffrax
@@ -137,8 +138,35 @@ class Study:
         }
 
     def save(self, path) -> None:
-        """Write the study as JSON, atomically (a temporary file renamed into place)."""
-        dump_json(path, self.to_dict())
+        """Write the study atomically (a temporary file renamed into place), in the format the
+        suffix names.
+
+        **Arguments:**
+
+        - `path`: ending in `.nc`: netCDF-4 of `to_xarray` (needs the `xarray` extra,
+          `pip install "momentum_jax[xarray]"`); any other path (`.json` by convention): the
+          open JSON format of `to_dict`, the default, as before (so `momentum-jax study --out
+          FILE` keeps writing JSON whatever the name). `load_study` reads either back.
+        """
+        if Path(path).suffix.lower() == ".nc":
+            from .._labelled import save_labelled
+
+            save_labelled(self, path)
+        else:
+            dump_json(path, self.to_dict())
+
+    def to_xarray(self):
+        """The study as an `xarray.Dataset` with the coordinates `model`, `method`, `lam`, `h`
+        and `h_pair` (the larger `h` of each pair the `rates` compare; the smaller one is the
+        coordinate `h_next`); the layout is in `momentum_jax._labelled`.
+
+        **Returns:** an `xarray.Dataset` of `errors`, `rates`, `orders`, `diverged_at`, `status`,
+        `solver_failure` and, where recorded, `solver_steps`; `config` and `meta` are JSON string
+        attributes. Needs the `xarray` extra (`ImportError` with the install hint otherwise).
+        """
+        from .._labelled import to_xarray
+
+        return to_xarray(self)
 
 
 def _fmt_h(h: float) -> str:
@@ -147,10 +175,19 @@ def _fmt_h(h: float) -> str:
 
 
 def load_study(path) -> Study:
-    """Read a study written by `Study.save`. Corrupted, truncated, edited or foreign files raise
-    `ValueError` naming the file and what is wrong (format, version, shapes, ranges); nothing is
-    ever unpickled."""
-    d = load_json(path, kind=STUDY_FORMAT)
+    """Read a study written by `Study.save`: netCDF for a `.nc` path (needs the `xarray` extra),
+    JSON otherwise. Corrupted, truncated, edited or foreign files raise `ValueError` naming the
+    file and what is wrong (format, version, shapes, ranges); nothing is ever unpickled."""
+    if Path(path).suffix.lower() == ".nc":
+        from .._labelled import load_labelled
+
+        return load_labelled(path, kind=STUDY_FORMAT)
+    return study_from_dict(load_json(path, kind=STUDY_FORMAT), path)
+
+
+def study_from_dict(d: dict, path) -> Study:
+    """A `Study` from `to_dict`'s representation (as read from JSON or netCDF), validated;
+    `ValueError` naming `path` if malformed."""
     try:
         version = d["version"]
         if version not in SUPPORTED_VERSIONS:
