@@ -98,5 +98,7 @@ from ._vanishing import VanishingStudy as VanishingStudy
 from ._vanishing import solve_limit as solve_limit
 from ._vanishing import vanishing_iterate as vanishing_iterate
 from ._vanishing import vanishing_study as vanishing_study
+from .plotting import plot_study as plot_study
+from .plotting import plot_sweep as plot_sweep
 
 __version__ = "0.2.0"

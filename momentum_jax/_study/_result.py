@@ -168,6 +168,18 @@ class Study:
 
         return to_xarray(self)
 
+    def plot(self, **kw):
+        """Errors against `h` with the fitted slopes (top row) and the observed rates `Delta(h)`
+        (bottom row), one column per model: `momentum_jax.plotting.plot_study`.
+
+        **Arguments:** the keywords of `plot_study` (`models`, `methods`, `lams`, `fit`).
+
+        **Returns:** a matplotlib `Figure` (nothing is shown).
+        """
+        from ..plotting import plot_study
+
+        return plot_study(self, **kw)
+
 
 def _fmt_h(h: float) -> str:
     e = math.log2(h)
