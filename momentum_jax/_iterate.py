@@ -18,7 +18,7 @@ from . import _tree
 from ._manifold import manifold_velocity, warn_outside_series_range
 from ._method import Momentum, check_single_method
 from ._types import PyTree
-from ._validate import check_init, check_loss, check_u0, check_whole
+from ._validate import check_finite_start, check_init, check_loss, check_u0, check_whole
 
 DIVERGENCE_THRESHOLD = 1e100
 """An iterate whose norm exceeds this (or is not finite) counts as diverged."""
@@ -119,6 +119,7 @@ def iterate(
     check_u0(u0)
     check_single_method(method, "iterate")
     check_loss(loss, u0)
+    check_finite_start(loss, u0)
     check_whole("num_steps", num_steps, low=0)
     check_whole("save_every", save_every, low=1)
     check_init(init, u0)
@@ -207,6 +208,7 @@ def iterate_final(
     check_u0(u0)
     check_single_method(method, "iterate_final")
     check_loss(loss, u0)
+    check_finite_start(loss, u0)
     check_whole("num_steps", num_steps, low=0)
     check_init(init, u0)
     if isinstance(init, str) and init == "manifold":

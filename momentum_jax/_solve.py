@@ -14,8 +14,10 @@ from ._manifold import warn_outside_series_range
 from ._method import Momentum, check_single_method
 from ._model import AbstractModel, as_model
 from ._validate import (
+    check_finite_start,
     check_init,
     check_loss,
+    check_solvable_dtype,
     check_u0,
     check_whole,
     concrete,
@@ -168,7 +170,9 @@ def solve(
     """
     check_u0(u0)
     check_single_method(method, "solve")
+    check_solvable_dtype(u0, "solve")
     check_loss(loss, u0)
+    check_finite_start(loss, u0)
     solver = as_solver_config(solver, _tree.dtype(u0))
     model = as_model(model, velocity=velocity, order=order, constant=constant)
     model.check(method)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numbers
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -80,18 +81,91 @@ def check_loss(loss, u0):
         raise TypeError(f"loss {name!r} is not differentiable by jax.grad: {e}") from e
 
 
+def _is_array(leaf) -> bool:
+    """An array (JAX, NumPy, a tracer, a `ShapeDtypeStruct`) or a Python number."""
+    if isinstance(leaf, (str, bytes)):
+        return False
+    return isinstance(leaf, numbers.Number) or (hasattr(leaf, "shape") and hasattr(leaf, "dtype"))
+
+
 def check_u0(u0, name: str = "u0"):
-    """Every leaf of `u0` must be a floating array with finite values."""
-    leaves = jax.tree.leaves(u0)
+    """Every leaf of `u0` must be a floating array with finite values, all of one dtype."""
+    leaves = jax.tree_util.tree_leaves_with_path(u0)
     if not leaves:
         raise ValueError(f"{name} must be a non-empty pytree of float arrays")
-    for leaf in leaves:
+    for path, leaf in leaves:
+        if _is_array(leaf):
+            continue
+        where = f"{name}{jax.tree_util.keystr(path)}"
+        if isinstance(u0, eqx.Module):
+            raise TypeError(
+                f"{name} is an equinox Module with non-array leaves ({where} is a "
+                f"{type(leaf).__name__}); pass its arrays only: params, static = "
+                f"eqx.partition({name}, eqx.is_inexact_array), with params as {name} and a loss "
+                "of params that calls eqx.combine(params, static)"
+            )
+        shown = repr(leaf) if len(repr(leaf)) <= 40 else repr(leaf)[:37] + "..."
+        raise TypeError(
+            f"{name} must be a pytree of floating arrays; its leaf {where} is a "
+            f"{type(leaf).__name__} ({shown})"
+        )
+    dtypes = set()
+    for _, leaf in leaves:
         dtype = jnp.result_type(leaf)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(f"{name} must hold floating arrays, got a leaf of dtype {dtype}")
+        if not isinstance(leaf, numbers.Number):  # Python numbers take the arrays' dtype
+            dtypes.add(np.dtype(dtype).name)
         arr = concrete(leaf)
         if arr is not None and not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} must be finite, got non-finite values")
+    if len(dtypes) > 1:
+        raise TypeError(
+            f"{name} mixes the dtypes {', '.join(sorted(dtypes))}; its leaves must have one dtype "
+            f"(for example jax.tree.map(lambda x: x.astype(jnp.float64), {name}))"
+        )
+
+
+def check_solvable_dtype(u0, what: str, name: str = "u0"):
+    """Refuse half precision where an ODE is solved and rates are fitted: diffrax's step-size
+    control and the least-squares fits need float32 or float64. (The discrete steps alone,
+    `iterate`, keep any floating dtype.)"""
+    dtype = np.dtype(jnp.result_type(*jax.tree.leaves(u0)))
+    if jnp.finfo(dtype).bits < 32:
+        raise TypeError(
+            f"{name} has dtype {dtype.name}: half precision is refused by {what} (diffrax's "
+            "step-size control and the least-squares fits of the rates need float32 or float64); "
+            f"cast the start, e.g. jax.tree.map(lambda x: x.astype(jnp.float32), {name})"
+        )
+
+
+def check_finite_start(loss, u0, name: str = "u0"):
+    """The loss and its gradient must be finite at a concrete `u0` (a non-finite gradient would
+    otherwise show up as a run that "diverged at step 1"). Compiled once per loss and shape;
+    skipped for traced values."""
+    if any(concrete(x) is None for x in jax.tree.leaves(u0)):
+        return
+    value, grad = _value_and_grad(loss, u0)
+    if isinstance(value, jax.core.Tracer):  # the loss closes over traced values
+        return
+    lname = loss_name(loss)
+    if not np.isfinite(float(value)):
+        raise ValueError(
+            f"loss {lname!r} is not finite at {name}: {float(value)}; start where it is defined"
+        )
+    grads = [np.asarray(g) for g in jax.tree.leaves(grad)]
+    bad = int(sum(np.sum(~np.isfinite(g)) for g in grads))
+    if bad:
+        total = int(sum(g.size for g in grads))
+        raise ValueError(
+            f"the gradient of loss {lname!r} is not finite at {name} ({bad} of {total} "
+            "components are nan or inf); start where the loss is differentiable"
+        )
+
+
+@eqx.filter_jit
+def _value_and_grad(loss, u0):
+    return jax.value_and_grad(loss)(u0)
 
 
 def check_init(init, u0):

@@ -6,6 +6,7 @@ import os
 import warnings
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -458,3 +459,154 @@ def test_warnings_are_one_line_each(capsys, monkeypatch):
     code, out, err = run_cli(capsys, *argv)  # kappa = 10, lam = 0.9 (the defaults)
     assert code == 0 and err.count("\n") == 1
     assert err.startswith("momentum-jax: warning: convergence_study(init='manifold'): the manifold")
+
+
+# -- 9. float16 starts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+@pytest.mark.parametrize("entry", ["solve", "convergence_study"])
+def test_half_precision_start_is_refused_where_it_cannot_be_solved(entry, dtype):
+    u = U0.astype(dtype)
+    m = mj.heavy_ball(0.1, 0.5)
+    call = {
+        "solve": lambda: mj.solve(half_square, u, m, TS, model="gradient_flow"),
+        "convergence_study": lambda: mj.convergence_study(
+            half_square, u, hs=[0.1, 0.05], lams=[0.5], T=1.0
+        ),
+    }[entry]
+    name = jnp.dtype(dtype).name
+    with pytest.raises(TypeError, match=rf"u0 has dtype {name}.*refused.*float32 or float64"):
+        call()
+
+
+def test_half_precision_iterates_keep_their_dtype():
+    us = mj.iterate(half_square, U0.astype(jnp.float16), mj.heavy_ball(0.1, 0.5), 4)
+    assert us.dtype == jnp.float16 and np.all(np.isfinite(np.asarray(us, float)))
+
+
+# -- 10. other wrong arguments -----------------------------------------------------------------
+
+
+def nonsmooth(u):
+    return jnp.sum(jnp.sqrt(jnp.abs(u)))  # gradient infinite at 0
+
+
+MLP = eqx.nn.MLP(2, 1, 4, 1, key=jax.random.PRNGKey(0))
+ENTRIES = {
+    "iterate": lambda loss, u: mj.iterate(loss, u, mj.heavy_ball(0.1, 0.5), 3),
+    "solve": lambda loss, u: mj.solve(loss, u, mj.heavy_ball(0.1, 0.5), TS, model="gradient_flow"),
+    "convergence_study": lambda loss, u: mj.convergence_study(
+        loss, u, hs=[0.1, 0.05], lams=[0.5], T=1.0
+    ),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+@pytest.mark.parametrize(
+    "loss, u0, exc, text",
+    [
+        (
+            half_square,
+            "abc",
+            TypeError,
+            r"u0 must be a pytree of floating arrays; its leaf u0 is a str",
+        ),
+        (
+            half_square,
+            {"a": U0, "b": None, "c": [1.0, "x"]},
+            TypeError,
+            r"leaf u0\['c'\]\[1\] is a str",
+        ),
+        (
+            lambda p: half_square(p["a"]) + half_square(p["b"]),
+            {"a": U0.astype(jnp.float32), "b": U0},
+            TypeError,
+            r"u0 mixes the dtypes float32, float64; .*one dtype",
+        ),
+        (
+            lambda m: jnp.sum(m(U0) ** 2),
+            MLP,
+            TypeError,
+            r"u0 is an equinox Module with non-array leaves .*eqx\.partition",
+        ),
+        (
+            nonsmooth,
+            jnp.array([1.0, 0.0]),
+            ValueError,
+            r"gradient of loss 'nonsmooth' is not finite at u0 \(1 of 2",
+        ),
+        (
+            lambda u: jnp.log(u[0]) + u[1] ** 2,
+            jnp.array([-1.0, 1.0]),
+            ValueError,
+            r"loss '.*' is not finite at u0: nan",
+        ),
+    ],
+)
+def test_start_errors_name_u0(entry, loss, u0, exc, text):
+    with pytest.raises(exc, match=text):
+        ENTRIES[entry](loss, u0)
+
+
+def test_equinox_module_split_with_partition_works():
+    params, static = eqx.partition(MLP, eqx.is_inexact_array)
+    loss = lambda p: jnp.sum(eqx.combine(p, static)(U0) ** 2)  # noqa: E731
+    out = mj.iterate(loss, params, mj.heavy_ball(0.01, 0.5), 2)
+    assert jax.tree.structure(out) == jax.tree.structure(params)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, text",
+    [
+        (
+            dict(chunk_size=-4),
+            ValueError,
+            "chunk_size=-4 is outside the allowed range: an integer >= 1",
+        ),
+        (dict(chunk_size=3.5), TypeError, "chunk_size must be an integer >= 1, got 3.5"),
+        (dict(lanes=0), ValueError, "lanes=0 is outside the allowed range: an integer >= 1"),
+        (dict(devices=[]), ValueError, "devices must name at least one device"),
+        (
+            dict(devices="cpu"),
+            TypeError,
+            r"devices must be jax devices \(jax.devices\(\)\), got 'cpu'",
+        ),
+        (dict(devices=[0]), TypeError, r"devices must be jax devices"),
+        (
+            dict(progress="yes"),
+            TypeError,
+            r"progress must be a callable \(done, total\) or None, got 'yes'",
+        ),
+        (
+            dict(divergence_limit=0.0),
+            ValueError,
+            "divergence_limit=0.0 is outside the allowed range",
+        ),
+    ],
+)
+def test_study_option_errors(kwargs, exc, text):
+    monkey = dict(hs=[0.1, 0.05], lams=[0.5], T=1.0) | kwargs
+    with pytest.raises(exc, match=text):
+        mj.convergence_study(half_square, U0, **monkey)
+
+
+@pytest.mark.parametrize(
+    "make, text",
+    [
+        (
+            lambda: mj.heavy_ball(h="0.1", lam=0.5),
+            "h must be a real number or an array of them, got '0.1'",
+        ),
+        (lambda: mj.nesterov(0.1, lam="0.9"), "lam must be a real number or an array of them"),
+        (
+            lambda: mj.Momentum(0.1, 0.5, None),
+            "a must be a real number or an array of them, got None",
+        ),
+        (lambda: mj.gradient_descent(True), "h must be real .* got dtype bool"),
+        (lambda: mj.heavy_ball(1j, 0.5), "h must be real .* got dtype complex"),
+    ],
+)
+def test_string_and_other_non_real_hyperparameters_are_refused(make, text):
+    with pytest.raises(TypeError, match=text):
+        make()

@@ -23,8 +23,10 @@ from .._solve import SolverConfig, as_solver_config
 from .._types import PyTree
 from .._validate import (
     check_choice,
+    check_finite_start,
     check_loss,
     check_range,
+    check_solvable_dtype,
     check_u0,
     check_whole,
     loss_name,
@@ -98,9 +100,10 @@ def convergence_study(
     **Returns:** a `Study`.
     """
     methods, models = tuple(methods), tuple(models)
-    solver = as_solver_config(solver, _tree.dtype(u0) if jax.tree.leaves(u0) else None)
-    hs_np, lams_np = _check_grid(hs, lams, methods, models, T, fit_points)
     check_u0(u0)
+    solver = as_solver_config(solver, _tree.dtype(u0))
+    hs_np, lams_np = _check_grid(hs, lams, methods, models, T, fit_points)
+    check_solvable_dtype(u0, "convergence_study")
     check_loss(loss, u0)
     check_choice("init", init, ("zero", "manifold"))
     check_choice("norm", norm, NORMS)
@@ -111,6 +114,9 @@ def convergence_study(
             check_whole(name, value, low=1)
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be a callable (done, total) or None, got {progress!r}")
+    if isinstance(devices, str | jax.Device):
+        raise TypeError(f"devices must be jax devices (jax.devices()), got {devices!r}")
+    check_finite_start(loss, u0)
     objects = tuple(
         as_model(
             m,
@@ -134,6 +140,8 @@ def convergence_study(
     devices = list(devices) if devices is not None else default_devices()
     if not devices:
         raise ValueError("devices must name at least one device (default: jax.devices())")
+    if not all(isinstance(d, jax.Device) for d in devices):
+        raise TypeError(f"devices must be jax devices (jax.devices()), got {devices!r}")
     schedule = make_schedule(grid.steps, len(devices), lanes=lanes, chunk=chunk_size)
     warn_if_low_precision(u0, solver.rtol, "convergence_study")
     limit = divergence_limit * max(
