@@ -268,6 +268,8 @@ def plot_sweep(
     ax=None,
     log: bool = True,
     thresholds: Mapping[str, Callable[[float], float]] | None = None,
+    label: str | None = None,
+    limits: tuple[float, float] | None = None,
 ) -> Figure:
     """Heat maps of a sweep over `(h, lam)`: one panel per method, `h` on a log2 axis, `lam` on
     the vertical axis, one shared colour bar. Cells where the run diverged are masked (grey) and
@@ -288,6 +290,8 @@ def plot_sweep(
     - `log`: logarithmic colour scale (non-positive values are left blank, not marked).
     - `thresholds`: optional `{label: f}` with `f(lam) -> h`, drawn as curves `h = f(lam)`
       (e.g. linear-stability thresholds); non-finite or non-positive values are not drawn.
+    - `label`: the colour bar's label (default: from `quantity`); `limits`: `(low, high)` of the
+      colour scale (default: the range of the values shown).
 
     **Returns:** the matplotlib `Figure` (that of `ax` when given; nothing is shown). The mesh
     of each panel (`ax.collections[0]`) holds `sweep_map(...)[2]`, rows `lam`, columns `h`,
@@ -295,7 +299,8 @@ def plot_sweep(
     """
     from matplotlib.colors import LogNorm, Normalize
 
-    _, _, label = _sweep_quantity(sweep, quantity)
+    _, _, default_label = _sweep_quantity(sweep, quantity)
+    label = default_label if label is None else label
     meth_idx = _pick("method", method, list(sweep.methods))
     if ax is None:
         fig, grid = new_figure(1, len(meth_idx), layout="constrained")
@@ -311,6 +316,8 @@ def plot_sweep(
     ]
     shown = np.concatenate([m[2].compressed() for m in maps])
     lo, hi = (float(shown.min()), float(shown.max())) if shown.size else (1.0, 10.0)
+    if limits is not None:
+        lo, hi = map(float, limits)
     if lo == hi:
         lo, hi = (lo / 2, hi * 2) if log else (lo - 0.5, hi + 0.5)
     norm: Any = LogNorm(lo, hi) if log else Normalize(lo, hi)

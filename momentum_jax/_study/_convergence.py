@@ -168,7 +168,7 @@ def convergence_study(
             lanes=schedule.lanes,
             chunk=schedule.chunk,
             vectorize_solves=devices[0].platform != "cpu",
-            report=progress is not None,
+            report_progress=progress is not None,
             mesh=_mesh(devices),
         )
         errs, div, res, work, iterations = (to_host(x) for x in out)

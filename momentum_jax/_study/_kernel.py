@@ -34,6 +34,7 @@ from .. import _tree
 from .._iterate import initial_state, is_bounded, step
 from .._method import Momentum
 from .._model import AbstractModel
+from .._report import report
 from .._solve import SolverConfig
 from . import _dense
 
@@ -93,7 +94,7 @@ def run_points(
     limit,
     token,
     device,
-    report: bool,
+    report_progress: bool,
 ):
     """Errors of the points `queue` (indices into `points`, `-1` for none) against `models`.
 
@@ -390,7 +391,7 @@ def run_points(
         )
         fresh = load(p_new)
         lane = _select(finished, fresh, kept)
-        if report:
+        if report_progress:
             running = jnp.sum(jnp.where(lane["p"] >= 0, lane["n"], 0), dtype=done.dtype)
             report(token, device, done + running, total_steps)
         return lane, (out_err, out_div, out_res, out_steps), head, done, iterations + 1

@@ -14,5 +14,6 @@ FIGURES = (
     "fig11_higher_order",
     "fig12_weak_error",
     "fig13_friction_regimes",
+    "fig14_regime_map",
 )
 """Every figure's module name, in figure order."""

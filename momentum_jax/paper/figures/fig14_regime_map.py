@@ -1,0 +1,289 @@
+"""Fig 14 (ours): a regime map over the (h, lam) plane. Where does each continuous-time model
+hold, and where does the method leave it (instability, edge of stability)?
+
+Top: the paper's quadratic (kappa = 10, T = 2), HB and NAG on a 32 x 32 grid of (h, lam): the
+error against the rescaled gradient flow and against the modified-loss flow, the observed order
+between neighbouring h, and the measured divergence boundary beside the linear-stability
+thresholds (docs/theory.md §5): HB is stable for h q < 2 (1 + lam), NAG for
+h q (1 + 2 lam) < 2 (1 + lam), q the largest curvature.
+
+Bottom: the digits autoencoder (full batch), the same (h, lam) grid trained for a fixed number of
+steps with `sweep`: the loss reached, the sharpness reached against the threshold
+2 (1 + lam) / (h (1 + 2a)) (the edge of stability), and the divergence boundary.
+"""
+
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+
+import momentum_jax as mj
+from momentum_jax.paper import script_main
+from momentum_jax.plotting import new_figure, plot_sweep, save_figure
+
+NAME = "fig14_regime_map"
+DESCRIPTION = (
+    "Regime map over (h, lam), HB and NAG: on the paper's quadratic the error against the "
+    "gradient flow and the modified-loss flow, the observed order and the divergence boundary "
+    "beside the linear-stability thresholds; on the digits autoencoder the loss and sharpness "
+    "reached against the edge of stability."
+)
+CONFIG = {
+    "kappa": 10.0,
+    "T": 2.0,
+    "h_exponents": [-1.0, -8.0],
+    "points_h": 32,
+    "lam_range": [0.0, 0.95],
+    "points_lam": 32,
+    "solver_max_steps": 2**14,
+    "divergence_steps": 4000,
+    "digits_images": 256,
+    "digits_steps": 200,
+    "digits_record_every": 50,
+    "sharpness_iters": 20,
+    "seed": 0,
+}
+QUICK = {"points_h": 12, "points_lam": 12, "digits_steps": 60, "digits_record_every": 20}
+METHODS = ("hb", "nag")
+
+
+def grid(config):
+    lo, hi = config["h_exponents"]
+    hs = 2.0 ** np.linspace(lo, hi, config["points_h"])
+    lams = np.linspace(*config["lam_range"], config["points_lam"])
+    return hs, lams
+
+
+def threshold(method, q):
+    """`lam -> h*`: the largest stable h of the method on a quadratic of curvature q."""
+    if method == "hb":
+        return lambda lam: 2.0 * (1.0 + lam) / q
+    return lambda lam: 2.0 * (1.0 + lam) / (q * (1.0 + 2.0 * lam))
+
+
+def boundary(hs, lams, diverged):
+    """Per lam, the measured edge: the geometric mean of the largest h that stayed bounded and
+    the smallest h that diverged (NaN where the grid does not bracket it)."""
+    out = []
+    order = np.argsort(hs)
+    for j in range(lams.size):
+        d = diverged[j][order]
+        h = hs[order]
+        stable, bad = h[~d], h[d]
+        if stable.size and bad.size and stable.max() < bad.min():
+            out.append(float(np.sqrt(stable.max() * bad.min())))
+        else:
+            out.append(float("nan"))
+    return np.array(out)
+
+
+def quadratic_part(config, ctx):
+    hs, lams = grid(config)
+    kappa = config["kappa"]
+    # the gradient flow from the paper's zero-velocity start (order 1), the modified-loss flow
+    # from the invariant manifold (order 2, Thm 6)
+    solver = mj.SolverConfig(max_steps=config["solver_max_steps"])
+    kw = dict(hs=hs, lams=lams, T=config["T"], solver=solver)
+    loss, u0 = mj.paper_quadratic(kappa), jnp.array([1.0, 1.0])
+    flow = mj.convergence_study(loss, u0, models=("gradient_flow",), **kw)
+    # the map crosses out of the manifold series' range on purpose: its warning is recorded in
+    # the summary instead of printed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        modified = mj.convergence_study(loss, u0, models=("modified_flow",), init="manifold", **kw)
+    # the divergence boundary: runs of many steps (at T = 2 a mildly unstable run at large h
+    # takes too few steps to leave every bound)
+    long = mj.sweep(
+        mj.paper_quadratic(kappa),
+        jnp.array([1.0, 1.0]),
+        hs=hs,
+        lams=lams,
+        methods=METHODS,
+        steps=config["divergence_steps"],
+    )
+    diverged = long.diverged[..., 0]
+    arrays = {"hs": hs, "lams": lams, "diverged_long": diverged}
+    summary = {
+        "points": int(diverged.size),
+        "status": {"gradient_flow": flow.summary_line(), "modified_flow": modified.summary_line()},
+        "starts": {"gradient_flow": "zero velocity", "modified_flow": "invariant manifold"},
+        "divergence_steps": config["divergence_steps"],
+        "warnings": [str(w.message).split(". ")[0] for w in caught],
+    }
+    studies = {"gradient_flow": flow, "modified_flow": modified}
+    for model, st in studies.items():
+        arrays[f"error/{model}"] = st.errors[model]
+        arrays[f"rate/{model}"] = st.rates[model]
+        arrays[f"failed/{model}"] = st.solver_failure[model] != ""
+    for i, method in enumerate(METHODS):
+        measured = boundary(hs, lams, diverged[i])
+        predicted = threshold(method, kappa)(lams)
+        ok = np.isfinite(measured)
+        ratio = measured[ok] / predicted[ok]
+        arrays[f"boundary/{method}"] = measured
+        summary[method] = {
+            "measured_boundary_over_threshold": {
+                "median": float(np.median(ratio)) if ratio.size else None,
+                "min": float(ratio.min()) if ratio.size else None,
+                "max": float(ratio.max()) if ratio.size else None,
+                "lams_bracketed": int(ok.sum()),
+            },
+            "diverged_points": int(np.sum(diverged[i])),
+        }
+        for model, st in studies.items():
+            err = st.errors[model][i]
+            rate = st.rates[model][i]
+            stable_small = (hs[None, 1:] < 0.5 * predicted[:, None]) & np.isfinite(rate)
+            summary[method][model] = {
+                "median_error": float(np.nanmedian(err)),
+                "solver_failures": int(np.sum(st.solver_failure[model][i] != "")),
+                "median_rate_well_inside_stability": float(np.median(rate[stable_small]))
+                if np.any(stable_small)
+                else None,
+            }
+    return arrays, summary
+
+
+def digits_part(config, ctx):
+    hs, lams = grid(config)
+    images, _ = mj.load_digits_images()
+    x = jnp.asarray(images[: config["digits_images"]])
+    params0 = mj.init_autoencoder(mj.DIGITS_SIZES, config["seed"])
+
+    def loss(params):
+        return jnp.mean(mj.squared_error(params, x))
+
+    bar = ctx.progress(1, "digits sweep")
+    steps = config["digits_steps"]
+    sw = mj.sweep(
+        loss,
+        params0,
+        hs=hs,
+        lams=lams,
+        methods=METHODS,
+        steps=steps,
+        record_every=config["digits_record_every"],
+        sharpness_at=[steps],
+        sharpness_iters=config["sharpness_iters"],
+    )
+    bar.advance()
+    arrays = {
+        "d/final_loss": sw.final_loss[..., 0],
+        "d/diverged_at": sw.diverged_at[..., 0],
+        "d/sharpness": sw.sharpness[..., 0, -1],
+        "d/curve": sw.curve[..., 0, :],
+    }
+    summary = {"images": int(x.shape[0]), "steps": steps, "status": sw.summary_line()}
+    for i, method in enumerate(METHODS):
+        a = 1.0 if method == "nag" else 0.0
+        thr = 2.0 * (1.0 + lams[:, None]) / (hs[None, :] * (1.0 + 2.0 * a * lams[:, None]))
+        ratio = sw.sharpness[i, :, :, 0, -1] / thr
+        ok = np.isfinite(ratio) & ~sw.diverged[i, :, :, 0]
+        summary[method] = {
+            "diverged_points": int(np.sum(sw.diverged[i])),
+            "sharpness_over_threshold": {
+                "median": float(np.median(ratio[ok])),
+                "max": float(np.max(ratio[ok])),
+                "fraction_above_0.9": float(np.mean(ratio[ok] > 0.9)),
+            },
+        }
+        arrays[f"d/threshold_ratio/{method}"] = np.where(ok, ratio, np.nan)
+    return arrays, summary, sw
+
+
+def compute(config, ctx):
+    arrays, quad = quadratic_part(config, ctx)
+    d_arrays, digits, _ = digits_part(config, ctx)
+    arrays |= d_arrays
+
+    def fmt(x):
+        return "n/a" if x is None else f"{x:.2f}"
+
+    edge = {m: quad[m]["measured_boundary_over_threshold"]["median"] for m in METHODS}
+    sharp = {m: digits[m]["sharpness_over_threshold"]["median"] for m in METHODS}
+    summary = {
+        "quadratic": quad,
+        "digits": digits,
+        "headline": (
+            f"quadratic kappa={config['kappa']:g}: measured divergence boundary / linear "
+            f"threshold, median HB {fmt(edge['hb'])}, NAG {fmt(edge['nag'])}; digits: final "
+            f"sharpness / edge of stability, median HB {fmt(sharp['hb'])}, NAG {fmt(sharp['nag'])}"
+        ),
+    }
+    return {"arrays": arrays, "summary": summary}
+
+
+def _map(values, diverged_at, hs, lams):
+    """Any `(method, lam, h)` array as a `Sweep` whose `final_loss` it is, so that every panel
+    is drawn by `plot_sweep` (masked where `diverged_at >= 0`)."""
+    v = np.asarray(values, dtype=float)[..., None]
+    return mj.Sweep(
+        METHODS,
+        lams,
+        hs,
+        np.asarray([0]),
+        0,
+        final_loss=v,
+        min_loss=v,
+        diverged_at=np.asarray(diverged_at)[..., None],
+        curve_steps=None,
+        curve=None,
+        sharpness_steps=None,
+        sharpness=None,
+        distances=None,
+        config={},
+        meta={},
+    )
+
+
+def plot(data, config, path):
+    a = data["arrays"]
+    hs, lams, kappa = a["hs"], a["lams"], config["kappa"]
+    div = np.where(a["diverged_long"], 1, -1)
+    # the rate between h_k and h_{k+1} is drawn at h_k; the last h has none
+    pad = np.full(div.shape[:2] + (1,), np.nan)
+    rate = {
+        m: np.concatenate([a[f"rate/{m}"], pad], -1) for m in ("gradient_flow", "modified_flow")
+    }
+    panels = [
+        (a["error/gradient_flow"], div, True, None, "error vs gradient flow (zero start)"),
+        (rate["gradient_flow"], div, False, (0.0, 3.0), "observed order vs gradient flow"),
+        (a["error/modified_flow"], div, True, None, "error vs modified flow (manifold start)"),
+        (rate["modified_flow"], div, False, (0.0, 3.0), "observed order vs modified flow"),
+        (
+            np.stack([a["d/threshold_ratio/hb"], a["d/threshold_ratio/nag"]]),
+            a["d/diverged_at"],
+            False,
+            (0.0, 1.2),
+            "digits: sharpness / 2(1+λ)/(h(1+2a))",
+        ),
+    ]
+    fig, axes = new_figure(len(panels), 2, width=4.6, height=3.3, layout="constrained")
+    for col, method in enumerate(METHODS):
+        edges = {
+            "linear threshold": lambda lam, m=method: threshold(m, kappa)(lam),
+            "measured edge": lambda lam, b=a[f"boundary/{method}"]: float(np.interp(lam, lams, b)),
+        }
+        for row, (values, d, log, limits, title) in enumerate(panels):
+            plot_sweep(
+                _map(values, d, hs, lams),
+                "final_loss",
+                method=method,
+                ax=axes[row, col],
+                log=log,
+                thresholds=edges if row < 4 else None,
+                label=title.split(":")[-1].strip(),
+                limits=limits,
+            )
+            axes[row, col].set_title(f"{method.upper()}: {title}", fontsize=8)
+    fig.suptitle(
+        f"Regime map. Rows 1-4: quadratic kappa={kappa:g}, T={config['T']:g} (red: diverges "
+        f"within {config['divergence_steps']} steps); row 5: digits autoencoder, "
+        f"{config['digits_images']} images, {config['digits_steps']} full-batch steps",
+        fontsize=9,
+    )
+    save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    script_main(__name__)
