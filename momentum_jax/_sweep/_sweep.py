@@ -4,6 +4,7 @@ rates, momenta and seeds, in one compiled, sharded call with the memory-light lo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -395,55 +396,36 @@ def _run(
         curve, sharp = curve.T, sharp.T  # (P, B)
         if keep:
             us = jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), us)  # (P, B, ...)
-            dists = _distances(
-                full,
-                start_of,
-                params,
-                seeded,
-                models,
-                name,
-                lam,
-                h,
-                seed,
-                us,
-                div,
-                every,
-                mu,
-                dtype,
-                solver,
-                vectorize_solves,
-            )
+            seeds = jax.tree.leaves(params)[0].shape[0] if seeded else 1
+            ctx = _Context(full, start_of, seeds, every, mu, dtype, solver, vectorize_solves)
+            dists = _distances(ctx, models, name, lam, h, seed, us, div)
         else:
             dists = jnp.zeros((lam.shape[0], 0), dtype)
         outs.append((final, best, div, curve, sharp, dists))
     return tuple(jnp.stack(x) for x in zip(*outs))
 
 
-def _distances(
-    full,
-    start_of,
-    params,
-    seeded,
-    models,
-    name,
-    lam,
-    h,
-    seed,
-    us,
-    div,
-    every,
-    mu,
-    dtype,
-    config,
-    vectorize_solves,
-):
+class _Context(NamedTuple):
+    """What the distances to the models need of a sweep's compiled run."""
+
+    full: Callable
+    start_of: Callable
+    seeds: int
+    every: int
+    mu: jax.Array
+    dtype: Any
+    config: SolverConfig
+    vectorize_solves: bool
+
+
+def _distances(ctx: _Context, models, name, lam, h, seed, us, div):
     """`(P, len(models))`: `max_k |u_{n_k} - u(n_k h)|` over the recorded steps `n_k`; NaN where
     the run diverged or the model's solve failed. A model shared by every point (the gradient
     flow) is solved once per start."""
+    full, start_of, seeds, every, mu, dtype, config, vectorize_solves = ctx
     blocks = jax.tree.leaves(us)[0].shape[1]
     n_k = (jnp.arange(blocks) + 1) * every
     degree = interpolant_degree(config.solver())
-    seeds = jax.tree.leaves(params)[0].shape[0] if seeded else 1
     points = (
         jax.vmap(lambda lm, hh: _momentum(name, hh, lm, mu))(lam, h) if name != "wilson" else None
     )
