@@ -6,7 +6,7 @@ Every wrong argument is answered with one line on stderr and exit status 2, neve
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -22,7 +22,54 @@ class UsageError(Exception):
     """A wrong command-line argument: reported in one line, exit status 2."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """`--help` shows each option's default (unless its help already says it, or it has none)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or default == []
+            or action.option_strings == []
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Once(argparse.Action):
+    """A single-valued option: given twice, it is an error, not a silent "last one wins"."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_given", {})
+        if self.dest in given:
+            raise UsageError(
+                f"{option_string} given twice ({given[self.dest]!r}, then {values!r}); give it once"
+            )
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
+class Repeatable(argparse.Action):
+    """A list option: each occurrence adds its values (`--lam 0.5 --lam 0.9` is `--lam 0.5,0.9`);
+    the option's value is the list of the texts given, or its default text."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, (current if isinstance(current, list) else []) + [values])
+
+
+def texts(value) -> list[str]:
+    """The texts of a `Repeatable` option: what was given, or its default."""
+    return value if isinstance(value, list) else [value]
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # argparse's own errors: one line, exit 2
         raise UsageError(message)
 
@@ -47,7 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="plain log lines only")
 
     s = sub.add_parser("study", help="a convergence study on any loss")
-    s.add_argument("--loss", required=True, help="a registered loss or module:function")
+    s.add_argument(
+        "--loss",
+        required=True,
+        action=Once,
+        help="a registered loss, module:function (the current directory is searched first, as "
+        "with python -m) or path/to/file.py:function",
+    )
     s.add_argument(
         "--loss-arg",
         action="append",
@@ -55,25 +108,38 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="option of a registered loss, e.g. kappa=20 (repeatable)",
     )
-    s.add_argument("--x0", default=None, help="start as comma-separated floats")
-    s.add_argument("--method", default="hb,nag", help="comma-separated: hb, nag, gd")
-    s.add_argument("--lam", default="0.9", help="comma-separated momenta in [0, 1)")
+    s.add_argument("--x0", default=None, action=Once, help="start as comma-separated floats")
+    s.add_argument(
+        "--method", default="hb,nag", action=Repeatable, help="comma-separated: hb, nag, gd"
+    )
+    s.add_argument(
+        "--lam", default="0.9", action=Repeatable, help="comma-separated momenta in [0, 1)"
+    )
     s.add_argument(
         "--h",
         default="2^-4:2^-10",
-        help="A:B for every power of two from A down to B, or a comma list",
+        action=Repeatable,
+        help="A:B for every power of two from A down to B, or a comma list; repeatable",
     )
-    s.add_argument("--T", default="2", help="time horizon > 0")
+    s.add_argument("--T", default="2", action=Once, help="the time horizon, one number > 0")
     s.add_argument(
-        "--model", default="gradient_flow,hamiltonian,modified_flow", help="comma-separated models"
+        "--model",
+        default="gradient_flow,hamiltonian,modified_flow",
+        action=Repeatable,
+        help="comma-separated models",
     )
-    s.add_argument("--init", default="zero", help="zero or manifold")
-    s.add_argument("--velocity", default="taylor", help="taylor, paper or manifold")
-    s.add_argument("--order", default="1", help="order of modified_flow (integer >= 0)")
-    s.add_argument("--constant", default="corrected", help="corrected or printed")
-    s.add_argument("--fit-points", default="4", help="points in the order fit (>= 2)")
+    s.add_argument("--init", default="zero", action=Once, help="zero or manifold")
+    s.add_argument("--velocity", default="taylor", action=Once, help="taylor, paper or manifold")
+    s.add_argument(
+        "--order", default="1", action=Once, help="order of modified_flow (integer >= 0)"
+    )
+    s.add_argument("--constant", default="corrected", action=Once, help="corrected or printed")
+    s.add_argument("--fit-points", default="4", action=Once, help="points in the order fit (>= 2)")
     s.add_argument("--json", action="store_true", help="print one JSON document")
-    s.add_argument("--out", default=None, help="save the study (JSON) to this file")
+    s.add_argument("--out", default=None, action=Once, help="save the study (JSON) to this file")
+    s.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (shown on a terminal only)"
+    )
 
     sub.add_parser("losses", help="list the registered losses")
     return p
@@ -139,22 +205,70 @@ def _choices(name: str, text: str, allowed) -> list[str]:
     return items
 
 
+def one_choice(name: str, text: str, allowed) -> str:
+    """The one value of a single-valued choice option (a comma list is refused)."""
+    items = _choices(name, text, allowed)
+    if len(items) != 1:
+        raise UsageError(f"--{name} expects one of {', '.join(allowed)}, got {text!r}")
+    return items[0]
+
+
+def one_number(name: str, text: str) -> float:
+    """The one number of a single-valued numeric option (a comma list is refused)."""
+    values = _floats(name, text)
+    if len(values) != 1:
+        raise UsageError(f"--{name} expects one number, got {text!r}")
+    return values[0]
+
+
 def _one_line(e: BaseException) -> str:
     """`Type: message` of an exception, on one line."""
     text = " ".join(str(e).split())
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
+def _import(module_name: str):
+    """A module by name, the current directory searched first (as `python -m` does), or a
+    Python file by its path (`*.py`, or any name with a `/`), whose folder is then searched
+    for the modules it imports (as `python path/to/file.py` does)."""
+    if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
+        path = Path(module_name).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file {module_name!r}")
+        if str(path.parent) not in sys.path:
+            sys.path.insert(0, str(path.parent))
+        name = f"_momentum_jax_user_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{module_name!r} is not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # (dataclasses and pickling look their module up there)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    return importlib.import_module(module_name)
+
+
 def load_function(option: str, spec: str):
-    """The function named by `spec`, `module:function`; any failure of the import (the module
-    is missing, raises or has a syntax error) is a `UsageError` naming `option`."""
+    """The function named by `spec`, `module:function` or `path/to/file.py:function`; any
+    failure of the import (no such module or file, the module raises or has a syntax error) is
+    a `UsageError` naming `option`."""
     module_name, sep, fn_name = spec.rpartition(":")
     if not sep or not module_name.strip() or not fn_name.strip():
-        raise UsageError(f"{option} expects module:function, got {spec!r}")
+        raise UsageError(
+            f"{option} expects module:function or path/to/file.py:function, got {spec!r}"
+        )
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except (Exception, SystemExit) as e:  # the user's module failed: report it on one line
-        raise UsageError(f"{option} {spec!r} cannot be imported: {_one_line(e)}") from None
+        why = str(e) if isinstance(e, FileNotFoundError) else _one_line(e)
+        raise UsageError(f"{option} {spec!r} cannot be imported: {why}") from None
     fn = getattr(module, fn_name, None)
     if fn is None:
         raise UsageError(
@@ -164,6 +278,16 @@ def load_function(option: str, spec: str):
     if not callable(fn):
         raise UsageError(f"{option} {spec!r} is a {type(fn).__name__}, not a function")
     return fn
+
+
+def progress_bar(args, label: str):
+    """A progress bar (`momentum_jax.paper.Progress`, usable as a `progress(done, total)`
+    callback) when stderr is a terminal and `--no-progress` was not given; else None."""
+    if getattr(args, "no_progress", False) or not getattr(sys.stderr, "isatty", lambda: False)():
+        return None
+    from .paper import Progress
+
+    return Progress(1, label)
 
 
 def check_output_file(option: str, path: str) -> Path:
@@ -209,6 +333,11 @@ def _load_loss(spec: str, loss_args: list[str], x0: str | None):
             options[key] = value
     start = jnp.asarray(_floats("x0", x0)) if x0 is not None else None
     if ":" in spec:
+        if loss_args:
+            raise UsageError(
+                f"--loss-arg applies to registered losses only; {spec!r} is a function, which "
+                "takes no options (give them defaults in the function, or register the loss)"
+            )
         fn = load_function("--loss", spec)
         if start is None:
             raise UsageError("--x0 is required for a loss given as module:function")
@@ -234,18 +363,19 @@ def _cmd_study(args) -> int:
     from ._model import MODELS
     from ._study import convergence_study
 
-    methods = _choices("method", args.method, ("hb", "nag", "gd"))
-    models = _choices("model", args.model, MODELS)
-    init = _choices("init", args.init, ("zero", "manifold"))[0]
-    velocity = _choices("velocity", args.velocity, ("taylor", "paper", "manifold"))[0]
-    constant = _choices("constant", args.constant, ("corrected", "printed"))[0]
-    lams = _floats("lam", args.lam)
-    hs = parse_hs(args.h)
-    T = _floats("T", args.T)[0]
+    methods = [m for t in texts(args.method) for m in _choices("method", t, ("hb", "nag", "gd"))]
+    models = [m for t in texts(args.model) for m in _choices("model", t, MODELS)]
+    init = one_choice("init", args.init, ("zero", "manifold"))
+    velocity = one_choice("velocity", args.velocity, ("taylor", "paper", "manifold"))
+    constant = one_choice("constant", args.constant, ("corrected", "printed"))
+    lams = [x for t in texts(args.lam) for x in _floats("lam", t)]
+    hs = [x for t in texts(args.h) for x in parse_hs(t)]
+    T = one_number("T", args.T)
     order = _int("order", args.order, 0)
     fit_points = _int("fit-points", args.fit_points, 2)
     out = check_output_file("--out", args.out) if args.out is not None else None
     loss, u0 = _load_loss(args.loss, args.loss_arg, args.x0)
+    bar = progress_bar(args, "study")
     try:
         study = convergence_study(
             loss,
@@ -260,9 +390,13 @@ def _cmd_study(args) -> int:
             order=order,
             constant=constant,
             fit_points=fit_points,
+            progress=bar,
         )
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
+    finally:
+        if bar is not None:
+            bar.close()
     if args.json:  # printed first: a failing save does not lose the computed study
         from ._io import _jsonable
 

@@ -8,22 +8,48 @@ import importlib.metadata
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read without changing it where the OS allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the usual read-and-restore
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(path: Path) -> int:
+    """The permissions a written file gets: those of the file it replaces, else the usual ones
+    of a new file (`0o666` less the umask; `mkstemp` alone would give `0o600`)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; on success it is renamed onto `path` in one step
-    (`os.replace`), on any error or interruption it is removed. Readers never see a partial file."""
+    (`os.replace`), on any error or interruption it is removed. Readers never see a partial file.
+    The file gets the permissions of the one it replaces, or those of a new file (umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _final_mode(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

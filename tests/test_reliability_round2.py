@@ -1,8 +1,11 @@
 """Issue 15, "Reliability, round 2": inputs that used to give a wrong answer, a traceback, a crash
 or a misleading message (one test per case; docs/RELIABILITY.md lists them)."""
 
+import io
 import json
 import os
+import stat
+import sys
 import warnings
 
 import diffrax
@@ -610,3 +613,177 @@ def test_study_option_errors(kwargs, exc, text):
 def test_string_and_other_non_real_hyperparameters_are_refused(make, text):
     with pytest.raises(TypeError, match=text):
         make()
+
+
+# -- 11. --loss path/to/file.py:fn and modules of the current directory -----------------------
+
+USER_LOSS = (
+    "import jax.numpy as jnp\n\n\ndef fn(u):\n    return 0.5 * (3.0 * u[0] ** 2 + u[1] ** 2)\n"
+)
+
+
+@pytest.fixture
+def user_loss_dir(tmp_path, monkeypatch):
+    """A folder with a loss module, as the current directory; `sys.path` restored after."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+    (tmp_path / "sub").mkdir()
+    for path in (tmp_path / "myloss_cwd.py", tmp_path / "sub" / "myloss_file.py"):
+        path.write_text(USER_LOSS)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "spec", ["myloss_cwd:fn", "sub/myloss_file.py:fn", "{dir}/sub/myloss_file.py:fn"]
+)
+def test_loss_from_the_current_directory_or_a_file(capsys, user_loss_dir, spec):
+    spec = spec.format(dir=user_loss_dir)
+    code, out, err = run_cli(capsys, *STUDY[:2], spec, *STUDY[3:], "--x0", "1,1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["config"]["loss"] == "fn"
+
+
+@pytest.mark.parametrize(
+    "spec, text",
+    [
+        ("nowhere/none.py:fn", "no such file"),
+        ("sub/myloss_file.py:nothing", "has no attribute 'nothing'"),
+        ("sub/myloss_file.py:", "expects module:function or path/to/file.py:function"),
+        ("missing_mod_xyz:fn", "No module named 'missing_mod_xyz'"),
+        ("sub:fn", "module 'sub' has no attribute 'fn'"),
+    ],
+)
+def test_loss_file_errors_are_one_line(capsys, user_loss_dir, spec, text):
+    code, _, err = run_cli(capsys, "study", "--loss", spec, "--x0", "1,1")
+    assert code == 2 and err.count("\n") == 1 and "--loss " in err and repr(spec) in err
+    assert text in err
+
+
+# -- 12. repeated and list-valued options --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra, text",
+    [
+        (["--T", "1,2"], "--T expects one number, got '1,2'"),
+        (["--init", "zero,manifold"], "--init expects one of zero, manifold, got 'zero,manifold'"),
+        (["--velocity", "taylor,paper"], "--velocity expects one of taylor, paper, manifold"),
+        (["--constant", "corrected,printed"], "--constant expects one of corrected, printed"),
+        (["--T", "1", "--T", "2"], "--T given twice ('1', then '2'); give it once"),
+        (["--init", "zero", "--init", "manifold"], "--init given twice"),
+        (["--x0", "1,1", "--x0", "2,2"], "--x0 given twice"),
+        (["--loss", "quadratic"], "--loss given twice"),
+        (["--order", "1", "--order", "2"], "--order given twice"),
+        (["--out", "a.json", "--out", "b.json"], "--out given twice"),
+    ],
+)
+def test_single_valued_options_refuse_lists_and_repeats(capsys, monkeypatch, extra, text):
+    monkeypatch.setattr("momentum_jax._study._convergence._run", refuse_to_run)
+    code, _, err = run_cli(capsys, "study", "--loss", "quadratic", "--h", "2^-3:2^-4", *extra)
+    assert code == 2 and err.count("\n") == 1 and text in err
+
+
+def test_loss_arg_with_a_user_function_is_refused(capsys, user_loss_dir):
+    argv = ["study", "--loss", "myloss_cwd:fn", "--x0", "1,1", "--loss-arg", "kappa=3"]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and "--loss-arg applies to registered losses only" in err
+
+
+def test_list_options_accumulate_when_repeated(capsys, monkeypatch):
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+    argv = ["study", "--loss", "quadratic", "--T", "1", "--json", "--lam", "0.5", "--lam", "0.8"]
+    argv += ["--h", "2^-3:2^-4", "--h", "2^-6", "--method", "hb", "--method", "gd"]
+    argv += ["--model", "gradient_flow", "--model", "hamiltonian"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["axes"]["lam"] == [0.5, 0.8]
+    assert doc["axes"]["h"] == [2.0**-3, 2.0**-4, 2.0**-6]
+    assert doc["axes"]["method"] == ["hb", "gd"]
+    assert doc["models"] == ["gradient_flow", "hamiltonian"]
+
+
+# -- 13. --help, progress on a terminal, file permissions ---------------------------------------
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["study", "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0
+    for text in ("(default: 0.9)", "(default: 2)", "(default: 2^-4:2^-10)", "(default: zero)"):
+        assert text in " ".join(out.split()), text
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize(
+    "tty, flag, shown", [(True, [], True), (True, ["--no-progress"], False), (False, [], False)]
+)
+def test_study_shows_progress_on_a_terminal(capsys, monkeypatch, tty, flag, shown):
+    from momentum_jax import _study
+
+    real, seen = _study.convergence_study, {}
+
+    def spy(*args, progress=None, **kwargs):
+        seen["progress"] = progress
+        if progress is not None:
+            for done in (0, 5, 10):
+                progress(done, 10)  # what the compiled loop reports, ending at the total
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_study, "convergence_study", spy)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+    stream = Terminal() if tty else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    assert main([*STUDY, *flag]) == 0
+    assert (seen["progress"] is not None) == shown
+    text = stream.getvalue()
+    if shown:
+        assert "\r" in text and "100.0%" in text and text.endswith("\n")
+    else:
+        assert text == ""
+
+
+def test_progress_bar_ends_its_line_once():
+    from momentum_jax.paper import Progress
+
+    stream = Terminal()
+    bar = Progress(4, "x", stream=stream)
+    bar.update(2)
+    assert not stream.getvalue().endswith("\n")
+    bar.update(4)  # done: the line is ended at once
+    assert stream.getvalue().endswith("\n") and stream.getvalue().count("\n") == 1
+    bar.update(4)
+    bar.close()
+    assert stream.getvalue().count("\n") == 1  # not a second bar or an empty line
+    with Progress(4, "y", stream=stream) as other:  # a context manager ends a bar left open
+        other.update(1)
+    assert stream.getvalue().endswith("\n") and stream.getvalue().count("\n") == 2
+    quiet = Terminal()
+    Progress(4, "z", stream=quiet).close()
+    assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_output_files_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        synthetic_study().save(tmp_path / "s.json")
+        mj.dump_json(tmp_path / "d.json", {"a": 1})
+    finally:
+        os.umask(old)
+    for name in ("s.json", "d.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == mode
+
+
+def test_overwritten_file_keeps_its_mode(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text("{}")
+    os.chmod(path, 0o640)
+    synthetic_study().save(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640 and mj.load_study(path).hs.size == 3

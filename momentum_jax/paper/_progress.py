@@ -8,7 +8,9 @@ import time
 
 
 class Progress:
-    """`Progress(total, label)`; call `update(done)` (absolute) or `advance(n)`; `close()`."""
+    """`Progress(total, label)`; call `update(done)` (absolute) or `advance(n)`; `close()`, or
+    use it as a context manager. On a terminal the bar's line is ended when `done` reaches
+    `total` (or at `close`), once; nothing is written for a bar that was never drawn."""
 
     def __init__(self, total: int, label: str, *, stream=None, enabled: bool = True):
         self.total, self.label, self.done = max(int(total), 1), label, 0
@@ -17,6 +19,8 @@ class Progress:
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.monotonic()
         self._last_logged = -1
+        self._line_open = False  # a bar is drawn on the current line, not yet ended
+        self._finished = False  # the bar reached `total` and its line was ended
 
     def update(self, done: int):
         self.done = min(int(done), self.total)
@@ -25,9 +29,15 @@ class Progress:
         frac = self.done / self.total
         elapsed = time.monotonic() - self.start
         if self.tty:
+            if self._finished:
+                return
             filled = int(30 * frac)
             bar = "#" * filled + "-" * (30 - filled)
             self.stream.write(f"\r{self.label} [{bar}] {100 * frac:5.1f}% {elapsed:6.1f}s")
+            self._line_open = True
+            if self.done >= self.total:
+                self._end_line()
+                self._finished = True
             self.stream.flush()
         else:
             decile = int(10 * frac)
@@ -45,10 +55,23 @@ class Progress:
             self.total = max(int(total), 1)
         self.update(int(done))
 
-    def close(self):
-        if self.enabled and self.tty:
+    def _end_line(self):
+        if self._line_open:
             self.stream.write("\n")
+            self._line_open = False
+
+    def close(self):
+        """End the bar's line if it is still open (idempotent)."""
+        if self.enabled and self.tty:
+            self._end_line()
             self.stream.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
 
 def log(message: str, *, stream=None):
