@@ -3,6 +3,7 @@ allowed range."""
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import equinox as eqx
@@ -55,9 +56,18 @@ def check_whole(name: str, value, *, low: int = 0):
 
 
 def loss_name(loss) -> str:
+    """A short name for messages and a study's `config["loss"]`: the loss's `name`, its function
+    name (`partial(f)` for a `functools.partial` or `jax.tree_util.Partial`), else its class
+    name; never a repr, which may hold every value of the loss's arrays."""
     if isinstance(getattr(loss, "name", None), str):
         return loss.name
-    return getattr(loss, "__qualname__", None) or getattr(loss, "__name__", None) or repr(loss)
+    if isinstance(loss, functools.partial):  # jax.tree_util.Partial is one too
+        return f"partial({loss_name(loss.func)})"
+    for attribute in ("__qualname__", "__name__"):
+        name = getattr(loss, attribute, None)
+        if isinstance(name, str):
+            return name
+    return type(loss).__qualname__
 
 
 def check_loss(loss, u0):
