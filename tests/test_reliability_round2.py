@@ -134,23 +134,37 @@ def test_diffrax_solver_accepted_directly():
     assert np.all(st.status == "ok")
 
 
-def test_float32_gets_the_float32_tolerances():
+def test_float32_gets_the_float32_tolerances(monkeypatch):
     assert mj.SolverConfig.for_dtype(jnp.float32).rtol == 1e-6
     assert mj.SolverConfig.for_dtype(jnp.float64) == mj.SolverConfig()
     loss, m = quad5, mj.heavy_ball(2.0**-4, 0.9)  # (no float64 data: the run stays float32)
     u32 = U0.astype(jnp.float32)
     preset = mj.SolverConfig.for_dtype(jnp.float32)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
     with pytest.warns(RuntimeWarning, match="resolution"):
         u = mj.solve(loss, u32, m, TS, model="hamiltonian")  # solver=None: the float32 preset
-        st = mj.convergence_study(
-            loss, u32, hs=[2.0**-4, 2.0**-5], lams=[0.9], T=1.0, models=("hamiltonian",)
-        )
         np.testing.assert_array_equal(
             u, mj.solve(loss, u32, m, TS, model="hamiltonian", solver=preset)
         )
+        st = mj.convergence_study(loss, u32, hs=[2.0**-4], lams=[0.9], T=1.0)
     assert u.dtype == jnp.float32
     np.testing.assert_allclose(u, mj.solve(loss, U0, m, TS, model="hamiltonian"), atol=2e-5)
-    assert st.config["solver"]["rtol"] == 1e-6 and np.all(st.status == "ok")
+    assert st.config["solver"]["rtol"] == 1e-6 and st.config["solver"]["atol"] == 1e-8
+
+
+@pytest.mark.slow
+def test_float32_hamiltonian_study_succeeds_with_the_preset():
+    # with the float64 tolerances every hamiltonian point failed (after 43 s)
+    with pytest.warns(RuntimeWarning, match="resolution"):
+        st = mj.convergence_study(
+            quad5,
+            U0.astype(jnp.float32),
+            hs=[2.0**-4, 2.0**-5],
+            lams=[0.9],
+            T=1.0,
+            models=("hamiltonian",),
+        )
+    assert np.all(st.status == "ok") and np.all(np.isfinite(st.errors["hamiltonian"]))
 
 
 def test_max_steps_bounds_each_solve_in_total():
@@ -174,7 +188,7 @@ def test_max_steps_bounds_each_solve_in_total():
 # -- 3. init="manifold" far outside the range of the manifold series --------------------------
 
 
-def test_manifold_start_outside_the_series_range_warns():
+def test_manifold_start_outside_the_series_range_warns(monkeypatch):
     # the README example: lam = 0.9, h = 2^-4 on kappa = 10 gives h L / (1 - lam)^2 = 62.5 and
     # w0 = (-6350, -72.5); at h = 2^-14 the parameter is 0.061 and nothing is said
     loss = paper_quadratic(10.0)
@@ -186,6 +200,7 @@ def test_manifold_start_outside_the_series_range_warns():
         mj.iterate_final(loss, U0, far, 3, init="manifold")
     with pytest.warns(RuntimeWarning, match=match):
         mj.solve(loss, U0, far, TS, model="hamiltonian", velocity="manifold")
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)  # (warned before)
     with pytest.warns(RuntimeWarning, match=r"at 2 of 4 grid points .* up to 62\.5"):
         mj.convergence_study(
             loss,
