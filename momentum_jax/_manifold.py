@@ -103,7 +103,10 @@ def warn_outside_series_range(loss, u0, h, lam, what: str, stacklevel: int = 3) 
     h_np, lam_np = concrete(h), concrete(lam)
     if h_np is None or lam_np is None or any(concrete(x) is None for x in jax.tree.leaves(u0)):
         return
-    L = hessian_scale(loss, u0)
+    scale = _hessian_scale(loss, 30, u0)
+    if isinstance(scale, jax.core.Tracer):  # inside a transformation the loss is traced
+        return
+    L = float(scale)
     x = np.broadcast_to(
         h_np * L / (1.0 - lam_np) ** 2, np.broadcast_shapes(h_np.shape, lam_np.shape)
     )

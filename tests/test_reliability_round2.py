@@ -849,3 +849,20 @@ def test_partial_loss_is_traced_and_named_short():
     assert compiles.n == 0
     assert second.config["loss"] == "partial(scaled_quadratic)"
     assert not np.allclose(first.errors["gradient_flow"], second.errors["gradient_flow"])
+
+
+def test_manifold_range_check_inside_jit_is_skipped():
+    # the loss's data are traced here: the range cannot be known and nothing is checked
+    def run(k):
+        return mj.iterate(
+            jax.tree_util.Partial(scaled_quadratic, k=k),
+            U0,
+            mj.heavy_ball(0.1, 0.5),
+            3,
+            init="manifold",
+        )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        us = jax.jit(run)(jnp.array([0.1, 0.2]))
+    np.testing.assert_allclose(us, run(jnp.array([0.1, 0.2])), rtol=1e-14)
