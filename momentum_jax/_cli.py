@@ -90,6 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="reduced CPU settings")
     r.add_argument("--out", default="figures", help="output folder (default: figures)")
     r.add_argument("--mnist-dir", default=None, help="folder with the MNIST IDX files")
+    r.add_argument(
+        "--dataset",
+        default=None,
+        choices=("auto", "mnist5k", "digits"),
+        help="data of Figs 6, 7, 10: auto (default; the MNIST 5k subset of the mnist extra if "
+        "installed, else the digits; --quick: digits), mnist5k, digits",
+    )
+    r.add_argument(
+        "--full",
+        action="store_true",
+        help="the paper's Section 5 protocol for Figs 6, 7, 10 (500 epochs; for a GPU: hours)",
+    )
+    r.add_argument("--epochs", default=None, help="epochs of the Fig 6 runs (integer >= 1)")
     r.add_argument("--cache", default=None, help="cache folder (default: .cache/momentum_jax)")
     r.add_argument("--no-progress", action="store_true", help="plain log lines only")
 
@@ -427,6 +440,9 @@ def _cmd_reproduce(args) -> int:
 
         if not Path(args.mnist_dir).is_dir():
             raise UsageError(f"--mnist-dir {args.mnist_dir!r} is not a folder")
+        if args.dataset not in (None, "auto"):
+            raise UsageError(f"--mnist-dir runs the MNIST IDX files; drop --dataset {args.dataset}")
+    epochs = None if args.epochs is None else _int("epochs", args.epochs, 1)
     for name in names:
         module = paper.load_module(name)
         summary = paper.run_experiment(
@@ -436,9 +452,28 @@ def _cmd_reproduce(args) -> int:
             cache_dir=args.cache,
             progress=not args.no_progress,
             options={"mnist_dir": args.mnist_dir},
+            **_reproduce_overrides(module, args, epochs),
         )
         print(f"{name}: {args.out}/{name}.png  {summary['summary'].get('headline', '')}".rstrip())
     return 0
+
+
+def _reproduce_overrides(module, args, epochs) -> dict:
+    """Configuration overrides of one figure from `--full`, `--epochs` and `--dataset`; the
+    data set is resolved here ("auto" -> what is installed), so that it keys the cache."""
+    from . import paper
+
+    config = dict(module.CONFIG) | (getattr(module, "QUICK", {}) if args.quick else {})
+    overrides = dict(getattr(module, "FULL", {})) if args.full else {}
+    if epochs is not None and "epochs" in config:
+        overrides["epochs"] = epochs
+    if "dataset" in config:
+        name = args.dataset or overrides.get("dataset") or config["dataset"]
+        try:
+            overrides["dataset"] = paper.section5_dataset(name, args.mnist_dir)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    return overrides
 
 
 def _cmd_losses(args) -> int:

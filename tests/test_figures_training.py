@@ -28,7 +28,7 @@ def test_fig6(tmp_path):
     module, s = run("fig6_training", tmp_path, h_exponents=[0, 1], epochs=2)
     assert s["dataset"] == "digits" and "digits" in s["data"]
     table = s["final_training_error"]
-    assert set(table) == {"gd", "hb", "nag", "wilson", "hb_mu", "nag_mu"}
+    assert set(table) == {"gd_effective", "hb", "nag", "wilson", "hb_mu", "nag_mu"}
     assert all(len(v) == 2 for v in table.values()) and s["h"] == ["2^0", "2^-1"]
     for row in table.values():
         assert all(v is None or (math.isfinite(v) and v > 0) for v in row)
@@ -60,19 +60,27 @@ def test_fig6_qualitative_flags_react():
     assert flags["hb_nag_track_gd_per_h"][0] is False  # per h where GD ran: 2^-1 first
     assert flags["momentum_beats_vanishing_friction_per_h"][1] is False
     assert "2^-1" not in flags["hb_nag_track_gd_h"]
-    table["gd"][0] = 1.0  # GD trained at h = 1: no longer "diverges at the largest h"
+    table["gd_effective"][0] = 1.0  # GD trained at h = 1: no longer "diverges at the largest h"
     assert not module.qualitative(table, module.PAPER_EXPONENTS)["gd_diverges_at_largest_h"]
 
 
 def test_fig7(tmp_path):
-    _, s = run("fig7_training_rates", tmp_path, h_exponents=[3, 5], epochs=2)
+    _, s = run("fig7_training_rates", tmp_path, h_exponents=[3, 5], horizon=0.5, horizon_sqrt=2.0)
     assert s["h"] == ["2^-3", "2^-4", "2^-5"] and s["rate_h"] == ["2^-3", "2^-4"]
-    assert set(s["pairs"]) == {"hb-gd", "nag-gd", "hb_mu-wilson", "nag_mu-wilson"}
-    assert s["h_range_extended"] is False
+    assert set(s["pairs"]) == {
+        "hb-gd_effective",
+        "nag-gd_effective",
+        "hb_mu-wilson",
+        "nag_mu-wilson",
+    }
     for name, pair in s["pairs"].items():
-        assert pair["paper_rate"] == (1.0 if name.endswith("-gd") else 0.5)
-        assert len(pair["delta"]) == 2 and len(pair["epoch_of_max_gap"]) == 3
+        assert pair["paper_rate"] == (1.0 if name.endswith("-gd_effective") else 0.5)
+        assert len(pair["delta"]) == 2 and len(pair["step_of_max_gap"]) == 3
         assert math.isfinite(pair["delta_at_smallest_h"]) and pair["smallest_h"] == "2^-4"
+        assert len(pair["paper_delta"]) == 2 and all(v > 0 for v in pair["paper_delta"])
+    # A fixed horizon: T / h steps on the clock t = n h, T_sqrt / sqrt(h) on t = n sqrt(h).
+    assert s["pairs"]["hb-gd_effective"]["steps"] == [4, 8, 16]
+    assert s["pairs"]["hb_mu-wilson"]["steps"] == [6, 8, 11]
     # The vanishing-friction pairs converge like sqrt(h) already at these h (paper: ~1/2).
     assert abs(s["pairs"]["hb_mu-wilson"]["delta_at_smallest_h"] - 0.5) < 0.1
 
@@ -82,7 +90,9 @@ def test_fig10(tmp_path):
         "fig10_implicit_regularisation",
         tmp_path,
         h_exponents=[1, 2],
+        images=50,
         steps=4,
+        seeds=[0, 1],
         sharpness_iters=10,
         trajectory_h_exponent=2,
         trajectory_every=2,
@@ -90,29 +100,41 @@ def test_fig10(tmp_path):
         toy_grid=21,
     )
     assert s["h"] == ["2^-1", "2^-2"] and s["trajectory"]["h"] == "2^-2"
-    for scheme in ("gd", "hb", "nag"):
+    assert s["seeds"] == [0, 1] and "first 50 images" in s["data"]
+    for scheme in ("gd_effective", "hb", "nag"):
         path = s["trajectory"][scheme]
         assert len(path["loss"]) == len(path["sharpness"]) == 3  # steps 0, 2, 4
-    assert all(
-        isinstance(v, float)
-        for v in s["trajectory"]["fraction_of_common_error_range_where_sharper_than_gd"].values()
-    )
     per = s["per_scheme"]
-    for scheme, method in (("gd", gradient_descent), ("hb", heavy_ball), ("nag", nesterov)):
+    for scheme, method in (
+        ("gd_effective", gradient_descent),
+        ("hb", heavy_ball),
+        ("nag", nesterov),
+    ):
         row = per[scheme]
         assert all(len(row[k]) == 2 for k in ("loss", "sharpness", "modified_loss", "h_c"))
         for i, h in enumerate((0.5, 0.25)):
-            m = gradient_descent(h / 0.1) if scheme == "gd" else method(h, 0.9)
+            m = gradient_descent(h / 0.1) if scheme == "gd_effective" else method(h, 0.9)
             np.testing.assert_allclose(row["h_c"][i], float(m.h * m.c), rtol=1e-12)
-            np.testing.assert_allclose(
-                row["modified_loss"][i], row["loss"][i] + row["h_c"][i] * row["grad_sq"][i]
-            )
-            assert row["sharpness"][i] > 0
+            loss, gsq, mod = (row[k][i]["per_seed"] for k in ("loss", "grad_sq", "modified_loss"))
+            assert len(loss) == 2 and loss[0] != loss[1]  # two initialisations
+            np.testing.assert_allclose(mod, np.add(loss, np.multiply(row["h_c"][i], gsq)))
+            sharp = row["sharpness"][i]
+            assert sharp["min"] <= sharp["mean"] <= sharp["max"] and sharp["min"] > 0
     # GD at rate h/(1-lam) has c = 1/4; HB's h c is (1+lam)/(1-lam) = 19 times larger.
-    np.testing.assert_allclose(per["gd"]["h_c"][0], 0.25 * 0.5 / 0.1)
-    np.testing.assert_allclose(per["hb"]["h_c"][0] / per["gd"]["h_c"][0], 19.0)
-    assert all(isinstance(b, bool) for v in s["momentum_flatter_than_gd_per_h"].values() for b in v)
+    np.testing.assert_allclose(per["gd_effective"]["h_c"][0], 0.25 * 0.5 / 0.1)
+    np.testing.assert_allclose(per["hb"]["h_c"][0] / per["gd_effective"]["h_c"][0], 19.0)
+    for v in s["momentum_flatter_than_gd_per_h"].values():
+        assert len(v) == 2 and all(x in ("yes", "no", "mixed 1/2") for x in v)
     assert len(s["toy"]["max_dist_hb_to_modified_flow"]) == 4
+
+
+def test_fig10_verdict_needs_every_seed():
+    module = load_module("fig10_implicit_regularisation")
+    a = np.array([[1.0, 1.0, 3.0], [1.0, 3.0, 3.0]])  # (seeds, h)
+    b = np.array([[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]])
+    ok = np.array([[True, True, True], [True, True, False]])
+    assert module.verdict(a, b, ok) == ["yes", "mixed 1/2", "no"]
+    assert module.verdict(a, b, np.zeros_like(ok)) == ["n/a"] * 3
 
 
 def write_idx(path, array, gz=False):

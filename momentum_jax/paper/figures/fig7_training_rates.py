@@ -1,39 +1,58 @@
 """Fig 7: observed rate Delta(h) between the autoencoder parameters of HB/NAG and GD at the
-effective rate (eq. 35), and of HB-mu/NAG-mu and the Wilson scheme (eq. 36)."""
+effective rate (eq. 35), and of HB-mu/NAG-mu and the Wilson scheme (eq. 36), at a fixed time
+horizon (docs/theory.md §6)."""
 
 import numpy as np
 
-from momentum_jax import observed_rates, parameter_gap_over_h
-from momentum_jax.paper import script_main, section5_problem
+import momentum_jax as mj
+from momentum_jax.paper import (
+    TRAINING_LOSSES,
+    h_label,
+    paper_values,
+    script_main,
+    section5_from_config,
+)
 from momentum_jax.plotting import COLORS, error_panel, new_figure, rate_panel, save_figure
 
 NAME = "fig7_training_rates"
 DESCRIPTION = (
     "Delta(h) = log2(gap(h)/gap(h/2)) of the parameter gap HB/NAG-GD (paper: ~1) and "
-    "HB-mu/NAG-mu-Wilson (paper: ~1/2) on the Section 5 autoencoder."
+    "HB-mu/NAG-mu-Wilson (paper: ~1/2) on the Section 5 autoencoder, at a fixed time horizon."
 )
-# On digits Delta(HB/NAG vs GD) is still ~0.85 at the paper's smallest h, 2^-10: the default
-# range extends to 2^-14. With --mnist-dir the paper's range 2^-2 ... 2^-10 is used.
+# The gap is compared over the same time interval for every h: round(T / h) steps for the pairs
+# on the clock t = n h, round(T_sqrt / sqrt(h)) for those on t = n sqrt(h) (a fixed number of
+# epochs would halve the horizon with h and mix its effect into Delta). T = 1.25 is 5 steps at
+# h = 2^-2 and 1280 (51 epochs of the 5k subset) at 2^-10; T_sqrt = 5 is 10 steps at 2^-2 and
+# 160 at 2^-10. --full: horizons at which the smallest h runs 500 epochs.
 CONFIG = {
+    "dataset": "auto",
     "lam": 0.9,
     "mu": 1.0,
-    "h_exponents": [2, 14],
-    "mnist_h_exponents": [2, 10],
-    "paper_h_exponents": [2, 10],
-    "epochs": 100,
+    "h_exponents": [2, 10],
+    "horizon": 1.25,
+    "horizon_sqrt": 5.0,
+    "horizon_epochs": None,
     "batch_size": 200,
     "seed": 0,
+    "training_loss": "pixel_mean",
     "mnist_dtype": "float32",
     "mnist_limit": None,
-    "pairs": [["hb", "gd"], ["nag", "gd"], ["hb_mu", "wilson"], ["nag_mu", "wilson"]],
+    "pairs": [
+        ["hb", "gd_effective"],
+        ["nag", "gd_effective"],
+        ["hb_mu", "wilson"],
+        ["nag_mu", "wilson"],
+    ],
 }
-QUICK = {"h_exponents": [2, 10], "epochs": 10}
+QUICK = {"dataset": "digits"}
+FULL = {"horizon_epochs": 500}
 
-PAPER_RATE = {"gd": 1.0, "wilson": 0.5}
+PAPER_RATE = {"gd_effective": 1.0, "wilson": 0.5}
+CLOCK = {"gd_effective": "t = n h", "wilson": "t = n sqrt(h)"}
 LABELS = {
     "hb": "HB",
     "nag": "NAG",
-    "gd": "GD",
+    "gd_effective": "GD",
     "hb_mu": "HB-μ",
     "nag_mu": "NAG-μ",
     "wilson": "Wilson",
@@ -44,104 +63,137 @@ def pair_name(pair):
     return f"{pair[0]}-{pair[1]}"
 
 
-def exponents(config, dataset):
-    lo, hi = config["mnist_h_exponents" if dataset == "mnist" else "h_exponents"]
-    return list(range(lo, hi + 1))
+def paper_readings():
+    """The paper's Fig 7 read off the PDF (`momentum_jax/paper/paper_values.json`):
+    `{pair name: {-log2 h: Delta}}`."""
+    values = paper_values()
+    out = {}
+    for panel, ref, pairs in (
+        ("fig7a", "gd_effective", ("hb", "nag")),
+        ("fig7b", "wilson", ("hb_mu", "nag_mu")),
+    ):
+        curves = list(values[panel]["curves"].values())  # HB (blue), NAG (red)
+        for a, curve in zip(pairs, curves):
+            out[pair_name((a, ref))] = {int(k): v[0] for k, v in curve.items()}
+    return out
+
+
+def horizons(config, hs, steps_per_epoch):
+    """`(T, T_sqrt)`: from the config, or (with `horizon_epochs`) such that the smallest `h`
+    runs that many epochs."""
+    if config["horizon_epochs"] is None:
+        return config["horizon"], config["horizon_sqrt"]
+    n = config["horizon_epochs"] * steps_per_epoch
+    return n * hs[-1], n * np.sqrt(hs[-1])
 
 
 def compute(config, ctx):
-    mnist_dir = ctx.options.get("mnist_dir")
-    prob = section5_problem(
-        mnist_dir,
-        seed=config["seed"],
-        limit=config["mnist_limit"],
-        dtype=config["mnist_dtype"] if mnist_dir else None,
-    )
-    exps = exponents(config, prob.dataset)
+    prob = section5_from_config(config, ctx.options)
+    loss = TRAINING_LOSSES[config["training_loss"]]
+    lo, hi = config["h_exponents"]
+    exps = list(range(lo, hi + 1))
     hs = 2.0 ** -np.array(exps, dtype=float)
-    keys = ("lam", "mu", "epochs", "batch_size", "seed", "mnist_dtype", "mnist_limit")
+    nb = -(-prob.data.shape[0] // config["batch_size"])
+    T, T_sqrt = horizons(config, hs, nb)
+    steps = {
+        "gd_effective": [max(1, int(round(T / h))) for h in hs],
+        "wilson": [max(1, int(round(T_sqrt / np.sqrt(h)))) for h in hs],
+    }
+    keys = ("lam", "mu", "batch_size", "seed", "training_loss", "mnist_dtype", "mnist_limit")
     shared = {k: config[k] for k in keys} | {
         "data": prob.description,
-        "mnist_dir": mnist_dir,
-        "h_exponents": [exps[0], exps[-1]],
+        "mnist_dir": ctx.options.get("mnist_dir"),
     }
+    groups = {}
+    for a, b in config["pairs"]:
+        groups.setdefault(b, []).append(a)
     arrays, pairs = {"hs": hs}, {}
-    paper_lo, paper_hi = config["paper_h_exponents"]
-    for a, b in ctx.progress_iter(config["pairs"], "pairs"):
+    paper = paper_readings()
+    bar = ctx.progress(len(groups) * len(hs), "runs (all schemes of a reference together)")
+    for ref, schemes in groups.items():
+        gaps, at_step, diverged = [], [], []
+        for h, n in zip(hs, steps[ref]):
 
-        def run(a=a, b=b):
-            r = parameter_gap_over_h(
-                a,
-                b,
-                prob.params0,
-                prob.data,
-                hs,
-                epochs=config["epochs"],
-                batch_size=config["batch_size"],
-                lam=config["lam"],
-                mu=config["mu"],
-            )
-            return {
-                "arrays": {
-                    "max_gap": np.asarray(r.max_gap),
-                    "epoch_gaps": np.asarray(r.epoch_gaps),
-                    "diverged_at": np.asarray(r.diverged_at),
+            def run(h=h, n=n, schemes=schemes, ref=ref):
+                r = mj.parameter_gaps(
+                    schemes,
+                    ref,
+                    prob.params0,
+                    prob.data,
+                    h,
+                    steps=n,
+                    batch_size=config["batch_size"],
+                    lam=config["lam"],
+                    mu=config["mu"],
+                    loss=loss,
+                )
+                return {
+                    "arrays": {
+                        "max_gap": np.asarray(r.max_gap),
+                        "max_gap_step": np.asarray(r.max_gap_step),
+                        "diverged_at": np.asarray(r.diverged_at),
+                    }
                 }
-            }
 
-        name = pair_name((a, b))
-        part = ctx.cached(name, shared | {"pair": [a, b]}, run)["arrays"]
-        gap = part["max_gap"]
-        rates = observed_rates(hs, gap)
-        arrays |= {
-            f"{name}/max_gap": gap,
-            f"{name}/rates": rates,
-            f"{name}/epoch_gaps": part["epoch_gaps"],
-        }
-        claim = PAPER_RATE[b]
-        at = {e: float(r) for e, r in zip(exps[:-1], rates)}
-        within = None  # the largest h from which on every rate is within 0.1 of the claim
-        for e, r in reversed(list(zip(exps[:-1], rates))):
-            if not abs(r - claim) <= 0.1:
-                break
-            within = e
-        pairs[name] = {
-            "paper_rate": claim,
-            "delta": [None if not np.isfinite(r) else float(r) for r in rates],
-            "delta_at_smallest_h": at.get(exps[-2]),
-            "smallest_h": f"2^-{exps[-2]}",
-            "delta_at_paper_smallest_h": at.get(paper_hi - 1),
-            "paper_smallest_h": f"2^-{paper_hi - 1}",
-            "within_0.1_of_paper_from_h": None if within is None else f"2^-{within}",
-            "diverged_h": [f"2^-{e}" for e, d in zip(exps, part["diverged_at"]) if np.any(d > 0)],
-            "epoch_of_max_gap": (np.argmax(part["epoch_gaps"], axis=1) + 1).tolist(),
-        }
-    extended = exps[-1] > paper_hi
+            key = shared | {"schemes": schemes, "reference": ref, "h": float(h), "steps": n}
+            part = ctx.cached(f"{ref}-h{float(h):g}", key, run)["arrays"]
+            gaps.append(part["max_gap"])
+            at_step.append(part["max_gap_step"])
+            diverged.append(part["diverged_at"])
+            bar.advance()
+        gaps, at_step, diverged = np.array(gaps).T, np.array(at_step).T, np.array(diverged)
+        for k, a in enumerate(schemes):
+            name = pair_name((a, ref))
+            rates = mj.observed_rates(hs, gaps[k])
+            arrays |= {
+                f"{name}/max_gap": gaps[k],
+                f"{name}/rates": rates,
+                f"{name}/max_gap_step": at_step[k],
+                f"{name}/steps": np.array(steps[ref]),
+            }
+            claim = PAPER_RATE[ref]
+            within = None  # the largest h from which on every rate is within 0.1 of the claim
+            for e, r in reversed(list(zip(exps[:-1], rates))):
+                if not abs(r - claim) <= 0.1:
+                    break
+                within = e
+            pairs[name] = {
+                "paper_rate": claim,
+                "clock": CLOCK[ref],
+                "horizon": float(T if ref == "gd_effective" else T_sqrt),
+                "steps": steps[ref],
+                "delta": [None if not np.isfinite(r) else float(r) for r in rates],
+                "delta_at_smallest_h": float(rates[-1]),
+                "smallest_h": h_label(exps[-2]),
+                "within_0.1_of_paper_from_h": None if within is None else h_label(within),
+                "max_gap": gaps[k].tolist(),
+                "step_of_max_gap": at_step[k].tolist(),
+                "diverged_h": [h_label(e) for e, d in zip(exps, diverged[:, k]) if np.any(d > 0)],
+                "paper_delta": [paper.get(name, {}).get(e) for e in exps[:-1]],
+            }
+    bar.close()
     summary = {
         "dataset": prob.dataset,
         "data": prob.description,
-        "epochs": config["epochs"],
-        "h": [f"2^-{e}" for e in exps],
-        "rate_h": [f"2^-{e}" for e in exps[:-1]],
-        "paper_h_range": [f"2^-{paper_lo}", f"2^-{paper_hi}"],
-        "h_range_extended": extended,
+        "h": [h_label(e) for e in exps],
+        "rate_h": [h_label(e) for e in exps[:-1]],
+        "horizon": float(T),
+        "horizon_sqrt": float(T_sqrt),
+        "training_loss": config["training_loss"],
         "pairs": pairs,
         "note": (
-            "Delta(h) = log2(gap(h) / gap(h/2)), gap = max over all steps of the run of "
-            "||u_n^a - u_n^b||, same h and mini-batches."
-            + (
-                f" The h range is extended below the paper's 2^-{paper_hi}: on digits the "
-                "HB/NAG-vs-GD rate approaches 1 only for smaller h."
-                if extended
-                else ""
-            )
+            "Delta(h) = log2(gap(h) / gap(h/2)), gap = max over the steps n <= T/h (t = n h "
+            "pairs) or n <= T_sqrt/sqrt(h) (t = n sqrt(h) pairs) of ||u_n^a - u_n^b||, same h "
+            "and mini-batches (batch n mod n_batches at step n). The paper's Fig 7 (paper_delta,"
+            " read off the PDF) used 500 epochs at every h, i.e. a horizon halving with h."
         ),
     }
     p = pairs
     summary["headline"] = (
-        f"{prob.dataset}, Delta at h={p['hb-gd']['smallest_h']}: HB-GD "
-        f"{p['hb-gd']['delta_at_smallest_h']:.3f}, NAG-GD {p['nag-gd']['delta_at_smallest_h']:.3f}"
-        f" (paper ~1); HB-mu-Wilson {p['hb_mu-wilson']['delta_at_smallest_h']:.3f}, NAG-mu-Wilson "
+        f"{prob.dataset}, T = {T:g} / {T_sqrt:g}, Delta at h={p['hb-gd_effective']['smallest_h']}:"
+        f" HB-GD {p['hb-gd_effective']['delta_at_smallest_h']:.3f}, NAG-GD "
+        f"{p['nag-gd_effective']['delta_at_smallest_h']:.3f} (paper ~1); HB-mu-Wilson "
+        f"{p['hb_mu-wilson']['delta_at_smallest_h']:.3f}, NAG-mu-Wilson "
         f"{p['nag_mu-wilson']['delta_at_smallest_h']:.3f} (paper ~1/2)"
     )
     return {"arrays": arrays, "summary": summary}
@@ -150,34 +202,44 @@ def compute(config, ctx):
 def plot(data, config, path):
     arrays, summary = data["arrays"], data["summary"]
     hs = arrays["hs"]
-    paper_hi = config["paper_h_exponents"][1]
-    fig, axes = new_figure(1, 3, width=4.3, height=3.5)
+    fig, axes = new_figure(1, 3, width=4.4, height=3.6)
     for j, (ref, title) in enumerate(
         (
-            ("gd", "(a) HB, NAG to GD at rate h/(1-λ) (35)"),
-            ("wilson", "(b) HB-μ, NAG-μ to Wilson (36)"),
+            ("gd_effective", f"(a) HB, NAG to GD at rate h/(1-λ) (35), T = {summary['horizon']:g}"),
+            ("wilson", f"(b) HB-μ, NAG-μ to Wilson (36), T = {summary['horizon_sqrt']:g}"),
         )
     ):
         ax = axes[0, j]
+        shown = []
         for k, (a, b) in enumerate(p for p in config["pairs"] if p[1] == ref):
             name = pair_name((a, b))
-            rate_panel(
-                ax,
-                hs,
-                arrays[f"{name}/rates"],
-                label=f"{LABELS[a]} vs {LABELS[b]}",
-                color=COLORS[2 * j + k],
+            color = COLORS[2 * j + k]
+            rate_panel(ax, hs, arrays[f"{name}/rates"], label=f"ours: {LABELS[a]}", color=color)
+            shown.append(arrays[f"{name}/rates"])
+            paper = np.array(
+                [np.nan if v is None else v for v in summary["pairs"][name]["paper_delta"]]
             )
+            if np.any(np.isfinite(paper)):
+                x = -np.log2(hs[: len(paper)])
+                ax.plot(
+                    x,
+                    paper,
+                    "s:",
+                    ms=3,
+                    lw=0.8,
+                    color=color,
+                    alpha=0.6,
+                    label=f"paper: {LABELS[a]} (500 epochs)",
+                )
+                shown.append(paper)
         ax.axhline(
-            PAPER_RATE[ref], color="0.4", lw=0.8, ls="--", label=f"paper: ≈ {PAPER_RATE[ref]:g}"
+            PAPER_RATE[ref], color="0.4", lw=0.8, ls="--", label=f"theory: {PAPER_RATE[ref]:g}"
         )
-        if summary["h_range_extended"]:
-            ax.axvline(paper_hi, color="0.6", lw=0.8, ls=":", label="paper's smallest h")
-        shown = [arrays[f"{pair_name(p)}/rates"] for p in config["pairs"] if p[1] == ref]
-        top = np.nanmax(np.concatenate(shown)) if np.any(np.isfinite(shown)) else 1.0
-        ax.set_ylim(0, max(1.6, top + 0.15))
-        ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7, loc="lower right" if ref == "gd" else "upper right")
+        values = np.concatenate(shown)
+        top = np.nanmax(values) if np.any(np.isfinite(values)) else 1.0
+        ax.set_ylim(0, max(1.3, top + 0.15))
+        ax.set_title(title + f" ({CLOCK[ref]})", fontsize=8)
+        ax.legend(fontsize=6, loc="lower right")
     ax = axes[0, 2]
     for k, (a, b) in enumerate(config["pairs"]):
         name = pair_name((a, b))
@@ -187,10 +249,10 @@ def plot(data, config, path):
             arrays[f"{name}/max_gap"],
             label=f"{LABELS[a]}-{LABELS[b]}",
             color=COLORS[k],
-            ls="-" if b == "gd" else "--",
+            ls="-" if b == "gd_effective" else "--",
         )
     h0 = hs[-1]
-    for order, gap_key in ((1, "hb-gd"), (0.5, "hb_mu-wilson")):
+    for order, gap_key in ((1, "hb-gd_effective"), (0.5, "hb_mu-wilson")):
         e0 = arrays[f"{gap_key}/max_gap"][-1]
         if np.isfinite(e0) and e0 > 0:
             ax.loglog(
@@ -201,18 +263,14 @@ def plot(data, config, path):
                 lw=0.8,
                 label=f"$\\propto h^{{{order:g}}}$",
             )
-    ax.set_ylabel(r"$\max_n \|u_n^{a} - u_n^{b}\|$")
-    ax.set_title("parameter gap over the run", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_ylabel(r"$\max_n \|u_n^{a} - u_n^{b}\|$ over the horizon")
+    ax.set_title("(c) parameter gap at the fixed horizon", fontsize=8)
+    ax.legend(fontsize=6)
     fig.suptitle(
-        f"Fig 7 on {summary['data']}, {summary['epochs']} epochs, batch "
-        f"{config['batch_size']}"
-        + (
-            f" (h range extended below the paper's 2^-{paper_hi})"
-            if summary["h_range_extended"]
-            else ""
-        ),
-        fontsize=9,
+        f"Fig 7 on {summary['data']}, batch {config['batch_size']}, trained on the "
+        f"{config['training_loss'].replace('_', ' ')}; fixed horizons: {summary['horizon']:g} "
+        f"(t = n h), {summary['horizon_sqrt']:g} (t = n sqrt h)",
+        fontsize=8,
     )
     save_figure(fig, path)
 
