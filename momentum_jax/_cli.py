@@ -1,4 +1,4 @@
-"""The `momentum-jax` command line: `reproduce`, `study`, `losses`.
+"""The `momentum-jax` command line: `reproduce`, `study`, `sweep`, `losses`.
 
 Every wrong argument is answered with one line on stderr and exit status 2, never a traceback.
 """
@@ -154,6 +154,58 @@ def _parser() -> argparse.ArgumentParser:
         "--no-progress", action="store_true", help="no progress bar (shown on a terminal only)"
     )
 
+    w = sub.add_parser("sweep", help="train any loss over an (h, lam) grid: losses, divergence")
+    w.add_argument("--loss", required=True, action=Once, help="as for study")
+    w.add_argument(
+        "--loss-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of a registered loss (repeatable)",
+    )
+    w.add_argument("--x0", default=None, action=Once, help="start as comma-separated floats")
+    w.add_argument(
+        "--method",
+        default="hb,nag",
+        action=Repeatable,
+        help="comma-separated: hb, nag, gd, gd_effective, wilson, hb_mu, nag_mu",
+    )
+    w.add_argument(
+        "--lam",
+        default="0:0.95:32",
+        action=Repeatable,
+        help="A:B:n for n values evenly from A to B, or a comma list",
+    )
+    w.add_argument(
+        "--h",
+        default="2^-1:2^-8:32",
+        action=Repeatable,
+        help="A:B:n for n values geometrically from A to B, A:B for the powers of two, "
+        "or a comma list",
+    )
+    w.add_argument("--steps", required=True, action=Once, help="steps per run (integer >= 1)")
+    w.add_argument(
+        "--record-every", default=None, action=Once, help="record the loss every this many steps"
+    )
+    w.add_argument(
+        "--model",
+        default="",
+        action=Repeatable,
+        help="models to measure the distance to (comma-separated), e.g. gradient_flow",
+    )
+    w.add_argument("--out", default=None, action=Once, help="save the sweep: FILE.json or FILE.nc")
+    w.add_argument("--plot", default=None, action=Once, help="draw a heat map to FILE.png")
+    w.add_argument(
+        "--quantity",
+        default="final_loss",
+        action=Once,
+        help="what --plot shows: final_loss, min_loss, diverged_at, distance:<model>",
+    )
+    w.add_argument("--json", action="store_true", help="print one JSON document")
+    w.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (shown on a terminal only)"
+    )
+
     sub.add_parser("losses", help="list the registered losses")
     return p
 
@@ -206,6 +258,34 @@ def parse_hs(text: str) -> list[float]:
             raise UsageError(f"--h spans more than 40 halvings: {text!r}")
         return [2.0**e for e in range(int(ea), int(eb) - 1, -1)]
     return _floats("h", text)
+
+
+def parse_range(name: str, text: str, *, geometric: bool) -> list[float]:
+    """`A:B:n`: `n` values from `A` to `B` (geometrically spaced when `geometric`); for `--h`
+    also `A:B` (the powers of two, as for study) and for both a comma list."""
+    import numpy as np
+
+    parts = text.split(":")
+    if len(parts) == 3:
+        try:
+            a, b = _number(parts[0]), _number(parts[1])
+            n = int(parts[2])
+        except ValueError:
+            raise UsageError(
+                f"--{name} expects A:B:n with numbers A, B and a count n, got {text!r}"
+            ) from None
+        if n < 1:
+            raise UsageError(f"--{name} A:B:n needs n >= 1, got {text!r}")
+        if geometric:
+            if not (a > 0 and b > 0 and np.isfinite(a) and np.isfinite(b)):
+                raise UsageError(f"--{name} bounds must be finite and > 0, got {text!r}")
+            return np.geomspace(a, b, n).tolist()
+        return np.linspace(a, b, n).tolist()
+    if ":" in text:
+        if name == "h":
+            return parse_hs(text)
+        raise UsageError(f"--{name} expects A:B:n or a comma list, got {text!r}")
+    return _floats(name, text)
 
 
 def _choices(name: str, text: str, allowed) -> list[str]:
@@ -428,6 +508,103 @@ def _cmd_study(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from ._model import MODELS
+    from ._sweep import SWEEP_METHODS, sweep
+
+    methods = [m for t in texts(args.method) for m in _choices("method", t, SWEEP_METHODS)]
+    lams = [x for t in texts(args.lam) for x in parse_range("lam", t, geometric=False)]
+    hs = [x for t in texts(args.h) for x in parse_range("h", t, geometric=True)]
+    models = [m for t in texts(args.model) if t.strip() for m in _choices("model", t, MODELS)]
+    steps = _int("steps", args.steps, 1)
+    every = None if args.record_every is None else _int("record-every", args.record_every, 1)
+    out = check_output_file("--out", args.out) if args.out is not None else None
+    if out is not None and out.suffix not in (".json", ".nc"):
+        raise UsageError(f"--out {args.out!r}: the file must end in .json or .nc")
+    if out is not None and out.suffix == ".nc":
+        try:
+            import xarray  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--out FILE.nc needs xarray: pip install 'momentum_jax[xarray]' (or use .json)"
+            ) from None
+    plot = check_output_file("--plot", args.plot) if args.plot is not None else None
+    loss, u0 = _load_loss(args.loss, args.loss_arg, args.x0)
+    bar = progress_bar(args, "sweep")
+    try:
+        result = sweep(
+            loss,
+            u0,
+            hs=hs,
+            lams=lams,
+            methods=methods,
+            steps=steps,
+            record_every=every,
+            models=models,
+            progress=bar,
+        )
+        if plot is not None:  # the quantity is checked before anything is printed or saved
+            from .plotting import _sweep_quantity
+
+            _sweep_quantity(result, args.quantity)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        from ._io import _jsonable
+
+        print(json.dumps(_jsonable(result.to_dict()), allow_nan=False))
+    else:
+        print(sweep_table(result))
+    sys.stdout.flush()
+    for option, path, write in (
+        ("--out", out, lambda p: result.save(p)),
+        ("--plot", plot, lambda p: _save_plot(result, args.quantity, p)),
+    ):
+        if path is not None:
+            try:
+                write(path)
+            except OSError as e:
+                raise UsageError(
+                    f"{option} {str(path)!r}: cannot write it ({e.strerror or e}); the sweep is "
+                    "printed above"
+                ) from None
+    return 0
+
+
+def sweep_table(result) -> str:
+    """A few lines per method: points, diverged, the best point and the largest stable h."""
+    import numpy as np
+
+    lines = [result.summary_line()]
+    for i, method in enumerate(result.methods):
+        final = np.where(result.diverged[i], np.inf, result.final_loss[i])
+        j, k, s_ = np.unravel_index(np.argmin(final), final.shape)
+        stable = ~result.diverged[i].any(axis=-1)  # (lam, h)
+        largest = [
+            float(result.hs[stable[jj]].max()) if stable[jj].any() else float("nan")
+            for jj in range(result.lams.size)
+        ]
+        lines.append(
+            f"{method:>12}: {int(result.diverged[i].sum())} of {result.diverged[i].size} diverged; "
+            f"lowest final loss {final[j, k, s_]:.4g} at lam={result.lams[j]:.3g}, "
+            f"h={result.hs[k]:.3g}; largest h that stayed bounded, per lam: "
+            + ", ".join(f"{lam:.3g}:{h:.3g}" for lam, h in zip(result.lams, largest))
+        )
+    return "\n".join(lines)
+
+
+def _save_plot(result, quantity: str, path) -> None:
+    from ._io import atomic_path
+    from .plotting import plot_sweep, save_figure
+
+    fig = plot_sweep(result, quantity)
+    with atomic_path(path) as tmp:
+        save_figure(fig, tmp)
+
+
 def _cmd_reproduce(args) -> int:
     from . import paper
 
@@ -539,7 +716,12 @@ def _main(argv) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)  # once, at program start
-    command = {"study": _cmd_study, "reproduce": _cmd_reproduce, "losses": _cmd_losses}
+    command = {
+        "study": _cmd_study,
+        "sweep": _cmd_sweep,
+        "reproduce": _cmd_reproduce,
+        "losses": _cmd_losses,
+    }
     return command[args.command](args)
 
 

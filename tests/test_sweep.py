@@ -202,3 +202,63 @@ def test_bad_input_is_refused_before_compiling(kwargs, error, text):
     args = dict(hs=[0.1], lams=[0.5], steps=4) | kwargs
     with pytest.raises(error, match=text):
         mj.sweep(QUAD, U0, **args)
+
+
+def test_cli_sweep_writes_the_sweep_and_a_plot(tmp_path, capsys):
+    from momentum_jax._cli import main
+
+    out, png = tmp_path / "s.json", tmp_path / "s.png"
+    argv = [
+        "sweep",
+        "--loss",
+        "quadratic",
+        "--lam",
+        "0:0.9:4",
+        "--h",
+        "2^-1:2^-6:6",
+        "--steps",
+        "200",
+        "--record-every",
+        "50",
+        "--out",
+        str(out),
+        "--plot",
+        str(png),
+    ]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("48 runs of 200 steps") and "largest h that stayed bounded" in text
+    back = mj.load_sweep(out)
+    assert back.final_loss.shape == (2, 4, 6, 1) and back.curve_steps.tolist() == [
+        50,
+        100,
+        150,
+        200,
+    ]
+    direct = mj.sweep(QUAD, U0, hs=back.hs, lams=back.lams, steps=200, record_every=50)
+    np.testing.assert_array_equal(back.diverged_at, direct.diverged_at)
+    np.testing.assert_allclose(back.final_loss, direct.final_loss, rtol=1e-12)
+    assert png.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "extra, text",
+    [
+        (["--lam", "1.2"], "lams=[1.2]"),
+        (["--h", "0:1:4"], "--h bounds"),
+        (["--h", "1:2:x"], "A:B:n"),
+        (["--out", "x.txt"], "must end in .json or .nc"),
+        (["--method", "adam"], "--method got adam"),
+        (["--steps", "0"], "--steps expects an integer >= 1"),
+        (["--plot", "p.png", "--quantity", "distance:gradient_flow"], "quantity"),
+    ],
+)
+def test_cli_sweep_errors_are_one_line_exit_2(tmp_path, capsys, monkeypatch, extra, text):
+    from momentum_jax._cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["sweep", "--loss", "quadratic", "--lam", "0.5", "--h", "0.1", "--steps", "5"]
+    argv = argv + extra if "--steps" not in extra else argv[:-2] + extra
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and text in err
