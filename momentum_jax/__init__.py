@@ -11,8 +11,8 @@ from ._autoencoder import pixel_mean_squared_error as pixel_mean_squared_error
 from ._autoencoder import squared_error as squared_error
 from ._batches import make_batches as make_batches
 from ._batches import num_examples as num_examples
-from ._data import load_digits_images as load_digits_images
 from ._data import MNIST_5K_SEED as MNIST_5K_SEED
+from ._data import load_digits_images as load_digits_images
 from ._data import load_mnist as load_mnist
 from ._data import load_mnist_5k as load_mnist_5k
 from ._data import mnist_5k_available as mnist_5k_available
