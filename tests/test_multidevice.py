@@ -65,6 +65,19 @@ CHILD = textwrap.dedent(
     np.testing.assert_array_equal(a.diverged_at, b.diverged_at)
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-300)
+
+    # the public sweep: the same grid split over 4 devices (35 points, padded to 36)
+    kw = dict(hs=np.geomspace(1e-3, 0.2, 7), lams=np.linspace(0.0, 0.9, 5), steps=300,
+              record_every=100, models=("gradient_flow",))
+    one = mj.sweep(diag, u0, devices=jax.local_devices()[:1], **kw)
+    four = mj.sweep(diag, u0, **kw)
+    assert four.config["devices"] == 4
+    np.testing.assert_array_equal(four.diverged_at, one.diverged_at)
+    np.testing.assert_array_equal(four.final_loss, one.final_loss)  # elementwise: bit for bit
+    np.testing.assert_array_equal(four.curve, one.curve)
+    np.testing.assert_allclose(
+        four.distances["gradient_flow"], one.distances["gradient_flow"], rtol=1e-13
+    )
     print("MULTIDEVICE OK")
     """
 )
