@@ -25,6 +25,7 @@ import hashlib
 import importlib
 import json
 import os
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -148,6 +149,24 @@ def remove_stale_temporaries(*folders):
                 tmp.unlink(missing_ok=True)
 
 
+def _compute(module: ModuleType, config: dict, ctx: Context) -> dict:
+    """`module.compute`, with the library's warnings recorded in the summary (`"warnings"`, one
+    line each) rather than printed: a figure that crosses a regime boundary on purpose (a
+    manifold start at large `h`, say) says so in its numbers, where the reader of the figure
+    looks."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = module.compute(config, ctx)
+    lines = []
+    for w in caught:
+        line = " ".join(str(w.message).split())
+        if line not in lines:
+            lines.append(line)
+    if lines:
+        data["summary"]["warnings"] = lines
+    return data
+
+
 def run_experiment(
     module: ModuleType,
     *,
@@ -172,7 +191,7 @@ def run_experiment(
     out = Path(out)
     remove_stale_temporaries(cache_dir, out)
     ctx = Context(module.NAME, cache_dir=cache_dir, quick=quick, progress=progress, options=options)
-    data = ctx.cached("result", config_for_hash, lambda: module.compute(config, ctx))
+    data = ctx.cached("result", config_for_hash, lambda: _compute(module, config, ctx))
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{module.NAME}.png"
     with atomic_path(png) as tmp:
