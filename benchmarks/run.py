@@ -21,6 +21,11 @@ Rows:
 - `stiff`: the damped-Hamiltonian solve alone against 1/h: steps and time of the explicit
   (Tsit5) and the stiff-aware (`Hamiltonian(stiff=True)`) solve.
 - `memory`: peak memory of the same study with 1x and 8x the steps (T = 2 and 16).
+- `sweep`: the sweeps of the regime map (Fig 14: HB and NAG x 32 lams x 32 h, 2048 points) through
+  `mj.sweep`, against the same points in a Python loop over one jitted single-point
+  `iterate_final` (h and lam traced, so it compiles once; the loop is timed on a subset and
+  scaled by the number of points): the quadratic (kappa 10, 4000 steps) and the digits
+  autoencoder (256 images, 200 steps). The final losses agree, checked here.
 
 Times are the best of `--repeats` warm calls (the machine is shared: the best is the least
 disturbed); compile time is the first call minus the best warm call. Float64 throughout.
@@ -53,7 +58,7 @@ KAPPAS = (5.0, 10.0, 20.0)
 LAM, T = 0.9, 2.0
 MODELS = ("gradient_flow", "hamiltonian", "modified_flow")
 U0 = (1.0, 1.0)
-ROWS = ("fig2", "wide", "scaling", "stiff", "memory")
+ROWS = ("fig2", "wide", "scaling", "stiff", "memory", "sweep")
 
 
 def best_of(fn, repeats):
@@ -310,6 +315,65 @@ def memory_probe(T_probe, quick):
     )
 
 
+# ------------------------------------------------------------------------------------ sweep
+
+
+def _regime_problems(quick):
+    images, _ = mj.load_digits_images()
+    x = jnp.asarray(images[:256])
+
+    def digits(params):
+        return jnp.mean(mj.squared_error(params, x))
+
+    return (
+        ("quadratic", mj.paper_quadratic(10.0), jnp.array([1.0, 1.0]), 400 if quick else 4000),
+        ("digits", digits, mj.init_autoencoder(mj.DIGITS_SIZES, 0), 20 if quick else 200),
+    )
+
+
+def sweep_rows(quick, repeats):
+    n = 8 if quick else 32
+    hs = np.logspace(-1, -8, n, base=2.0)
+    lams = np.linspace(0.0, 0.95, n)
+    rows = []
+    for name, loss, u0, steps in _regime_problems(quick):
+        sw, first, warm = best_of(
+            lambda: mj.sweep(loss, u0, hs=hs, lams=lams, methods=("hb", "nag"), steps=steps),
+            repeats,
+        )
+        one = jax.jit(
+            lambda h, lam, a: mj.iterate_final(loss, u0, mj.Momentum(h, lam, a), steps).loss
+        )
+        points = [(i, j, k) for i in range(2) for j in range(len(lams)) for k in range(len(hs))][
+            :: 4 if quick else 16
+        ]
+        a_of = {0: lambda lam: 0.0, 1: lambda lam: lam}  # hb: a = 0; nag: a = lam
+        args = [(hs[k], lams[j], a_of[i](lams[j])) for i, j, k in points]
+        jax.block_until_ready(one(*args[0]))  # compile
+        t = time.perf_counter()
+        loop = [float(one(*a)) for a in args]
+        loop_s = (time.perf_counter() - t) * (2 * n * n) / len(points)
+        ours = np.asarray([sw.final_loss[i, j, k, 0] for i, j, k in points])
+        ok = np.isfinite(ours) & np.isfinite(loop) & (np.abs(ours) < 1e6)
+        rows.append(
+            {
+                "problem": name,
+                "points": 2 * n * n,
+                "steps": steps,
+                "sweep_warm_s": warm,
+                "sweep_compile_s": first - warm,
+                "loop_s_scaled": loop_s,
+                "loop_points_timed": len(points),
+                "ratio_loop_over_sweep": loop_s / warm,
+                "max_relative_difference": float(
+                    np.max(np.abs(ours[ok] - np.asarray(loop)[ok]) / np.abs(ours[ok]))
+                ),
+                "diverged_points": int(np.sum(sw.diverged_at >= 0)),
+            }
+        )
+    return rows
+
+
 # ------------------------------------------------------------------------------------- main
 
 
@@ -344,6 +408,8 @@ def main(argv=None):
             res[row] = [peak_rss_gb([f"--probe=scaling={d}", *quick]) for d in dims]
         elif row == "stiff":
             res[row] = stiff(args.quick, repeats)
+        elif row == "sweep":
+            res[row] = sweep_rows(args.quick, repeats)
         elif row == "memory":
             res[row] = [peak_rss_gb([f"--probe=memory={x}", *quick]) for x in (2.0, 16.0)]
         print(f"# {row} ({time.perf_counter() - t:.0f} s)")
