@@ -3,7 +3,10 @@
 import contextlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+
+import momentum_jax as mj
 
 _COMPILES = [0]
 
@@ -38,3 +41,17 @@ def tree_max_abs_diff(x, y) -> float:
     """Largest absolute difference between two pytrees of the same structure."""
     diffs = jax.tree.map(lambda a, b: np.max(np.abs(np.asarray(a) - np.asarray(b))), x, y)
     return float(max(jax.tree.leaves(diffs)))
+
+
+def small_study(hs):
+    """A real two-model study on the paper's quadratic (kappa 10), cheap enough for a fixture."""
+    return mj.convergence_study(
+        mj.paper_quadratic(10.0),
+        jnp.array([1.0, 1.0]),
+        hs=hs,
+        lams=[0.5, 0.9],
+        methods=("hb", "nag"),
+        models=("gradient_flow", "hamiltonian"),
+        T=1.0,
+        fit_points=3,
+    )

@@ -7,9 +7,9 @@ import re
 import sys
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import small_study
 
 import momentum_jax as mj
 from momentum_jax._labelled import load_labelled, netcdf_engine, save_labelled, to_xarray
@@ -30,16 +30,7 @@ def needs_netcdf():
 
 @pytest.fixture(scope="module")
 def real_study():
-    return mj.convergence_study(
-        mj.paper_quadratic(10.0),
-        jnp.array([1.0, 1.0]),
-        hs=HS,
-        lams=[0.5, 0.9],
-        methods=("hb", "nag"),
-        models=("gradient_flow", "hamiltonian"),
-        T=1.0,
-        fit_points=3,
-    )
+    return small_study(HS)
 
 
 def with_failures(st):

@@ -3,14 +3,13 @@ results hold (panels, fitted slopes, masked heat maps, thresholds) and return fi
 
 import dataclasses
 
-import jax.numpy as jnp
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from helpers import small_study
 from test_labelled import make_sweep, with_failures
 
-import momentum_jax as mj
 from momentum_jax.plotting import plot_study, plot_sweep, sweep_map
 
 HS = 2.0 ** -np.arange(3, 8)
@@ -30,16 +29,7 @@ def no_show(monkeypatch):
 
 @pytest.fixture(scope="module")
 def study():
-    return mj.convergence_study(
-        mj.paper_quadratic(10.0),
-        jnp.array([1.0, 1.0]),
-        hs=HS,
-        lams=[0.5, 0.9],
-        methods=("hb", "nag"),
-        models=("gradient_flow", "hamiltonian"),
-        T=1.0,
-        fit_points=3,
-    )
+    return small_study(HS)
 
 
 def fit_lines(ax):
