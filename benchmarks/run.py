@@ -367,7 +367,10 @@ def sweep_rows(quick, repeats):
                 "loop_points_timed": len(points),
                 "ratio_loop_over_sweep": loop_s / warm,
                 "max_relative_difference": float(
-                    np.max(np.abs(ours[ok] - np.asarray(loop)[ok]) / np.abs(ours[ok]))
+                    np.max(
+                        np.abs(ours[ok] - np.asarray(loop)[ok])
+                        / np.maximum(np.abs(ours[ok]), 1e-300)
+                    )
                 ),
                 "diverged_points": int(np.sum(sw.diverged_at >= 0)),
             }
