@@ -55,3 +55,18 @@ def small_study(hs):
         T=1.0,
         fit_points=3,
     )
+
+
+def fake_study_loop(loss, u0, points, steps, queues, *args, models, **kwargs):
+    """Stands in for the study's compiled loop (`momentum_jax._study._convergence._run`, tested
+    on its own elsewhere) in tests about argument handling, so they pay for no compilation:
+    errors `0.1 h` for every model, no divergence, no solver steps, one loop iteration."""
+    D, P, M = queues.shape[0], steps.shape[0], len(models)
+    h = np.asarray(points.h)
+    return (
+        np.broadcast_to(0.1 * h[None, :, None], (D, P, M)),
+        np.full((D, P), -1),
+        np.zeros((D, P, M), int),
+        np.zeros((D, P, M), int),
+        np.ones(D, int),
+    )

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import fake_study_loop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -144,20 +145,6 @@ TOKENS = {
 }
 
 
-def _fake_run(loss, u0, points, steps, queues, *args, models, **kwargs):
-    """Stands in for the compiled loop (tested on its own elsewhere): the property below is about
-    argument handling, so every valid example must not pay for a compilation."""
-    D, P, M = queues.shape[0], steps.shape[0], len(models)
-    h = np.asarray(points.h)
-    return (
-        np.broadcast_to(0.1 * h[None, :, None], (D, P, M)),
-        np.full((D, P), -1),
-        np.zeros((D, P, M), int),
-        np.zeros((D, P, M), int),
-        np.ones(D, int),
-    )
-
-
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -168,7 +155,7 @@ def _fake_run(loss, u0, points, steps, queues, *args, models, **kwargs):
     st.booleans(),
 )
 def test_study_never_tracebacks(capsys, monkeypatch, options, as_json):
-    monkeypatch.setattr("momentum_jax._study._convergence._run", _fake_run)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_study_loop)
     argv = ["study"]
     for key, value in options.items():
         argv += [key, value]

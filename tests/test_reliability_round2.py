@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import count_compiles
+from helpers import count_compiles, fake_study_loop
 
 import momentum_jax as mj
 from momentum_jax._cli import main
@@ -140,7 +140,7 @@ def test_float32_gets_the_float32_tolerances(monkeypatch):
     loss, m = quad5, mj.heavy_ball(2.0**-4, 0.9)  # (no float64 data: the run stays float32)
     u32 = U0.astype(jnp.float32)
     preset = mj.SolverConfig.for_dtype(jnp.float32)
-    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_study_loop)
     with pytest.warns(RuntimeWarning, match="resolution"):
         u = mj.solve(loss, u32, m, TS, model="hamiltonian")  # solver=None: the float32 preset
         np.testing.assert_array_equal(
@@ -200,7 +200,7 @@ def test_manifold_start_outside_the_series_range_warns(monkeypatch):
         mj.iterate_final(loss, U0, far, 3, init="manifold")
     with pytest.warns(RuntimeWarning, match=match):
         mj.solve(loss, U0, far, TS, model="hamiltonian", velocity="manifold")
-    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)  # (warned before)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_study_loop)  # (warned before)
     with pytest.warns(RuntimeWarning, match=r"at 2 of 4 grid points .* up to 62\.5"):
         mj.convergence_study(
             loss,
@@ -375,19 +375,6 @@ def test_step_count_beyond_int32_names_T(capsys):
 STUDY = ["study", "--loss", "quadratic", "--h", "2^-3:2^-4", "--lam", "0.5", "--T", "1"]
 
 
-def fake_run(loss, u0, points, steps, queues, *args, models, **kwargs):
-    """Stands in for the compiled loop: these tests are about argument handling."""
-    D, P, M = queues.shape[0], steps.shape[0], len(models)
-    h = np.asarray(points.h)
-    return (
-        np.broadcast_to(0.1 * h[None, :, None], (D, P, M)),
-        np.full((D, P), -1),
-        np.zeros((D, P, M), int),
-        np.zeros((D, P, M), int),
-        np.ones(D, int),
-    )
-
-
 def refuse_to_run(*args, **kwargs):
     raise AssertionError("the study was computed before --out was checked")
 
@@ -420,7 +407,7 @@ def test_unwritable_out_is_refused_before_computing(capsys, monkeypatch):
 
 
 def test_table_is_printed_before_a_failing_save(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_study_loop)
 
     def failing_save(self, path):
         raise PermissionError(13, "Permission denied", str(path))
@@ -432,7 +419,7 @@ def test_table_is_printed_before_a_failing_save(capsys, monkeypatch, tmp_path):
 
 
 def test_out_in_a_new_folder_is_written(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_study_loop)
     path = tmp_path / "new" / "deeper" / "s.json"
     code, out, err = run_cli(capsys, *STUDY, "--out", str(path))
     assert code == 0 and mj.load_study(path).hs.tolist() == [0.125, 0.0625]
@@ -473,7 +460,7 @@ def test_any_failure_inside_a_command_is_one_line_exit_1(capsys, monkeypatch):
 
 
 def test_warnings_are_one_line_each(capsys, monkeypatch):
-    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_study_loop)
     argv = ["study", "--loss", "quadratic", "--h", "2^-3:2^-4", "--T", "1", "--init", "manifold"]
     code, out, err = run_cli(capsys, *argv)  # kappa = 10, lam = 0.9 (the defaults)
     assert code == 0 and err.count("\n") == 1
@@ -643,7 +630,7 @@ def user_loss_dir(tmp_path, monkeypatch):
     """A folder with a loss module, as the current directory; `sys.path` restored after."""
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_study_loop)
     (tmp_path / "sub").mkdir()
     for path in (tmp_path / "myloss_cwd.py", tmp_path / "sub" / "myloss_file.py"):
         path.write_text(USER_LOSS)
@@ -707,7 +694,7 @@ def test_loss_arg_with_a_user_function_is_refused(capsys, user_loss_dir):
 
 
 def test_list_options_accumulate_when_repeated(capsys, monkeypatch):
-    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_study_loop)
     argv = ["study", "--loss", "quadratic", "--T", "1", "--json", "--lam", "0.5", "--lam", "0.8"]
     argv += ["--h", "2^-3:2^-4", "--h", "2^-6", "--method", "hb", "--method", "gd"]
     argv += ["--model", "gradient_flow", "--model", "hamiltonian"]
@@ -753,7 +740,7 @@ def test_study_shows_progress_on_a_terminal(capsys, monkeypatch, tty, flag, show
         return real(*args, **kwargs)
 
     monkeypatch.setattr(_study, "convergence_study", spy)
-    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_run)
+    monkeypatch.setattr("momentum_jax._study._convergence._run", fake_study_loop)
     stream = Terminal() if tty else io.StringIO()
     monkeypatch.setattr(sys, "stderr", stream)
     assert main([*STUDY, *flag]) == 0
