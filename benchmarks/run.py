@@ -51,6 +51,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import momentum_jax as mj  # noqa: E402
+from momentum_jax.paper import load_module  # noqa: E402
 
 from . import baseline_numpy, handwritten  # noqa: E402
 
@@ -320,46 +321,55 @@ def memory_probe(T_probe, quick):
 
 
 def _regime_problems(quick):
+    """Fig 14's grid, methods and problems (its `CONFIG`; `--quick`: an 8 x 8 grid, fewer steps)."""
+    fig14 = load_module("fig14_regime_map")
+    config = fig14.CONFIG | ({"points_h": 8, "points_lam": 8} if quick else {})
     images, _ = mj.load_digits_images()
-    x = jnp.asarray(images[:256])
+    x = jnp.asarray(images[: config["digits_images"]])
 
     def digits(params):
         return jnp.mean(mj.squared_error(params, x))
 
-    return (
-        ("quadratic", mj.paper_quadratic(10.0), jnp.array([1.0, 1.0]), 400 if quick else 4000),
-        ("digits", digits, mj.init_autoencoder(mj.DIGITS_SIZES, 0), 20 if quick else 200),
+    quadratic = mj.paper_quadratic(config["kappa"])
+    problems = (
+        (
+            "quadratic",
+            quadratic,
+            jnp.array([1.0, 1.0]),
+            400 if quick else config["divergence_steps"],
+        ),
+        (
+            "digits",
+            digits,
+            mj.init_autoencoder(mj.DIGITS_SIZES, config["seed"]),
+            20 if quick else config["digits_steps"],
+        ),
     )
+    return fig14.grid(config), fig14.METHODS, problems
 
 
 def sweep_rows(quick, repeats):
-    n = 8 if quick else 32
-    hs = np.logspace(-1, -8, n, base=2.0)
-    lams = np.linspace(0.0, 0.95, n)
+    (hs, lams), methods, problems = _regime_problems(quick)
+    n_points = len(methods) * len(lams) * len(hs)
     rows = []
-    for name, loss, u0, steps in _regime_problems(quick):
+    for name, loss, u0, steps in problems:
         sw, first, warm = best_of(
-            lambda: mj.sweep(loss, u0, hs=hs, lams=lams, methods=("hb", "nag"), steps=steps),
+            lambda: mj.sweep(loss, u0, hs=hs, lams=lams, methods=methods, steps=steps),
             repeats,
         )
-        one = jax.jit(
-            lambda h, lam, a: mj.iterate_final(loss, u0, mj.Momentum(h, lam, a), steps).loss
-        )
-        points = [(i, j, k) for i in range(2) for j in range(len(lams)) for k in range(len(hs))][
-            :: 4 if quick else 16
-        ]
-        a_of = {0: lambda lam: 0.0, 1: lambda lam: lam}  # hb: a = 0; nag: a = lam
-        args = [(hs[k], lams[j], a_of[i](lams[j])) for i, j, k in points]
-        jax.block_until_ready(one(*args[0]))  # compile
+        one = jax.jit(lambda method: mj.iterate_final(loss, u0, method, steps).loss)
+        points = list(np.ndindex(len(methods), len(lams), len(hs)))[:: 4 if quick else 16]
+        args = [mj.method_from_name(methods[i], hs[k], lams[j]) for i, j, k in points]
+        jax.block_until_ready(one(args[0]))  # compile
         t = time.perf_counter()
-        loop = [float(one(*a)) for a in args]
-        loop_s = (time.perf_counter() - t) * (2 * n * n) / len(points)
+        loop = np.asarray([float(one(m)) for m in args])
+        loop_s = (time.perf_counter() - t) * n_points / len(points)
         ours = np.asarray([sw.final_loss[i, j, k, 0] for i, j, k in points])
         ok = np.isfinite(ours) & np.isfinite(loop) & (np.abs(ours) < 1e6)
         rows.append(
             {
                 "problem": name,
-                "points": 2 * n * n,
+                "points": n_points,
                 "steps": steps,
                 "sweep_warm_s": warm,
                 "sweep_compile_s": first - warm,
@@ -367,10 +377,7 @@ def sweep_rows(quick, repeats):
                 "loop_points_timed": len(points),
                 "ratio_loop_over_sweep": loop_s / warm,
                 "max_relative_difference": float(
-                    np.max(
-                        np.abs(ours[ok] - np.asarray(loop)[ok])
-                        / np.maximum(np.abs(ours[ok]), 1e-300)
-                    )
+                    np.max(np.abs(ours[ok] - loop[ok]) / np.maximum(np.abs(ours[ok]), 1e-300))
                 ),
                 "diverged_points": int(np.sum(sw.diverged_at >= 0)),
             }
