@@ -1,7 +1,7 @@
 """Benchmarks of `momentum_jax`'s convergence engine, each against the alternative a user would
 otherwise run, side by side in the same process (results: `benchmarks/RESULTS.md`).
 
-    python -m benchmarks.run                       # every row (about 15 minutes on 2 cores)
+    python -m benchmarks.run                       # every row (about an hour on 2 cores)
     python -m benchmarks.run --quick               # a smoke run on reduced grids
     python -m benchmarks.run --only fig2,wide      # some rows
     python -m benchmarks.run --json out.json       # also write every number
@@ -9,15 +9,17 @@ otherwise run, side by side in the same process (results: `benchmarks/RESULTS.md
 Rows:
 
 - `fig2`: the paper's Fig 2 grid (kappa 5, 10, 20; HB and NAG; lam = 0.9; h = 2^-4 ... 2^-17;
-  T = 2; the three models) through `convergence_study`, one call per kappa, against the same
+  T = 2; the three models) through `convergence_study`, one call per kappa (and, to show where
+  the time goes, the kappa = 10 column with one model at a time), against the same
   errors computed with NumPy loops and `scipy.integrate.solve_ivp` (`benchmarks/baseline_numpy`)
   and against `optax.sgd` stepped from a Python loop (the discrete part only, timed on
   `h >= 2^-12` and scaled by the ratio of step counts).
 - `wide`: a wide gradient-flow sweep, HB and NAG x 32 lams x h = 2^-3 ... 2^-9 (448 points),
   d = 20 dense quadratic, against the hand-written masked `lax.scan` with one shared diffrax
   solve of `benchmarks/handwritten.py` (the errors agree, checked here).
-- `scaling`: the same sweep with all three models for d = 2, 20, 200: warm time, time per
-  discrete step and point, compile time, peak memory (a fresh process per d).
+- `scaling`: the same sweep with all three models for d = 2, 20, 200, and a narrow variant
+  (4 momenta instead of 32) for d = 2, 20, 200, 1000: warm time, time per discrete
+  step and point, compile time, peak memory (a fresh process per d).
 - `stiff`: the damped-Hamiltonian solve alone against 1/h: steps and time of the explicit
   (Tsit5) and the stiff-aware (`Hamiltonian(stiff=True)`) solve.
 - `memory`: peak memory of the same study with 1x and 8x the steps (T = 2 and 16).
@@ -63,10 +65,13 @@ ROWS = ("fig2", "wide", "scaling", "stiff", "memory", "sweep")
 
 
 def best_of(fn, repeats):
-    """`(result, first_s, best_warm_s)`."""
+    """`(result, first_s, best_warm_s)`; with `repeats = 0` the one call is also the "warm"
+    one (compile included; for runs long enough that the compile does not matter)."""
     t = time.perf_counter()
     out = fn()
     first = time.perf_counter() - t
+    if repeats == 0:
+        return out, first, first
     warm = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -135,6 +140,7 @@ def fig2(quick, repeats):
     optax_s = optax_sub["seconds"] * steps_full / optax_sub["steps"]
     st = studies[KAPPAS[0]]
     return {
+        "per_model_kappa_10": fig2_per_model(hs, u0, repeats),
         "grid_points": 2 * len(KAPPAS) * hs.size,
         "discrete_steps": steps_full,
         "engine_warm_s": warm,
@@ -149,6 +155,22 @@ def fig2(quick, repeats):
         "ratio_optax_over_engine": optax_s / warm,
         "hamiltonian_stiff": st.config["models"]["hamiltonian"],
     }
+
+
+def fig2_per_model(hs, u0, repeats):
+    """Where the time goes: the kappa = 10 column of the grid with one model at a time (each
+    includes the discrete steps and the loop), its warm time and its solver steps."""
+    out = {}
+    for model in MODELS:
+        st, _, warm = best_of(
+            lambda model=model: mj.convergence_study(
+                mj.paper_quadratic(10.0), u0, hs=hs, lams=[LAM], T=T, models=(model,)
+            ),
+            repeats,
+        )
+        steps = int(np.sum(st.solver_steps[st.models[0]]))
+        out[model] = {"warm_s": warm, "solver_steps": steps, "config": st.config["models"]}
+    return out
 
 
 def optax_loop(hs):
@@ -189,10 +211,10 @@ def optax_loop(hs):
 # ------------------------------------------------------------------------------------- wide
 
 
-def wide_grid(d, quick):
+def wide_grid(d, quick, n_lams=None):
     spec = mj.get_loss("dense_quadratic", dim=d, condition=10.0)
     hs = 2.0 ** -np.arange(3, 8 if quick else 10)
-    lams = np.linspace(0.0, 0.95, 8 if quick else 32)
+    lams = np.linspace(0.0, 0.95, n_lams or (8 if quick else 32))
     return spec, hs, lams
 
 
@@ -230,9 +252,10 @@ def wide(quick, repeats):
     }
 
 
-def scaling_probe(d, quick, repeats):
-    """One process per d (run through `peak_rss_gb`): the wide sweep with all three models."""
-    spec, hs, lams = wide_grid(d, quick)
+def scaling_probe(d, quick, repeats, n_lams=None):
+    """One process per d (run through `peak_rss_gb`): the wide sweep with all three models
+    (`n_lams` momenta instead of the wide grid's, for the narrow variant)."""
+    spec, hs, lams = wide_grid(d, quick, n_lams)
     kw = dict(hs=hs, lams=lams, T=T, models=MODELS)
     st, first, warm = best_of(lambda: mj.convergence_study(spec.fn, spec.u0, **kw), repeats)
     steps = 2 * len(lams) * int(np.floor(T / hs).sum())
@@ -240,6 +263,8 @@ def scaling_probe(d, quick, repeats):
     _report_rss(
         {
             "d": d,
+            "lams": len(lams),
+            "repeats": repeats,
             "warm_s": warm,
             "compile_s": first - warm,
             "points": int(st.config["points"]),
@@ -391,16 +416,19 @@ def sweep_rows(quick, repeats):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="reduced grids (a smoke run)")
-    p.add_argument("--repeats", type=int, default=None, help="warm repeats (default 3; quick 1)")
+    p.add_argument(
+        "--repeats", type=int, default=None, help="warm repeats (default 3; quick 1; 0: one call)"
+    )
     p.add_argument("--only", default=",".join(ROWS), help=f"rows, comma-separated: {ROWS}")
     p.add_argument("--json", default=None, help="write all numbers to this JSON file")
     p.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     if args.probe:
         kind, value = args.probe.split("=")
-        if kind == "scaling":
-            return scaling_probe(int(value), args.quick, repeats)
+        if kind == "scaling":  # D or D/LAMS
+            d, _, n_lams = value.partition("/")
+            return scaling_probe(int(d), args.quick, repeats, int(n_lams) if n_lams else None)
         return memory_probe(float(value), args.quick)
     rows = [r for r in args.only.split(",") if r]
     unknown = set(rows) - set(ROWS)
@@ -417,6 +445,12 @@ def main(argv=None):
         elif row == "scaling":
             dims = (2, 20) if args.quick else (2, 20, 200)
             res[row] = [peak_rss_gb([f"--probe=scaling={d}", *quick]) for d in dims]
+            # the narrow variant (4 momenta) reaches d = 1000 (about 37 minutes for it)
+            narrow = (2, 20) if args.quick else (2, 20, 200, 1000)
+            res[row] += [
+                peak_rss_gb([f"--probe=scaling={d}/4", *quick, *(["--repeats=0"] * (d >= 1000))])
+                for d in narrow
+            ]
         elif row == "stiff":
             res[row] = stiff(args.quick, repeats)
         elif row == "sweep":

@@ -9,7 +9,9 @@ the loop, so taking a point is a gather.
 
 **Shared solves.** A model whose solution is `v(s t)` for one `v` common to every point (the
 gradient flow, `s = 1 / (1 - lam)`) is solved once, before the loop, with dense output, and
-evaluated at `s n h` for every step of every lane.
+evaluated at `s n h` for every step of every lane. A chunk's times are sorted, so their steps
+of the solve are found by locating the few step boundaries the chunk spans among its times
+(`_dense.evaluate_sorted`, `SHARED_WINDOW`) rather than by a binary search per time.
 
 **Per-point solves.** Every other model is integrated lane by lane, continuing one adaptive
 diffrax solve across the chunks (the solver state, the step-size controller's state and the
@@ -37,6 +39,12 @@ from .._model import AbstractModel
 from .._report import report
 from .._solve import SolverConfig
 from . import _dense
+
+SHARED_WINDOW = 128
+"""A chunk's times are located among at most this many steps of a shared solve after its first
+time (`_dense.evaluate_sorted`, for chunks of at least `8 * 16` steps: `chunk / 8` steps); a
+loop iteration where a chunk spans more steps searches the whole table instead (typically the
+first iterations, whose large-`h` chunks span the whole solve)."""
 
 _RESULT_MAX_STEPS = int(diffrax.RESULTS.max_steps_reached._value)  # type: ignore[attr-defined]
 
@@ -171,17 +179,7 @@ def run_points(
         mls = []
         for degree, (y, tnext, ss, cs) in zip(degrees, _take(start_models, q)):
             zeros = jnp.zeros(p.shape, dtype)
-            window = solver.window_steps
-            empty = _dense.Table(
-                jnp.zeros(p.shape + (window + 1,), dtype),
-                tuple(
-                    jax.tree.map(
-                        lambda x: jnp.zeros(x.shape[:1] + (window,) + x.shape[1:], x.dtype), y
-                    )
-                    for _ in range(degree + 1)
-                ),
-                jnp.ones(p.shape, int32),
-            )
+            empty = _dense.empty(y, solver.window_steps, degree)
             mls.append(
                 _ModelLane(
                     y,
@@ -217,6 +215,9 @@ def run_points(
     )
     head0 = jnp.asarray(min(lanes, int(queue.shape[0])), int32)
     done0 = jnp.zeros((), total_steps.dtype)
+
+    window = min(SHARED_WINDOW, chunk // 8)
+    sorted_window = window if window >= 16 else None
 
     # --- one chunk
     def discrete_chunk(s, div, m, N, n, active):
@@ -324,7 +325,16 @@ def run_points(
         shared_error, shared_result = lane["shared_error"], lane["shared_result"]
         for i, ((tab, result, _), scale) in enumerate(zip(shared_sols, shared_scale)):
             lane_scale = scale[jnp.maximum(lane["p"], 0)]
-            values = _dense.evaluate(tab, times * lane_scale[:, None])
+            at = times * lane_scale[:, None]
+            if sorted_window:
+                values, fits = _dense.evaluate_sorted(tab, at, window=sorted_window)
+                values = jax.lax.cond(
+                    jnp.all(fits),
+                    lambda v=values: v,
+                    lambda tab=tab, at=at: _dense.evaluate(tab, at),
+                )
+            else:
+                values = _dense.evaluate(tab, at)
             e = jax.vmap(chunk_error)(traj, values, ok)
             shared_error = shared_error.at[:, i].max(e)
             code = result._value.astype(int32)
