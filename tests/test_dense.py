@@ -71,7 +71,8 @@ def test_sorted_lookup_is_the_general_one_bit_for_bit(window):
     # rows like the engine's chunks: n h s, clamped at a last step, and one past the solve
     h = jnp.asarray([2.0**-4, 2.0**-9, 2.0**-12, 2.0**-14])
     t = 0.5 + jnp.minimum(n[None, :], 400) * h[:, None]
-    values, fits = _dense.evaluate_sorted(tab, t, window)
+    idx, fits = _dense.locate_sorted(tab, t, window)
+    values = _dense.evaluate_sorted(tab, t, window)
     reference = _dense.evaluate(tab, t)
     spans = jnp.searchsorted(tab.ts, t[:, -1], side="right") - jnp.searchsorted(
         tab.ts, t[:, 0], side="right"
@@ -79,7 +80,9 @@ def test_sorted_lookup_is_the_general_one_bit_for_bit(window):
     np.testing.assert_array_equal(fits, spans < window)
     # the first row spans the whole solve (about 180 steps), the last one a few steps
     assert not bool(fits[0]) and bool(fits[-1])
-    np.testing.assert_array_equal(np.asarray(values)[fits], np.asarray(reference)[fits])
+    np.testing.assert_array_equal(np.asarray(idx)[fits], np.asarray(_dense._locate(tab, t))[fits])
+    # where a row does not fit, every row falls back to the binary search: the same values
+    np.testing.assert_array_equal(values, reference)
 
 
 def test_sorted_lookup_at_the_step_boundaries():
@@ -88,6 +91,9 @@ def test_sorted_lookup_at_the_step_boundaries():
     tab = _dense.table(sol, 4)
     bounds = tab.ts[10:30]
     row = jnp.sort(jnp.concatenate([bounds, 0.5 * (bounds[1:] + bounds[:-1])]))
-    values, fits = _dense.evaluate_sorted(tab, row[None, :], 64)
+    idx, fits = _dense.locate_sorted(tab, row[None, :], 64)
     assert bool(fits[0])
-    np.testing.assert_array_equal(values[0], _dense.evaluate(tab, row))
+    np.testing.assert_array_equal(idx[0], _dense._locate(tab, row))
+    np.testing.assert_array_equal(
+        _dense.evaluate_sorted(tab, row[None, :], 64)[0], _dense.evaluate(tab, row)
+    )

@@ -128,13 +128,14 @@ def empty(y, steps: int, degree: int) -> Table:
     """A table of `steps` zero steps for every lane of the batched state `y` (leaves with one
     leading lane axis)."""
     leaves = jax.tree.leaves(y)
-    lanes, dtype = leaves[0].shape[0], _flatten(y, 1).dtype
-    width = 2 + (degree + 1) * _flatten(y, 1).shape[-1]
+    layout = _layout(y, batch=1)
+    width = 2 + (degree + 1) * sum(int(np.prod(shape)) for shape in layout[1])
+    lanes, dtype = leaves[0].shape[0], jnp.result_type(*leaves)
     return Table(
         jnp.zeros((lanes, steps + 1), dtype),
         jnp.zeros((lanes, steps, width), dtype),
         jnp.ones((lanes,), jnp.int32),
-        _layout(y, batch=1),
+        layout,
         degree,
     )
 
@@ -178,8 +179,8 @@ def table(sol: diffrax.Solution, degree: int) -> Table:
 
 def _at(tab: Table, t, idx):
     """The solution at the times `t` in the steps `idx` (same shape): one row gather, then
-    Horner's scheme with the state's numbers on the leading axis (measured: twice as fast on a
-    CPU as with them last, for small states)."""
+    Horner's scheme with the state's numbers on the leading axis (faster on a CPU for small
+    states than with them on the last axis)."""
     row = jnp.moveaxis(tab.rows.at[idx].get(mode="clip"), -1, 0)
     t0, t1 = row[0], row[1]
     theta = jnp.where(t1 > t0, (t - t0) / jnp.where(t1 > t0, t1 - t0, 1.0), 0.0)
@@ -191,36 +192,48 @@ def _at(tab: Table, t, idx):
     return _unflatten(tab.layout, out)
 
 
+def _locate(tab: Table, t):
+    """The step of every time `t` (any shape), clamped to the steps in use."""
+    return jnp.clip(jnp.searchsorted(tab.ts, t, side="right") - 1, 0, tab.size - 1)
+
+
 def evaluate(tab: Table, t):
     """The solution at the times `t` (any shape): a pytree like the state with leading axes
     `t.shape`. Times outside the solve are clamped to its first and last steps."""
-    idx = jnp.clip(jnp.searchsorted(tab.ts, t, side="right") - 1, 0, tab.size - 1)
-    return _at(tab, t, idx)
+    return _at(tab, t, _locate(tab, t))
 
 
-def evaluate_sorted(tab: Table, t, window: int):
-    """`evaluate` for times `t` `(..., n)` that are nondecreasing along the last axis (a chunk
-    of `n h`): the same values, bit for bit, where the row `fits`.
+def locate_sorted(tab: Table, t, window: int):
+    """The steps of times `t` `(..., n)` that are nondecreasing along the last axis (a chunk
+    of `n h`), as `_locate` finds them, where the row `fits`.
 
     Instead of a binary search of the whole table per time, the `window` step boundaries after
     the step of each row's first time are located among the row's times (a binary search per
     boundary) and the step of every time is a running count. `fits` (shape `t.shape[:-1]`) is
-    False where a row spans more than `window` steps; use `evaluate` there. (It pays for a
-    long table, the shared solve's 4096 steps: the Fig 2 grid is 4% faster,
-    `benchmarks/RESULTS.md`; not for a window's 64 steps, whose search is as short.)
+    False where a row spans more than `window` steps.
 
-    **Returns:** `(values, fits)`."""
+    **Returns:** `(idx, fits)`."""
     ts = tab.ts
     padded = jnp.concatenate([ts, jnp.full((window,), jnp.inf, ts.dtype)])
 
     def one(row):
-        i0 = jnp.clip(jnp.searchsorted(ts, row[0], side="right") - 1, 0, tab.size - 1)
+        i0 = _locate(tab, row[0])
         bounds = jax.lax.dynamic_slice(padded, (i0 + 1,), (window,))
         before = jnp.searchsorted(row, bounds, side="left")  # times before each boundary
         count = jnp.zeros(row.shape[0] + 1, jnp.int32).at[before].add(1)
         idx = jnp.clip(i0 + jnp.cumsum(count)[:-1], 0, tab.size - 1)
         return idx, row[-1] < bounds[-1]
 
-    flat = t.reshape((-1, t.shape[-1]))
-    idx, fits = jax.vmap(one)(flat)
-    return _at(tab, t, idx.reshape(t.shape)), fits.reshape(t.shape[:-1])
+    idx, fits = jax.vmap(one)(t.reshape((-1, t.shape[-1])))
+    return idx.reshape(t.shape), fits.reshape(t.shape[:-1])
+
+
+def evaluate_sorted(tab: Table, t, window: int):
+    """`evaluate` for times `t` `(..., n)` nondecreasing along the last axis, with the same
+    values, bit for bit: the steps come from `locate_sorted`, or, when a row spans more than
+    `window` steps, from the binary search of `evaluate` for every row (a `lax.cond`). (It
+    pays for a long table, the shared solve's 4096 steps: the Fig 2 grid is 4% faster,
+    `benchmarks/RESULTS.md`; not for a window's 64 steps, whose search is as short.)"""
+    idx, fits = locate_sorted(tab, t, window)
+    idx = jax.lax.cond(jnp.all(fits), lambda: idx, lambda: _locate(tab, t))
+    return _at(tab, t, idx)

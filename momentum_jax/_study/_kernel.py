@@ -216,8 +216,7 @@ def run_points(
     head0 = jnp.asarray(min(lanes, int(queue.shape[0])), int32)
     done0 = jnp.zeros((), total_steps.dtype)
 
-    window = min(SHARED_WINDOW, chunk // 8)
-    sorted_window = window if window >= 16 else None
+    sorted_window = min(SHARED_WINDOW, chunk // 8)
 
     # --- one chunk
     def discrete_chunk(s, div, m, N, n, active):
@@ -326,13 +325,8 @@ def run_points(
         for i, ((tab, result, _), scale) in enumerate(zip(shared_sols, shared_scale)):
             lane_scale = scale[jnp.maximum(lane["p"], 0)]
             at = times * lane_scale[:, None]
-            if sorted_window:
-                values, fits = _dense.evaluate_sorted(tab, at, window=sorted_window)
-                values = jax.lax.cond(
-                    jnp.all(fits),
-                    lambda v=values: v,
-                    lambda tab=tab, at=at: _dense.evaluate(tab, at),
-                )
+            if sorted_window >= 16:
+                values = _dense.evaluate_sorted(tab, at, sorted_window)
             else:
                 values = _dense.evaluate(tab, at)
             e = jax.vmap(chunk_error)(traj, values, ok)
