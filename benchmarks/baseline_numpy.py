@@ -11,6 +11,8 @@ with zero initial velocity for the discrete method (`u_1 = u_0 - h grad Phi(u_0)
 Taylor-matched `u'(0)` for the damped-Hamiltonian model. The models are integrated with
 `solve_ivp(method="DOP853", rtol=1e-12, atol=1e-14)` evaluated at `t_eval = n h`; its error is far
 below the discretisation errors measured (`tests/test_benchmarks.py` checks the agreement).
+With `closed_form=True` the models are their closed forms instead (NumPy exponentials, the
+counterpart of `SolverConfig(closed_form=True)`), and only the discrete loop is left to Python.
 
 Nothing here imports JAX: this is the reference point of the benchmark, not library code.
 """
@@ -79,9 +81,35 @@ def model_trajectory(model, q, u0, h, lam, a, ts):
     return sol.y[:d].T
 
 
-def errors(q, u0, *, hs, lam, methods=("hb", "nag"), models=MODELS, T=2.0):
+def model_closed_form(model, q, u0, h, lam, a, ts):
+    """The model's `u(t)` at `ts` (shape `(len(ts), d)`) from its closed form on the quadratic:
+    one exponential per eigenvalue `q_i` (for the damped Hamiltonian the two roots of
+    `h alpha s^2 + (1 - lam) s + q_i = 0`, complex when it oscillates)."""
+    q, u0, ts = np.asarray(q, float), np.asarray(u0, float), np.asarray(ts, float)
+    lbar = 1.0 / (1.0 - lam)
+    alpha = (1.0 + lam - 2.0 * a * (1.0 - lam)) / 2.0
+    if model == "gradient_flow":
+        return np.exp(-lbar * np.outer(ts, q)) * u0
+    if model == "modified_flow":
+        c = alpha / (2.0 * (1.0 - lam) ** 2)
+        return np.exp(-lbar * np.outer(ts, q + 2.0 * h * c * q * q)) * u0
+    if model != "hamiltonian":
+        raise ValueError(f"model={model!r} is not one of {MODELS}")
+    coef = (2 * alpha - 1) / (2 * alpha - 1 + lam)
+    v0 = -coef * q * u0
+    root = np.sqrt((1.0 - lam) ** 2 - 4.0 * h * alpha * q + 0j)
+    fast = (-(1.0 - lam) - root) / (2.0 * h * alpha)
+    slow = q / (h * alpha * fast)  # the product of the roots: no cancellation
+    A = (v0 - fast * u0) / (slow - fast)
+    B = (slow * u0 - v0) / (slow - fast)
+    return np.real(A * np.exp(np.outer(ts, slow)) + B * np.exp(np.outer(ts, fast)))
+
+
+def errors(q, u0, *, hs, lam, methods=("hb", "nag"), models=MODELS, T=2.0, closed_form=False):
     """`{model: array (len(methods), len(hs))}` of `max_n |u_n - u(n h)|`, as
-    `convergence_study(...).errors[model][:, 0, :]` for one momentum `lam`."""
+    `convergence_study(...).errors[model][:, 0, :]` for one momentum `lam`; the models from
+    `solve_ivp`, or from their closed forms (`closed_form=True`)."""
+    model_at = model_closed_form if closed_form else model_trajectory
     q = np.asarray(q, float)
     out = {m: np.empty((len(methods), len(hs))) for m in models}
     for i, method in enumerate(methods):
@@ -91,12 +119,17 @@ def errors(q, u0, *, hs, lam, methods=("hb", "nag"), models=MODELS, T=2.0):
             us = discrete_trajectory(q, u0, h, lam, a, n_steps)[1:]
             ts = h * np.arange(1, n_steps + 1)
             for model in models:
-                ref = model_trajectory(model, q, u0, h, lam, a, ts)
+                ref = model_at(model, q, u0, h, lam, a, ts)
                 out[model][i, k] = np.max(np.linalg.norm(us - ref, axis=1))
     return out
 
 
-def fig2_grid(kappas=(5.0, 10.0, 20.0), hs=None, *, lam=0.9, T=2.0, models=MODELS):
+def fig2_grid(
+    kappas=(5.0, 10.0, 20.0), hs=None, *, lam=0.9, T=2.0, models=MODELS, closed_form=False
+):
     """The benchmark grid for every `kappa`: `{kappa: errors(...)}`."""
     hs = 2.0 ** -np.arange(4, 18) if hs is None else np.asarray(hs, float)
-    return {k: errors([k, 1.0], [1.0, 1.0], hs=hs, lam=lam, T=T, models=models) for k in kappas}
+    return {
+        k: errors([k, 1.0], [1.0, 1.0], hs=hs, lam=lam, T=T, models=models, closed_form=closed_form)
+        for k in kappas
+    }

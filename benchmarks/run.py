@@ -9,9 +9,12 @@ otherwise run, side by side in the same process (results: `benchmarks/RESULTS.md
 Rows:
 
 - `fig2`: the paper's Fig 2 grid (kappa 5, 10, 20; HB and NAG; lam = 0.9; h = 2^-4 ... 2^-17;
-  T = 2; the three models) through `convergence_study`, one call per kappa (and, to show where
-  the time goes, the kappa = 10 column with one model at a time), against the same
-  errors computed with NumPy loops and `scipy.integrate.solve_ivp` (`benchmarks/baseline_numpy`)
+  T = 2; the three models) through `convergence_study`, one call per kappa, as Fig 2 runs it
+  (the models in closed form, `SolverConfig(closed_form=True)`) and with the models' ODEs
+  solved by diffrax (and, to show where the time of those solves goes, the kappa = 10 column
+  with one model at a time), against the same
+  errors computed with NumPy loops and `scipy.integrate.solve_ivp` (`benchmarks/baseline_numpy`),
+  with NumPy loops and the models' closed forms in NumPy,
   and against `optax.sgd` stepped from a Python loop (the discrete part only, timed on
   `h >= 2^-12` and scaled by the ratio of step counts).
 - `wide`: a wide gradient-flow sweep, HB and NAG x 32 lams x h = 2^-3 ... 2^-9 (448 points),
@@ -20,6 +23,8 @@ Rows:
 - `scaling`: the same sweep with all three models for d = 2, 20, 200, and a narrow variant
   (4 momenta instead of 32) for d = 2, 20, 200, 1000: warm time, time per discrete
   step and point, compile time, peak memory (a fresh process per d).
+- `closed`: the `scaling` sweep (32 momenta) with the models in closed form
+  (`SolverConfig(closed_form=True)`) for d = 2, 20, 200, 1000.
 - `stiff`: the damped-Hamiltonian solve alone against 1/h: steps and time of the explicit
   (Tsit5) and the stiff-aware (`Hamiltonian(stiff=True)`) solve.
 - `memory`: peak memory of the same study with 1x and 8x the steps (T = 2 and 16).
@@ -61,7 +66,8 @@ KAPPAS = (5.0, 10.0, 20.0)
 LAM, T = 0.9, 2.0
 MODELS = ("gradient_flow", "hamiltonian", "modified_flow")
 U0 = (1.0, 1.0)
-ROWS = ("fig2", "wide", "scaling", "stiff", "memory", "sweep")
+EXACT = mj.SolverConfig(closed_form=True)
+ROWS = ("fig2", "wide", "scaling", "closed", "stiff", "memory", "sweep")
 
 
 def best_of(fn, repeats):
@@ -118,38 +124,54 @@ def fig2(quick, repeats):
     hs = 2.0 ** -np.arange(4, 12 if quick else 18)
     u0 = jnp.asarray(U0)
 
-    def engine():
+    def engine(solver):
         return {
             k: mj.convergence_study(
-                mj.paper_quadratic(k), u0, hs=hs, lams=[LAM], T=T, models=MODELS
+                mj.paper_quadratic(k), u0, hs=hs, lams=[LAM], T=T, models=MODELS, solver=solver
             )
             for k in KAPPAS
         }
 
-    studies, first, warm = best_of(engine, repeats)
+    # as Fig 2 runs it (the models in closed form) and with the ODE solves (diffrax)
+    studies, first, warm = best_of(lambda: engine(EXACT), repeats)
+    solved, first_solved, warm_solved = best_of(lambda: engine(None), repeats)
     t = time.perf_counter()
     base = baseline_numpy.fig2_grid(KAPPAS, hs, lam=LAM, T=T)
     numpy_s = time.perf_counter() - t
-    worst = max(
-        float(np.max(np.abs(studies[k].errors[m][:, 0, :] / base[k][m] - 1)))
-        for k in KAPPAS
-        for m in MODELS
-    )
+    t = time.perf_counter()
+    base_closed = baseline_numpy.fig2_grid(KAPPAS, hs, lam=LAM, T=T, closed_form=True)
+    numpy_closed_s = time.perf_counter() - t
+
+    def worst(runs, ref=base):
+        return max(
+            float(np.max(np.abs(runs[k].errors[m][:, 0, :] / ref[k][m] - 1)))
+            for k in KAPPAS
+            for m in MODELS
+        )
+
     optax_sub = optax_loop(hs[hs >= 2.0 ** -(8 if quick else 12)])
     steps_full = 2 * len(KAPPAS) * int(np.floor(T / hs).sum())
     optax_s = optax_sub["seconds"] * steps_full / optax_sub["steps"]
-    st = studies[KAPPAS[0]]
+    st = solved[KAPPAS[0]]
     return {
         "per_model_kappa_10": fig2_per_model(hs, u0, repeats),
         "grid_points": 2 * len(KAPPAS) * hs.size,
         "discrete_steps": steps_full,
         "engine_warm_s": warm,
         "engine_compile_s": first - warm,
-        "lanes": st.config["lanes"],
-        "chunk": st.config["chunk_size"],
+        "engine_solver": "closed_form",
+        "lanes": studies[KAPPAS[0]].config["lanes"],
+        "chunk": studies[KAPPAS[0]].config["chunk_size"],
         "numpy_scipy_s": numpy_s,
         "ratio_numpy_over_engine": numpy_s / warm,
-        "max_relative_difference_to_numpy": worst,
+        "max_relative_difference_to_numpy": worst(studies),
+        "numpy_closed_form_s": numpy_closed_s,
+        "ratio_numpy_closed_form_over_engine": numpy_closed_s / warm,
+        "max_relative_difference_to_numpy_closed_form": worst(studies, base_closed),
+        "engine_ode_warm_s": warm_solved,
+        "engine_ode_compile_s": first_solved - warm_solved,
+        "ratio_numpy_over_engine_ode": numpy_s / warm_solved,
+        "max_relative_difference_to_numpy_ode": worst(solved),
         "optax_loop_s_scaled": optax_s,
         "optax_subset": optax_sub,
         "ratio_optax_over_engine": optax_s / warm,
@@ -236,6 +258,10 @@ def wide(quick, repeats):
 
     ref, hand_first, hand_warm = best_of(hand, repeats)
     ours = st.errors["gradient_flow"].reshape(2, -1).ravel()
+    exact, exact_first, exact_warm = best_of(
+        lambda: mj.convergence_study(spec.fn, spec.u0, solver=EXACT, **kw), repeats
+    )
+    ours_exact = exact.errors["gradient_flow"].reshape(2, -1).ravel()
     return {
         "points": int(h.size),
         "discrete_steps": int(N.sum()),
@@ -249,20 +275,26 @@ def wide(quick, repeats):
         "handwritten_point_steps": int(h.size * N.max()),
         "ratio_handwritten_over_engine": hand_warm / warm,
         "max_relative_difference": float(np.max(np.abs(ours / ref - 1))),
+        "engine_closed_form_warm_s": exact_warm,
+        "engine_closed_form_compile_s": exact_first - exact_warm,
+        "ratio_handwritten_over_engine_closed_form": hand_warm / exact_warm,
+        "max_relative_difference_closed_form": float(np.max(np.abs(ours_exact / ref - 1))),
     }
 
 
-def scaling_probe(d, quick, repeats, n_lams=None):
+def scaling_probe(d, quick, repeats, n_lams=None, solver=None):
     """One process per d (run through `peak_rss_gb`): the wide sweep with all three models
-    (`n_lams` momenta instead of the wide grid's, for the narrow variant)."""
+    (`n_lams` momenta instead of the wide grid's, for the narrow variant; `solver=EXACT` for
+    the models in closed form)."""
     spec, hs, lams = wide_grid(d, quick, n_lams)
-    kw = dict(hs=hs, lams=lams, T=T, models=MODELS)
+    kw = dict(hs=hs, lams=lams, T=T, models=MODELS, solver=solver)
     st, first, warm = best_of(lambda: mj.convergence_study(spec.fn, spec.u0, **kw), repeats)
     steps = 2 * len(lams) * int(np.floor(T / hs).sum())
     solver_steps = {m: int(np.sum(st.solver_steps[m])) for m in MODELS}
     _report_rss(
         {
             "d": d,
+            "closed_form": solver is not None,
             "lams": len(lams),
             "repeats": repeats,
             "warm_s": warm,
@@ -426,9 +458,11 @@ def main(argv=None):
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     if args.probe:
         kind, value = args.probe.split("=")
-        if kind == "scaling":  # D or D/LAMS
+        if kind in ("scaling", "closed"):  # D or D/LAMS
             d, _, n_lams = value.partition("/")
-            return scaling_probe(int(d), args.quick, repeats, int(n_lams) if n_lams else None)
+            solver = EXACT if kind == "closed" else None
+            lams = int(n_lams) if n_lams else None
+            return scaling_probe(int(d), args.quick, repeats, lams, solver)
         return memory_probe(float(value), args.quick)
     rows = [r for r in args.only.split(",") if r]
     unknown = set(rows) - set(ROWS)
@@ -450,6 +484,9 @@ def main(argv=None):
             for d in narrow:
                 once = ["--repeats=0"] if d >= 1000 else []  # one call: its compile is noise
                 res[row].append(peak_rss_gb([f"--probe=scaling={d}/4", *quick, *once]))
+        elif row == "closed":
+            dims = (2, 20) if args.quick else (2, 20, 200, 1000)
+            res[row] = [peak_rss_gb([f"--probe=closed={d}", *quick]) for d in dims]
         elif row == "stiff":
             res[row] = stiff(args.quick, repeats)
         elif row == "sweep":

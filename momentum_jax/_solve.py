@@ -13,6 +13,7 @@ from . import _tree
 from ._manifold import warn_outside_series_range
 from ._method import Momentum, check_single_method
 from ._model import AbstractModel, as_model
+from ._model._closed_form import ClosedForm, Eigen, check_closed_form
 from ._validate import (
     check_finite_start,
     check_init,
@@ -44,6 +45,11 @@ class SolverConfig:
     - `dense_steps`: in a study, a solve shared by every point (the gradient flow) keeps its
       whole dense output, at most this many steps (`dense_steps * 9 * d` numbers).
     - `method`: a diffrax solver with dense output (default `diffrax.Tsit5()`).
+    - `closed_form`: solve no ODE: evaluate the models' exact solutions on a quadratic loss
+      `1/2 u^T A u` with a `spectrum()` (`DiagonalQuadratic`, `DenseQuadratic`) from a flat
+      start, one exponential per eigenvalue (`momentum_jax._model._closed_form`). Exact to
+      rounding and much faster there; any other loss or a model without `linear = True` is
+      refused before compiling. The other fields are then unused.
     """
 
     rtol: float = 1e-12
@@ -52,8 +58,11 @@ class SolverConfig:
     window_steps: int = 64
     dense_steps: int = 2**12
     method: diffrax.AbstractSolver | None = None
+    closed_form: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.closed_form, bool):
+            raise TypeError(f"closed_form must be True or False, got {self.closed_form!r}")
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -97,6 +106,15 @@ def as_solver_config(solver, dtype=None) -> SolverConfig:
 
 
 DEFAULT_SOLVER = SolverConfig()
+
+
+def check_ode_solver(solver: SolverConfig, where: str) -> None:
+    """Refuse `closed_form=True` where the models are always integrated numerically."""
+    if solver.closed_form:
+        raise ValueError(
+            f"SolverConfig(closed_form=True) applies to solve and convergence_study, not to "
+            f"{where}; use closed_form=False"
+        )
 
 
 def _diffeqsolve(f, y0, t0, t1, args, config: SolverConfig, *, saveat, max_steps, ode_solver=None):
@@ -189,6 +207,10 @@ def solve(
         ts_np.ndim != 1 or ts_np.size == 0 or np.any(np.diff(ts_np) < 0) or ts_np[0] < 0
     ):
         raise ValueError("ts must be a non-empty 1-D array of non-decreasing times >= 0")
+    if solver.closed_form:
+        check_closed_form(loss, u0, [model])
+        ys = _closed(loss, model, u0, method, jnp.asarray(ts, dtype=_tree.dtype(u0)))
+        return ys if model.second_order and return_velocity else model.position(ys)
     warn_if_low_precision(u0, solver.rtol, "solve")
     ys, result = _solve(loss, model, solver, u0, method, jnp.asarray(ts, dtype=_tree.dtype(u0)))
     if not bool(result == diffrax.RESULTS.successful):
@@ -196,6 +218,17 @@ def solve(
     if model.second_order and return_velocity:
         return ys
     return model.position(ys)
+
+
+@eqx.filter_jit
+def _closed(loss, model, u0, method, ts):
+    method = method.astype(_tree.dtype(u0))
+    eigen = Eigen.of(loss)
+    form = ClosedForm.build(model, loss, eigen, u0, method)
+    if not model.second_order:
+        return eigen.back(form.position(ts))
+    z, v = form.state(ts)
+    return eigen.back(z), eigen.back(v)
 
 
 @eqx.filter_jit

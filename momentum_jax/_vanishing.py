@@ -46,7 +46,7 @@ from ._derivatives import hvp
 from ._iterate import MomentumState, saved_scan
 from ._rates import fit_order, observed_rates
 from ._schemes import vanishing_step
-from ._solve import DEFAULT_SOLVER, SolverConfig, integrate
+from ._solve import DEFAULT_SOLVER, SolverConfig, check_ode_solver, integrate
 from ._validate import check_choice, check_loss, check_range, check_u0, check_whole
 
 SCHEMES = ("hb_mu", "nag_mu", "wilson", "nesterov")
@@ -163,6 +163,7 @@ def solve_limit(
     start time give `u0`). `h` and `mu` are traced. Raises `RuntimeError` if the solver fails.
     """
     _check(loss, u0, scheme, h, mu)
+    check_ode_solver(solver, "solve_limit")
     _validate_limit(scheme, limit, velocity)
     dtype = jnp.result_type(*jax.tree.leaves(u0))
     high, vcoef = _switches(scheme, limit, velocity)
@@ -233,6 +234,7 @@ def vanishing_study(
     once): every run takes `floor(T / sqrt(min hs))` steps and the error is the maximum over the
     steps with `n sqrt(h) <= T` (the others are masked out)."""
     _check(loss, u0, scheme, hs, mu)
+    check_ode_solver(solver, "vanishing_study")
     _validate_limit(scheme, limit, velocity)
     check_range("T", T, low=0.0, low_open=True)
     hs = np.asarray(hs, dtype=float)

@@ -44,3 +44,22 @@ def test_baseline_discrete_loop_is_exact():
     us = baseline.discrete_trajectory(np.array([10.0, 1.0]), [1.0, 1.0], m.h, m.lam, m.a, 200)
     ref = cf.discrete([10.0, 1.0], [1.0, 1.0], m, np.arange(201))
     np.testing.assert_allclose(us, ref, rtol=0, atol=1e-13)
+
+
+def test_closed_form_baseline_agrees_with_solve_ivp_and_the_engine():
+    kappa = 10.0
+    base = baseline.errors([kappa, 1.0], [1.0, 1.0], hs=HS, lam=0.9, T=2.0)
+    closed = baseline.errors([kappa, 1.0], [1.0, 1.0], hs=HS, lam=0.9, T=2.0, closed_form=True)
+    st = mj.convergence_study(
+        paper_quadratic(kappa),
+        jnp.array([1.0, 1.0]),
+        hs=HS,
+        lams=[0.9],
+        T=2.0,
+        models=baseline.MODELS,
+        solver=mj.SolverConfig(closed_form=True),
+    )
+    for model in baseline.MODELS:
+        np.testing.assert_allclose(closed[model], base[model], rtol=1e-8, atol=0)
+        # both exact to rounding: they differ by the rounding of the discrete iterates
+        np.testing.assert_allclose(st.errors[model][:, 0, :], closed[model], rtol=1e-10, atol=0)

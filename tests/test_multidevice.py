@@ -48,6 +48,13 @@ CHILD = textwrap.dedent(
         np.testing.assert_allclose(four.errors[model], one.errors[model], rtol=1e-13, atol=0)
         np.testing.assert_array_equal(four.solver_failure[model], one.solver_failure[model])
     np.testing.assert_array_equal(four.diverged_at, one.diverged_at)
+    # the closed form: the eigen-decomposition inside every device's part of the loop
+    exact = mj.SolverConfig(closed_form=True)
+    one_x = mj.convergence_study(loss, u0, devices=jax.local_devices()[:1], solver=exact, **kw)
+    four_x = mj.convergence_study(loss, u0, solver=exact, **kw)
+    for model in one.models:
+        np.testing.assert_allclose(four_x.errors[model], one_x.errors[model], rtol=1e-13, atol=0)
+        np.testing.assert_allclose(one_x.errors[model], one.errors[model], rtol=1e-8, atol=0)
 
     # sweeps: 7 learning rates x 5 momenta = 35 points (padded to 36)
     H, L = np.meshgrid(np.geomspace(1e-3, 0.2, 7), np.linspace(0.0, 0.9, 5), indexing="ij")

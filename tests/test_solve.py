@@ -27,13 +27,18 @@ U0 = jnp.array([1.0, 1.0])
         ("hessian_damped", "manifold"),
     ],
 )
-def test_solve_equals_closed_form(make, h, model, velocity):
+@pytest.mark.parametrize("closed_form", [False, True])
+def test_solve_equals_closed_form(make, h, model, velocity, closed_form):
     kappa = 20.0
     m = make(h, 0.9)
-    got = mj.solve(paper_quadratic(kappa), U0, m, TS, model=model, velocity=velocity or "taylor")
+    solver = mj.SolverConfig(closed_form=closed_form)
+    loss = paper_quadratic(kappa)
+    got = mj.solve(loss, U0, m, TS, model=model, velocity=velocity or "taylor", solver=solver)
     ref = cf.continuous([kappa, 1], [1, 1], m, TS, model=model, velocity=velocity or "taylor")
-    # 1e-9 relative to the solution's size (the stated accuracy of the solver defaults)
-    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9 * np.max(np.abs(ref)))
+    # relative to the solution's size: 1e-9 for diffrax (the stated accuracy of the solver
+    # defaults), 1e-14 for the closed form (SolverConfig(closed_form=True), exact to rounding)
+    tol = 1e-14 if closed_form else 1e-9
+    np.testing.assert_allclose(got, ref, rtol=0, atol=tol * np.max(np.abs(ref)))
 
 
 def test_printed_constant_and_explicit_velocity():

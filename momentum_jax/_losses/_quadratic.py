@@ -39,6 +39,10 @@ class DiagonalQuadratic(eqx.Module):
     def __call__(self, u):
         return 0.5 * jnp.sum(jnp.asarray(self.q) * jnp.square(u))
 
+    def spectrum(self):
+        """The Hessian's eigenvalues `q` and eigenvectors (None: the standard basis)."""
+        return jnp.asarray(self.q), None
+
 
 @cache
 def paper_quadratic(kappa: float = 10.0) -> DiagonalQuadratic:
@@ -65,6 +69,10 @@ class DenseQuadratic(eqx.Module):
 
     def __call__(self, u):
         return 0.5 * u @ (self.A @ u)
+
+    def spectrum(self):
+        """The eigenvalues and orthonormal eigenvectors (columns) of `A` (`jnp.linalg.eigh`)."""
+        return jnp.linalg.eigh(self.A)
 
 
 def dense_quadratic_matrix(dim: int, condition: float, seed: int = 0) -> np.ndarray:

@@ -21,6 +21,7 @@ class GradientFlow(AbstractModel):
     """
 
     name: ClassVar[str] = "gradient_flow"
+    linear: ClassVar[bool] = True
 
     def vector_field(self, loss):
         def f(t, u, m):

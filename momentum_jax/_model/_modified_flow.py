@@ -33,6 +33,7 @@ class ModifiedFlow(AbstractModel):
     """
 
     name: ClassVar[str] = "modified_flow"
+    linear: ClassVar[bool] = True
     order: int = eqx.field(default=1, static=True)
     constant: str = eqx.field(default="corrected", static=True)
 

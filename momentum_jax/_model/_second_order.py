@@ -25,6 +25,7 @@ class _SecondOrder(AbstractModel):
     `y = (u, v)`, `v = u'`, with the initial velocity chosen by `velocity`."""
 
     second_order: ClassVar[bool] = True
+    linear: ClassVar[bool] = True
     velocity: Any = None
     """`u'(0)`: `"taylor"`, `"paper"` (eq. 12), `"manifold"`, a pytree shaped like `u0`, or
     None: `"taylor"`, except in a study started on the manifold, where the model starts with

@@ -18,6 +18,7 @@ from .._io import provenance
 from .._manifold import warn_outside_series_range
 from .._method import METHODS
 from .._model import MODELS, AbstractModel, as_model
+from .._model._closed_form import check_closed_form
 from .._report import register_progress, release_progress
 from .._solve import SolverConfig, as_solver_config
 from .._types import PyTree
@@ -96,6 +97,8 @@ def convergence_study(
       loop iteration; a new callback does not recompile.
     - `solver`: a `SolverConfig`, a diffrax solver, or None: the default tolerances for `u0`'s
       dtype (`SolverConfig.for_dtype`: float32 gets `rtol = 1e-6`).
+      `SolverConfig(closed_form=True)` evaluates the models' exact solutions instead, on
+      quadratic losses (`DiagonalQuadratic`, `DenseQuadratic`): no ODE is solved.
 
     **Returns:** a `Study`.
     """
@@ -134,6 +137,8 @@ def convergence_study(
         warn_outside_series_range(
             loss, u0, grid.points.h, grid.points.lam, "convergence_study(init='manifold')"
         )
+    if solver.closed_form:
+        check_closed_form(loss, u0, objects)
     for obj in objects:
         obj.check(grid.points)
     objects = tuple(obj.resolve(grid.points, u0, float(T)) for obj in objects)
@@ -143,7 +148,8 @@ def convergence_study(
     if not all(isinstance(d, jax.Device) for d in devices):
         raise TypeError(f"devices must be jax devices (jax.devices()), got {devices!r}")
     schedule = make_schedule(grid.steps, len(devices), lanes=lanes, chunk=chunk_size)
-    warn_if_low_precision(u0, solver.rtol, "convergence_study")
+    if not solver.closed_form:
+        warn_if_low_precision(u0, solver.rtol, "convergence_study")
     limit = divergence_limit * max(
         1.0, float(np.sqrt(sum(np.sum(np.square(x)) for x in jax.tree.leaves(u0))))
     )
@@ -207,7 +213,7 @@ def convergence_study(
         "points": P,
         "devices": D,
         "solver": {f.name: getattr(solver, f.name) for f in dataclasses.fields(solver)}
-        | {"method": type(solver.solver()).__name__},
+        | {"method": "closed form" if solver.closed_form else type(solver.solver()).__name__},
     }
     return Study(
         methods,

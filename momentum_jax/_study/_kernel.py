@@ -13,6 +13,12 @@ evaluated at `s n h` for every step of every lane. A chunk's times are sorted, s
 of the solve are found by locating the few step boundaries the chunk spans among its times
 (`_dense.evaluate_sorted`, `SHARED_WINDOW`) rather than by a binary search per time.
 
+**Closed forms.** With `SolverConfig(closed_form=True)` no model is solved: each is evaluated
+exactly in the eigenbasis of the quadratic loss (`_model/_closed_form.py`). A lane keeps the
+propagator's first row at `1 .. chunk` steps of its point (recomputed only in the iterations
+where some lane takes a new point), and each chunk applies it to the exact state at the
+chunk's start: two multiply-adds per component and time.
+
 **Per-point solves.** Every other model is integrated lane by lane, continuing one adaptive
 diffrax solve across the chunks (the solver state, the step-size controller's state and the
 step size are carried from one chunk to the next) in windows of at most
@@ -33,9 +39,10 @@ import jax
 import jax.numpy as jnp
 
 from .. import _tree
-from .._iterate import initial_state, is_bounded, step
+from .._iterate import initial_state, step
 from .._method import Momentum
 from .._model import AbstractModel
+from .._model._closed_form import ClosedForm, Eigen, along
 from .._report import report
 from .._solve import SolverConfig
 from . import _dense
@@ -53,6 +60,18 @@ _RESULT_MAX_STEPS = int(diffrax.RESULTS.max_steps_reached._value)  # type: ignor
 
 def _take(tree, index):
     return jax.tree.map(lambda x: x[index], tree)
+
+
+def _per_step(tree, *, squares: bool):
+    """Per index of the leading (step) axis of `tree`: the sum of squares (`squares=True`) or
+    the largest absolute value of the remaining elements of every leaf."""
+
+    def one(x):
+        axes = tuple(range(1, x.ndim))
+        return jnp.sum(jnp.square(x), axis=axes) if squares else jnp.max(jnp.abs(x), axis=axes)
+
+    parts = [one(leaf) for leaf in jax.tree.leaves(tree)]
+    return sum(parts[1:], parts[0]) if squares else jnp.max(jnp.stack(parts), axis=0)
 
 
 def _select(mask, new, old):
@@ -109,12 +128,17 @@ def run_points(
     **Returns:** `(errors (P, models), diverged_at (P,), results (P, models), solver steps
     (P, models))` for the `P` points of `points` (rows not in `queue` are left at zero)."""
     dtype = _tree.dtype(u0)
+    int32 = jnp.int32
+    sorted_window = min(SHARED_WINDOW, chunk // 8)
     points = points.astype(dtype)
     P = steps.shape[0]
-    distance = _tree.norm if norm == "euclidean" else _tree.max_abs
-    shared_index = [i for i, m in enumerate(models) if m.shared_field(loss) is not None]
-    local_index = [i for i in range(len(models)) if i not in shared_index]
-    shared = [models[i] for i in shared_index]
+    euclidean = norm == "euclidean"
+    closed = solver.closed_form
+    shared_index = [
+        i for i, m in enumerate(models) if not closed and m.shared_field(loss) is not None
+    ]
+    direct_index = list(range(len(models))) if closed else shared_index
+    local_index = [i for i in range(len(models)) if i not in direct_index]
     local = [models[i] for i in local_index]
     terms = [diffrax.ODETerm(m.vector_field(loss)) for m in local]
     solvers = [m.ode_solver(loss, solver) for m in local]  # per model (a stiff one, say)
@@ -122,6 +146,7 @@ def run_points(
     controller = solver.controller()
     shared_solver = solver.solver()
     shared_degree = _dense.interpolant_degree(shared_solver)
+    eigen = Eigen.of(loss) if closed else None
 
     # --- the start of every point, before the loop
     def point_start(m):
@@ -135,13 +160,39 @@ def run_points(
             tnext, cs = controller.init(term, 0.0, m.h, y, m.h, m, ode.func, error_order)
             ss = ode.init(term, 0.0, tnext, y, m)
             lanes_state.append((y, tnext, ss, cs))
-        return s, tuple(lanes_state)
+        forms = tuple(
+            ClosedForm.build(models[i], loss, eigen, u0, m, w0) for i in direct_index if closed
+        )
+        return s, tuple(lanes_state), forms
 
-    start_state, start_models = jax.vmap(point_start)(points)
+    start_state, start_models, start_forms = jax.vmap(point_start)(points)
 
-    # --- shared solves, once per loss and start
-    shared_sols, shared_scale = [], []
-    for mod in shared:
+    # --- models evaluated directly at the discrete times: `(evaluate(lane, times), result
+    # code, solver steps)` per model of `direct_index` (`lane`: the lanes' state)
+    direct = []
+    offsets = jnp.arange(1, chunk + 1, dtype=dtype)
+
+    def closed_rows(p):
+        """Per lane and closed-form model, its propagator's first row at `1 .. chunk` steps
+        (recomputed only when a lane takes a new point)."""
+        return tuple(
+            jax.vmap(lambda f, h: f.rows(h * offsets))(_take(form, p), points.h[p])
+            for form in start_forms
+        )
+
+    for i, form in enumerate(start_forms):
+        # a chunk's values are the propagator's rows applied to the state at the chunk's start
+
+        def exact(lane, times, i=i, form=form):
+            del times
+            p = jnp.maximum(lane["p"], 0)
+            t0 = lane["n"].astype(dtype) * lane["m"].h
+            at = jax.vmap(lambda f, t: f.state(t))(_take(form, p), t0)
+            return eigen.back(along(lane["rows"][i], tuple(x[:, None, :] for x in at)))
+
+        direct.append((exact, jnp.zeros((), int32), jnp.zeros((), int32)))
+    # shared solves, once per loss and start
+    for mod in [models[i] for i in shared_index]:
         scale = mod.shared_time_scale(points)
         s_max = jnp.max(steps.astype(dtype) * points.h * scale)
         field = mod.shared_field(loss)
@@ -159,8 +210,15 @@ def run_points(
             throw=False,
             adjoint=diffrax.ForwardMode(),
         )
-        shared_sols.append((_dense.table(sol, shared_degree), sol.result, sol.stats["num_steps"]))
-        shared_scale.append(scale)
+        tab = _dense.table(sol, shared_degree)
+
+        def shared(lane, times, tab=tab, scale=scale):
+            at = times * scale[jnp.maximum(lane["p"], 0)][:, None]
+            if sorted_window >= 16:
+                return _dense.evaluate_sorted(tab, at, sorted_window)
+            return _dense.evaluate(tab, at)
+
+        direct.append((shared, sol.result._value.astype(int32), sol.stats["num_steps"]))
 
     # --- lane state
     first = (
@@ -168,8 +226,7 @@ def run_points(
         if queue.shape[0] >= lanes
         else jnp.pad(queue, (0, lanes - queue.shape[0]), constant_values=-1)
     )
-    first = first.astype(jnp.int32)
-    int32 = jnp.int32
+    first = first.astype(int32)
 
     def load(p):
         """The state of lanes that start point `p` (`p < 0`: idle, any valid values)."""
@@ -201,12 +258,13 @@ def run_points(
             n=jnp.zeros(p.shape, int32),
             s=s,
             div=jnp.full(p.shape, -1, int32),
-            shared_error=jnp.zeros((p.shape[0], len(shared)), dtype),
-            shared_result=jnp.zeros((p.shape[0], len(shared)), int32),
+            direct_error=jnp.zeros((p.shape[0], len(direct)), dtype),
+            direct_result=jnp.zeros((p.shape[0], len(direct)), int32),
             local=tuple(mls),
         )
 
     lane0 = load(first)
+    lane0["rows"] = closed_rows(jnp.maximum(first, 0))
     outputs0 = (
         jnp.zeros((P, len(models)), dtype),
         jnp.zeros((P,), int32),
@@ -215,8 +273,6 @@ def run_points(
     )
     head0 = jnp.asarray(min(lanes, int(queue.shape[0])), int32)
     done0 = jnp.zeros((), total_steps.dtype)
-
-    sorted_window = min(SHARED_WINDOW, chunk // 8)
 
     # --- one chunk
     def discrete_chunk(s, div, m, N, n, active):
@@ -231,15 +287,17 @@ def run_points(
         s, traj = jax.lax.scan(one, s, None, length=chunk)
         k = n + 1 + jnp.arange(chunk, dtype=int32)
         live = active & (k <= N)
-        bounded = jax.vmap(lambda u: is_bounded(u, limit))(traj)
+        bounded = _per_step(traj, squares=True) < limit * limit  # False for inf and NaN
         first_bad = jnp.min(jnp.where(live & ~bounded, k, jnp.iinfo(int32).max))
         div = jnp.where((div < 0) & live.any() & (first_bad < jnp.iinfo(int32).max), first_bad, div)
         ok = live & ((div < 0) | (k < div))
         return s, div, traj, ok
 
     def chunk_error(traj, values, ok):
-        d = jax.vmap(lambda x, y: distance(_tree.sub(x, y)))(traj, values)
-        return jnp.max(jnp.where(ok, d.astype(dtype), 0.0))
+        # the largest squared distance, then its root (the same number as the largest root)
+        d = _per_step(_tree.sub(traj, values), squares=euclidean)
+        worst = jnp.max(jnp.where(ok, d.astype(dtype), 0.0))
+        return jnp.sqrt(worst) if euclidean else worst
 
     def local_chunk(mod, term, ode, degree, ml: _ModelLane, m, traj, ok, times, t_final, go):
         """Compare one lane's chunk with its solve of `mod`: first with the kept dense output,
@@ -321,18 +379,11 @@ def run_points(
         k = lane["n"][:, None] + 1 + jnp.arange(chunk, dtype=int32)[None, :]
         times = jnp.minimum(k, lane["N"][:, None]).astype(dtype) * lane["m"].h[:, None]
 
-        shared_error, shared_result = lane["shared_error"], lane["shared_result"]
-        for i, ((tab, result, _), scale) in enumerate(zip(shared_sols, shared_scale)):
-            lane_scale = scale[jnp.maximum(lane["p"], 0)]
-            at = times * lane_scale[:, None]
-            if sorted_window >= 16:
-                values = _dense.evaluate_sorted(tab, at, sorted_window)
-            else:
-                values = _dense.evaluate(tab, at)
-            e = jax.vmap(chunk_error)(traj, values, ok)
-            shared_error = shared_error.at[:, i].max(e)
-            code = result._value.astype(int32)
-            shared_result = shared_result.at[:, i].set(jnp.where(active, code, 0))
+        direct_error, direct_result = lane["direct_error"], lane["direct_result"]
+        for i, (evaluate, code, _) in enumerate(direct):
+            e = jax.vmap(chunk_error)(traj, evaluate(lane, times), ok)
+            direct_error = direct_error.at[:, i].max(e)
+            direct_result = direct_result.at[:, i].set(jnp.where(active, code, 0))
 
         t_final = lane["N"].astype(dtype) * lane["m"].h
         go = active & (div < 0)
@@ -346,7 +397,7 @@ def run_points(
             new_local.append(ml)
 
         n = jnp.minimum(lane["n"] + chunk, lane["N"])
-        results = [shared_result[:, i] for i in range(len(shared))] + [
+        results = [direct_result[:, i] for i in range(len(direct))] + [
             ml.result for ml in new_local
         ]
         any_left = jnp.zeros_like(active)
@@ -357,16 +408,16 @@ def run_points(
         # write the finished points (columns in the order of `models`)
         by_model = dict(
             zip(
-                shared_index + local_index,
-                [shared_error[:, i] for i in range(len(shared))] + [ml.error for ml in new_local],
+                direct_index + local_index,
+                [direct_error[:, i] for i in range(len(direct))] + [ml.error for ml in new_local],
             )
         )
         errors = jnp.stack([by_model[i] for i in range(len(models))], axis=1)
-        codes_by = dict(zip(shared_index + local_index, results))
+        codes_by = dict(zip(direct_index + local_index, results))
         codes = jnp.stack([codes_by[i] for i in range(len(models))], axis=1).astype(int32)
         width = lane["p"].shape[0]
-        work = [jnp.broadcast_to(n_steps, (width,)) for _, _, n_steps in shared_sols]
-        work_by = dict(zip(shared_index + local_index, work + [ml.steps for ml in new_local]))
+        work = [jnp.broadcast_to(n_steps, (width,)) for _, _, n_steps in direct]
+        work_by = dict(zip(direct_index + local_index, work + [ml.steps for ml in new_local]))
         work = jnp.stack([work_by[i] for i in range(len(models))], axis=1).astype(int32)
         target = jnp.where(finished, lane["p"], P)
         out_err, out_div, out_res, out_steps = outputs
@@ -389,12 +440,18 @@ def run_points(
             n=n,
             s=s,
             div=div,
-            shared_error=shared_error,
-            shared_result=shared_result,
+            direct_error=direct_error,
+            direct_result=direct_result,
             local=tuple(new_local),
         )
         fresh = load(p_new)
+        rows = lane["rows"]
         lane = _select(finished, fresh, kept)
+        lane["rows"] = jax.lax.cond(
+            jnp.any(finished) & (len(start_forms) > 0),
+            lambda: _select(finished, closed_rows(jnp.maximum(p_new, 0)), rows),
+            lambda: rows,
+        )
         if report_progress:
             running = jnp.sum(jnp.where(lane["p"] >= 0, lane["n"], 0), dtype=done.dtype)
             report(token, device, done + running, total_steps)

@@ -22,7 +22,7 @@ from .._model import AbstractModel, as_model
 from .._report import register_progress, release_progress, report
 from .._schemes import scheme_method, wilson_step
 from .._sharpness import sharpness as top_eigenvalue
-from .._solve import SolverConfig, as_solver_config
+from .._solve import SolverConfig, as_solver_config, check_ode_solver
 from .._study._dense import evaluate, interpolant_degree, table
 from .._types import PyTree
 from .._validate import check_choice, check_loss, check_range, check_u0, check_whole, loss_name
@@ -149,6 +149,7 @@ def sweep(
         if solver is None
         else as_solver_config(solver, _tree.dtype(params))
     )
+    check_ode_solver(solver_config, "sweep")
     keys = tuple(m if isinstance(m, str) else m.key for m in models)
 
     M, L, H, S = len(methods), lams_np.size, hs_np.size, seeds_np.size

@@ -25,6 +25,9 @@ from momentum_jax import (
 from ._progress import log
 
 U0 = (1.0, 1.0)
+EXACT = mj.SolverConfig(closed_form=True)
+"""The quadratic experiments' models are evaluated in closed form (no ODE solver; exact to
+rounding, `SolverConfig.closed_form`)."""
 
 
 def paper_values() -> dict:
@@ -62,7 +65,15 @@ def trajectories(kappas, hs, *, lam, T, model, velocity="paper", methods=("hb", 
                 d_k.append(np.asarray(iterate(loss, u0, m, n)))
                 c_k.append(
                     np.asarray(
-                        solve(loss, u0, m, np.arange(n + 1) * h, model=model, velocity=velocity)
+                        solve(
+                            loss,
+                            u0,
+                            m,
+                            np.arange(n + 1) * h,
+                            model=model,
+                            velocity=velocity,
+                            solver=EXACT,
+                        )
                     )
                 )
             d_m.append(d_k)
@@ -131,6 +142,7 @@ def rate_grid(
             hamiltonian_velocity=velocity,
             constant=constant,
             norm=norm,
+            solver=EXACT,
         )
         for m in models:
             errors[m].append(st.errors[m][:, 0])
