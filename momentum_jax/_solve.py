@@ -184,7 +184,9 @@ def solve(
     **Returns:** the solution at `ts`, shaped like `u0` with a leading time axis (and `u'` as well
     for second-order models when `return_velocity=True`). Raises `RuntimeError` with diffrax's
     reason if the solver fails. `solver`: a `SolverConfig`, a diffrax solver, or None for the
-    default tolerances of `u0`'s dtype (`SolverConfig.for_dtype`).
+    default tolerances of `u0`'s dtype (`SolverConfig.for_dtype`); `SolverConfig(
+    closed_form=True)` returns the exact solution on a quadratic loss instead (a `ValueError`
+    before compiling where there is none).
     """
     check_u0(u0)
     check_single_method(method, "solve")
@@ -208,7 +210,7 @@ def solve(
     ):
         raise ValueError("ts must be a non-empty 1-D array of non-decreasing times >= 0")
     if solver.closed_form:
-        check_closed_form(loss, u0, [model])
+        check_closed_form(loss, u0, [model], method)
         ys = _closed(loss, model, u0, method, jnp.asarray(ts, dtype=_tree.dtype(u0)))
         return ys if model.second_order and return_velocity else model.position(ys)
     warn_if_low_precision(u0, solver.rtol, "solve")
@@ -223,7 +225,7 @@ def solve(
 @eqx.filter_jit
 def _closed(loss, model, u0, method, ts):
     method = method.astype(_tree.dtype(u0))
-    eigen = Eigen.of(loss)
+    eigen = Eigen.of(loss, _tree.dtype(u0))
     form = ClosedForm.build(model, loss, eigen, u0, method)
     if not model.second_order:
         return eigen.back(form.position(ts))

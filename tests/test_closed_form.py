@@ -6,6 +6,7 @@ import contextlib
 import decimal
 
 import closed_form as cf
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -24,7 +25,11 @@ def _exp_2x2_reference(M, t):
     """`exp(M t)` in 50-digit decimal arithmetic from the eigenvalues of `M` (real, repeated
     or complex), independent of `propagator`'s branches (SciPy's `expm` loses about 1e-12 on
     the stiff matrices here)."""
-    decimal.getcontext().prec = 50
+    with decimal.localcontext(prec=50):
+        return _exp_2x2_decimal(M, t)
+
+
+def _exp_2x2_decimal(M, t):
     a, b, c, d = (decimal.Decimal(float(x)) for x in np.ravel(M))
     t = decimal.Decimal(float(t))
     m, r = (a + d) / 2, ((a - d) / 2) ** 2 + b * c
@@ -36,6 +41,7 @@ def _exp_2x2_reference(M, t):
         C, S = one, t
     else:
         w = (-r).sqrt() * t
+        assert w < 30, "the series below keeps 50 - log10(e^w) digits"
         cos, sin, term, k = zero, zero, one, 0
         while abs(term) > decimal.Decimal(10) ** -60:  # the Taylor series of cos and sin
             cos, sin = (
@@ -58,7 +64,9 @@ def _exp_2x2_reference(M, t):
 @pytest.mark.parametrize(
     "q, hal, beta",
     [(20.0, 2.0**-17, 0.1), (1.0, 0.01, 0.2), (1.0, 2.0**-8, 0.125), (1.0, 0.01 / 4.0001, 0.1)]
-    + [(1.0, 0.01 / 3.9, 0.1), (50.0, 0.5, 0.3), (1.0, 0.3, 0.0)],
+    + [(1.0, 0.01 / 3.9, 0.1), (50.0, 0.5, 0.3), (1.0, 0.3, 0.0)]
+    # a flat direction (q = 0), a saddle (q < 0), negative damping (growing, m > 0)
+    + [(0.0, 0.01, 0.1), (-2.0, 0.01, 0.1), (1.0, 0.5, -0.2)],
 )
 def test_propagator_equals_the_decimal_reference(q, hal, beta):
     M = np.array([[0.0, 1.0], [-q / hal, -beta / hal]])
@@ -71,6 +79,24 @@ def test_propagator_equals_the_decimal_reference(q, hal, beta):
         # at most 1.1e-14 (the stiff case at t = 2, where the slow exponent is -400)
         scale = np.maximum(np.max(np.abs(ref), axis=1, keepdims=True), 1e-300)
         np.testing.assert_allclose(g / scale, ref / scale, rtol=0, atol=5e-14, err_msg=f"t={t}")
+
+
+def test_propagator_in_float32_and_its_gradient():
+    ts = np.geomspace(1e-4, 2.0, 40)
+    for q, hal, beta in [(20.0, 2.0**-17, 0.1), (50.0, 0.5, 0.3)]:  # stiff; oscillating
+        M = np.array([[0.0, 1.0], [-q / hal, -beta / hal]])
+        (p11, p12), _ = propagator(jnp.asarray(M, jnp.float32), jnp.asarray(ts, jnp.float32))
+        assert p11.dtype == jnp.float32
+        ref = np.array([_exp_2x2_reference(M, t)[0] for t in ts])
+        scale = np.max(np.abs(ref), axis=1)
+        keep = scale > 1e-30  # beyond, the stiff solution underflows float32 (to 0, not NaN)
+        assert np.all(np.isfinite(p11)) and np.all(np.isfinite(p12))
+        np.testing.assert_allclose((p11 / scale)[keep], (ref[:, 0] / scale)[keep], atol=2e-5)
+        np.testing.assert_allclose((p12 / scale)[keep], (ref[:, 1] / scale)[keep], atol=2e-5)
+        # the unused branches keep the gradient finite (square roots of positive numbers only)
+        for t in (1e-3, 0.5, 2.0):
+            g = jax.grad(lambda s, M=M: propagator(jnp.asarray(M), s)[0][0])(t)
+            assert np.isfinite(g)
 
 
 def test_dense_quadratic_equals_the_diffrax_solve():
@@ -131,6 +157,9 @@ def test_study_errors_equal_closed_forms(init, norm):
                         velocity=velocity, norm=norm,
                     )  # fmt: skip
                     got = st.errors[model][i, j, k]
+                    # the reference's iterates (powers of eigendecompositions, in NumPy) are
+                    # good to about 5e-7 relative at the manifold start (the diffrax engine
+                    # differs from it by as much)
                     assert abs(got / ref - 1) < 1e-6, (model, meth, lam, h, got, ref)
 
 
@@ -142,6 +171,12 @@ def test_study_agrees_with_the_numerical_engine_and_does_not_recompile():
     numeric = mj.convergence_study(DenseQuadratic(A), u0, **kw)
     for model in exact.models:
         np.testing.assert_allclose(exact.errors[model], numeric.errors[model], rtol=1e-7)
+    # 16 lanes of 4 steps: lanes take new points and the last ones run in the narrower loop
+    packed = mj.convergence_study(DenseQuadratic(A), u0, solver=EXACT, lanes=16, chunk_size=4, **kw)
+    single = mj.convergence_study(DenseQuadratic(A), u0, solver=EXACT, lanes=1, chunk_size=8, **kw)
+    for model in exact.models:
+        np.testing.assert_allclose(packed.errors[model], single.errors[model], rtol=1e-12)
+        np.testing.assert_allclose(packed.errors[model], exact.errors[model], rtol=1e-12)
     B = A * 1.25
     v0 = u0 * 0.5
     with count_compiles() as compiles:
@@ -174,6 +209,22 @@ def test_closed_form_is_refused_where_it_does_not_apply(monkeypatch):
 
     with pytest.raises(ValueError, match="needs linear models"):
         mj.solve(paper_quadratic(5.0), U0, m, TS, model=Nonlinear(), solver=EXACT)
+
+    # the declarations are checked: a shifted quadratic that reports the unshifted spectrum,
+    # and a nonlinear model that declares itself linear
+    class Shifted(mj.DiagonalQuadratic):
+        def __call__(self, u):
+            return super().__call__(u - 0.1)
+
+    with pytest.raises(ValueError, match="differs from its closed form"):
+        mj.convergence_study(Shifted((5.0, 1.0)), U0, hs=[0.1], lams=[0.9], T=1.0, solver=EXACT)
+
+    class Cubic(mj.GradientFlow):
+        def vector_field(self, loss):
+            return lambda t, u, method: -(u**3)
+
+    with pytest.raises(ValueError, match="differs from its closed form"):
+        mj.solve(paper_quadratic(5.0), U0, m, TS, model=Cubic(), solver=EXACT)
     with pytest.raises(TypeError, match="closed_form must be True or False"):
         mj.SolverConfig(closed_form=1)  # type: ignore[arg-type]
 

@@ -33,14 +33,11 @@ _COSH = tuple(1.0 / math.factorial(2 * k) for k in range(_SERIES_TERMS))
 _SINHC = tuple(1.0 / math.factorial(2 * k + 1) for k in range(_SERIES_TERMS))
 
 
-def has_closed_form(loss, model: AbstractModel) -> bool:
-    """Whether `model` on `loss` has the closed form of this module."""
-    return callable(getattr(loss, "spectrum", None)) and model.linear
-
-
-def check_closed_form(loss, u0, models) -> None:
+def check_closed_form(loss, u0, models, method: Momentum) -> None:
     """Raise `ValueError` naming `closed_form` unless every model has a closed form on `loss`
-    from the start `u0` (a flat 1-D array)."""
+    from the start `u0` (a flat 1-D array). Besides the declarations (`spectrum()`,
+    `linear = True`) this checks their premise concretely, at the first point of `method`: the
+    model's field at a random state equals the one the closed form integrates."""
     if not callable(getattr(loss, "spectrum", None)):
         raise ValueError(
             "closed_form=True needs a quadratic loss with a spectrum() (DiagonalQuadratic, "
@@ -55,6 +52,44 @@ def check_closed_form(loss, u0, models) -> None:
                 f"closed_form=True needs linear models; model={model.key!r} is not "
                 "(its class does not set linear = True); use closed_form=False"
             )
+    dtype = jnp.result_type(leaves[0])
+    point = jax.tree.map(lambda x: jnp.ravel(jnp.asarray(x, dtype))[0], method)
+    rng = np.random.default_rng(0)
+    states = [
+        jnp.asarray(rng.standard_normal((2,) + leaves[0].shape), dtype) for _ in range(len(models))
+    ]
+    gaps, sizes = _premise_gaps(loss, u0, tuple(models), point, states)
+    for model, gap, size in zip(models, np.asarray(gaps), np.asarray(sizes)):
+        # a wrong premise gives relative differences of order one; rounding (an eigh of a
+        # dense matrix, say), about d eps
+        if not gap <= 10 * float(jnp.finfo(dtype).eps) ** 0.5 * max(size, 1e-300):
+            raise ValueError(
+                f"closed_form=True: the field of model={model.key!r} differs from its closed "
+                f"form by {gap:.3g} (relative {gap / max(size, 1e-300):.3g}) at a random state: "
+                "the loss is not 1/2 u^T A u with the spectrum() it reports, or the model is "
+                "not linear in the state; use closed_form=False"
+            )
+
+
+@eqx.filter_jit
+def _premise_gaps(loss, u0, models, point, states):
+    """Per model, the largest difference between its field at the random state (`u`, or
+    `(u, u')`, from `states`) and the field the closed form integrates, and the latter's
+    size."""
+    eigen = Eigen.of(loss, u0.dtype)
+    gaps, sizes = [], []
+    for model, y in zip(models, states):
+        state = (y[0], y[1]) if model.second_order else y[0]
+        got = jax.tree.leaves(model.vector_field(loss)(0.0, state, point))
+        coef = ClosedForm.build(model, loss, eigen, u0, point).coef
+        z = [eigen.to(y[0]), eigen.to(y[1])]
+        if model.second_order:
+            want = [eigen.back(coef[:, i, 0] * z[0] + coef[:, i, 1] * z[1]) for i in range(2)]
+        else:
+            want = [eigen.back(coef * z[0])]
+        gaps.append(jnp.max(jnp.stack([jnp.max(jnp.abs(g - w)) for g, w in zip(got, want)])))
+        sizes.append(jnp.max(jnp.stack([jnp.max(jnp.abs(w)) for w in want])))
+    return jnp.stack(gaps), jnp.stack(sizes)
 
 
 class Eigen(eqx.Module):
@@ -65,9 +100,10 @@ class Eigen(eqx.Module):
     Q: jax.Array | None
 
     @classmethod
-    def of(cls, loss) -> Eigen:
+    def of(cls, loss, dtype) -> Eigen:
+        """The loss's `spectrum()` in `dtype`."""
         q, Q = loss.spectrum()
-        return cls(jnp.asarray(q), None if Q is None else jnp.asarray(Q))
+        return cls(jnp.asarray(q, dtype), None if Q is None else jnp.asarray(Q, dtype))
 
     def to(self, x):
         """Coordinates of `x` (last axis) in the eigenbasis."""
@@ -122,7 +158,7 @@ class ClosedForm(eqx.Module):
         return along(self.rows(t), tuple(self.z0.T) if self.coef.ndim > 1 else (self.z0,))
 
 
-def along(row, state):
+def along(row: tuple[jax.Array, ...], state: tuple[jax.Array, ...]) -> jax.Array:
     """The position reached from `state` (from `ClosedForm.state`) after the times of `row`
     (from `ClosedForm.rows`): `sum_k row[k] * state[k]`."""
     out = row[0] * state[0]
@@ -138,46 +174,56 @@ def _horner(x, coefficients):
     return out
 
 
-def propagator(M, t):
-    """`exp(M t)` of 2 x 2 matrices `M` (`(..., 2, 2)`) at times `t` (broadcasting against
-    `M[..., 0, 0]`), as `((p11, p12), (p21, p22))`.
+def propagator(M: jax.Array, t: jax.Array):
+    """`exp(M t)` of real 2 x 2 matrices at times `t`.
 
-    `exp(M t) = e^{m t} (C I + S (M - m I))` with `m = tr M / 2`, `r = m^2 - det M`,
-    `C = cosh(sqrt(r) t)`, `S = sinh(sqrt(r) t) / sqrt(r)`. For `|r t^2| < 1` by their series;
-    for `r t^2 >= 1` (real eigenvalues `m +- sqrt(r)`, the stiff case) from the two
-    exponentials, with the smaller eigenvalue as `det M / (m + sign(m) sqrt(r))` (no cancellation,
-    and no `e^{m t} cosh(...)` overflow); for `r t^2 <= -1` by `cos` and `sin`.
+    **Arguments:** `M` of shape `(..., 2, 2)`; `t`, broadcasting against `M[..., 0, 0]`.
+
+    **Returns:** `((p11, p12), (p21, p22))`, the entries of `exp(M t)`.
+
+    With `m = tr M / 2`, `delta = (M_11 - M_22) / 2` and `r = delta^2 + M_12 M_21` (the
+    eigenvalues are `m +- sqrt(r)`), `exp(M t) = e^{m t} (C I + S (M - m I))` where
+    `C = cosh(sqrt(r) t)` and `S = sinh(sqrt(r) t) / sqrt(r)`:
+
+    - `|r t^2| < 1`: `C` and `S` by their series in `r t^2` (no singularity at `r = 0`,
+      critical damping);
+    - `r t^2 >= 1` (real eigenvalues, the stiff case): from the two exponentials
+      `exp(lambda_+- t)`, never `e^{m t} cosh(...)`, which overflows. The eigenvalue of smaller
+      magnitude is `det M / lambda`, `lambda` the other one, and the coefficients
+      `(sqrt(r) +- delta) / (2 sqrt(r))` are formed without cancellation;
+    - `r t^2 <= -1` (complex eigenvalues): by `cos` and `sin`.
     """
     a, b, c, d = M[..., 0, 0], M[..., 0, 1], M[..., 1, 0], M[..., 1, 1]
-    m = (a + d) / 2
-    r = jnp.square((a - d) / 2) + b * c
-    det = a * d - b * c
+    m, delta = (a + d) / 2, (a - d) / 2
+    bc = b * c
+    r = jnp.square(delta) + bc
     x = r * t * t
     small = jnp.abs(x) < 1
     xs = jnp.where(small, x, 0.0)
     em = jnp.exp(m * t)
-    # real eigenvalues, far apart
-    root = jnp.sqrt(jnp.maximum(r, 0.0))
-    sign = jnp.where(m >= 0, 1.0, -1.0)
-    big = m + sign * root
-    other = jnp.where(big != 0, det / jnp.where(big != 0, big, 1.0), 0.0)
-    e_big, e_other = jnp.exp(big * t), jnp.exp(other * t)
-    safe_root = jnp.where(root > 0, root, 1.0)
+    # series
+    C_small, S_small = em * _horner(xs, _COSH), em * t * _horner(xs, _SINHC)
+    # real eigenvalues, far apart (square roots of positive numbers only, so that gradients of
+    # the unused branches stay finite)
+    root = jnp.sqrt(jnp.where(r > 0, r, 1.0))
+    big = m + jnp.where(m >= 0, root, -root)
+    other = (a * d - bc) / jnp.where(big != 0, big, 1.0)
+    plus, minus = jnp.where(m >= 0, big, other), jnp.where(m >= 0, other, big)
+    e_plus, e_minus = jnp.exp(plus * t), jnp.exp(minus * t)
+    # (root + delta) and (root - delta), one of them as bc / (root -+ delta)
+    up = jnp.where(delta >= 0, root + delta, bc / jnp.where(root - delta != 0, root - delta, 1.0))
+    down = jnp.where(delta <= 0, root - delta, bc / jnp.where(root + delta != 0, root + delta, 1.0))
+    S_real = (e_plus - e_minus) / (2 * root)
+    p11_real = (up * e_plus + down * e_minus) / (2 * root)
+    p22_real = (down * e_plus + up * e_minus) / (2 * root)
     # complex eigenvalues, far apart
-    omega = jnp.sqrt(jnp.maximum(-r, 0.0))
-    safe_omega = jnp.where(omega > 0, omega, 1.0)
-    C = jnp.where(
-        small,
-        em * _horner(xs, _COSH),
-        jnp.where(r > 0, (e_big + e_other) / 2, em * jnp.cos(omega * t)),
-    )
-    S = jnp.where(
-        small,
-        em * t * _horner(xs, _SINHC),
-        jnp.where(
-            r > 0,
-            sign * (e_big - e_other) / (2 * safe_root),
-            em * jnp.sin(omega * t) / safe_omega,
-        ),
-    )
-    return (C + S * (a - m), S * b), (S * c, C + S * (d - m))
+    omega = jnp.sqrt(jnp.where(r < 0, -r, 1.0))
+    C_osc, S_osc = em * jnp.cos(omega * t), em * jnp.sin(omega * t) / omega
+
+    def pick(small_value, real_value, osc_value):
+        return jnp.where(small, small_value, jnp.where(r > 0, real_value, osc_value))
+
+    S = pick(S_small, S_real, S_osc)
+    p11 = pick(C_small + S_small * delta, p11_real, C_osc + S_osc * delta)
+    p22 = pick(C_small - S_small * delta, p22_real, C_osc - S_osc * delta)
+    return (p11, S * b), (S * c, p22)

@@ -138,7 +138,7 @@ def convergence_study(
             loss, u0, grid.points.h, grid.points.lam, "convergence_study(init='manifold')"
         )
     if solver.closed_form:
-        check_closed_form(loss, u0, objects)
+        check_closed_form(loss, u0, objects, grid.points)
     for obj in objects:
         obj.check(grid.points)
     objects = tuple(obj.resolve(grid.points, u0, float(T)) for obj in objects)

@@ -146,7 +146,7 @@ def run_points(
     controller = solver.controller()
     shared_solver = solver.solver()
     shared_degree = _dense.interpolant_degree(shared_solver)
-    eigen = Eigen.of(loss) if closed else None
+    eigen = Eigen.of(loss, dtype) if closed else None
 
     # --- the start of every point, before the loop
     def point_start(m):
@@ -447,11 +447,14 @@ def run_points(
         fresh = load(p_new)
         rows = lane["rows"]
         lane = _select(finished, fresh, kept)
-        lane["rows"] = jax.lax.cond(
-            jnp.any(finished) & (len(start_forms) > 0),
-            lambda: _select(finished, closed_rows(jnp.maximum(p_new, 0)), rows),
-            lambda: rows,
-        )
+        if start_forms:
+            lane["rows"] = jax.lax.cond(
+                jnp.any(finished),
+                lambda: _select(finished, closed_rows(jnp.maximum(p_new, 0)), rows),
+                lambda: rows,
+            )
+        else:
+            lane["rows"] = rows
         if report_progress:
             running = jnp.sum(jnp.where(lane["p"] >= 0, lane["n"], 0), dtype=done.dtype)
             report(token, device, done + running, total_steps)
