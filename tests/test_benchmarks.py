@@ -21,19 +21,25 @@ _spec.loader.exec_module(baseline)
 HS = 2.0 ** -np.arange(4, 10)
 
 
-def test_baseline_agrees_with_convergence_study():
-    kappa = 20.0
-    # solve_ivp (DOP853, rtol 1e-12) against diffrax (Tsit5, rtol 1e-12): the errors measured
-    # (1e-4 ... 1) agree to a relative 1e-8 (observed: 3e-10 at worst, the hamiltonian model).
-    base = baseline.errors([kappa, 1.0], [1.0, 1.0], hs=HS, lam=0.9, T=2.0)
-    st = mj.convergence_study(
+def _study(kappa, solver=None):
+    """The engine on the baseline's grid (the paper's quadratic, lam 0.9, T = 2)."""
+    return mj.convergence_study(
         paper_quadratic(kappa),
         jnp.array([1.0, 1.0]),
         hs=HS,
         lams=[0.9],
         T=2.0,
         models=baseline.MODELS,
+        solver=solver,
     )
+
+
+def test_baseline_agrees_with_convergence_study():
+    kappa = 20.0
+    # solve_ivp (DOP853, rtol 1e-12) against diffrax (Tsit5, rtol 1e-12): the errors measured
+    # (1e-4 ... 1) agree to a relative 1e-8 (observed: 3e-10 at worst, the hamiltonian model).
+    base = baseline.errors([kappa, 1.0], [1.0, 1.0], hs=HS, lam=0.9, T=2.0)
+    st = _study(kappa)
     assert st.methods == ("hb", "nag")
     for model in baseline.MODELS:
         np.testing.assert_allclose(base[model], st.errors[model][:, 0, :], rtol=1e-8, atol=0)
@@ -50,15 +56,7 @@ def test_closed_form_baseline_agrees_with_solve_ivp_and_the_engine():
     kappa = 10.0
     base = baseline.errors([kappa, 1.0], [1.0, 1.0], hs=HS, lam=0.9, T=2.0)
     closed = baseline.errors([kappa, 1.0], [1.0, 1.0], hs=HS, lam=0.9, T=2.0, closed_form=True)
-    st = mj.convergence_study(
-        paper_quadratic(kappa),
-        jnp.array([1.0, 1.0]),
-        hs=HS,
-        lams=[0.9],
-        T=2.0,
-        models=baseline.MODELS,
-        solver=mj.SolverConfig(closed_form=True),
-    )
+    st = _study(kappa, mj.SolverConfig(closed_form=True))
     for model in baseline.MODELS:
         np.testing.assert_allclose(closed[model], base[model], rtol=1e-8, atol=0)
         # both exact to rounding: they differ by the rounding of the discrete iterates

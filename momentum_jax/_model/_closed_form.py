@@ -135,27 +135,32 @@ class ClosedForm(eqx.Module):
         coef = jnp.stack([jnp.stack([du_u, du_v], -1), jnp.stack([dv_u, dv_v], -1)], -2)
         return cls(coef, jnp.stack([eigen.to(y0[0]), eigen.to(y0[1])], -1))
 
-    def rows(self, t):
-        """The first row of the propagator `exp(M t)` (first-order models: `exp(g t)`) at the
-        times `t` (any shape): a tuple of arrays of shape `t.shape + (d,)`, one per component
-        of the state, that `along` combines with a state."""
+    def _propagator(self, t):
+        """The rows of `exp(M t)` (first-order models: the one row `exp(g t)`) at the times `t`
+        (any shape), each a tuple of arrays of shape `t.shape + (d,)`."""
         t = jnp.asarray(t, self.z0.dtype)[..., None]
         if self.coef.ndim == 1:
-            return (jnp.exp(self.coef * t),)
-        return propagator(self.coef, t)[0]
+            return ((jnp.exp(self.coef * t),),)
+        return propagator(self.coef, t)
+
+    def _start(self):
+        """The initial state as a tuple `(z,)` or `(z, z')` of arrays of shape `(d,)`."""
+        return (self.z0,) if self.coef.ndim == 1 else tuple(self.z0.T)
+
+    def rows(self, t):
+        """The first row of the propagator at the times `t` (any shape): a tuple of arrays of
+        shape `t.shape + (d,)`, one per component of the state, that `along` combines with a
+        state."""
+        return self._propagator(t)[0]
 
     def state(self, t):
         """The state in eigen-coordinates at the times `t`: a tuple `(z,)` or `(z, z')` of
         arrays of shape `t.shape + (d,)`."""
-        if self.coef.ndim == 1:
-            return (self.rows(t)[0] * self.z0,)
-        t = jnp.asarray(t, self.z0.dtype)[..., None]
-        rows = propagator(self.coef, t)
-        return tuple(along(row, (self.z0[:, 0], self.z0[:, 1])) for row in rows)
+        return tuple(along(row, self._start()) for row in self._propagator(t))
 
     def position(self, t):
         """`z(t)` for the times `t` (any shape): shape `t.shape + (d,)`."""
-        return along(self.rows(t), tuple(self.z0.T) if self.coef.ndim > 1 else (self.z0,))
+        return along(self.rows(t), self._start())
 
 
 def along(row: tuple[jax.Array, ...], state: tuple[jax.Array, ...]) -> jax.Array:

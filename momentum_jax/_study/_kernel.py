@@ -62,18 +62,6 @@ def _take(tree, index):
     return jax.tree.map(lambda x: x[index], tree)
 
 
-def _per_step(tree, *, squares: bool):
-    """Per index of the leading (step) axis of `tree`: the sum of squares (`squares=True`) or
-    the largest absolute value of the remaining elements of every leaf."""
-
-    def one(x):
-        axes = tuple(range(1, x.ndim))
-        return jnp.sum(jnp.square(x), axis=axes) if squares else jnp.max(jnp.abs(x), axis=axes)
-
-    parts = [one(leaf) for leaf in jax.tree.leaves(tree)]
-    return sum(parts[1:], parts[0]) if squares else jnp.max(jnp.stack(parts), axis=0)
-
-
 def _select(mask, new, old):
     """`new` on the lanes where `mask` (shape `(lanes,)`) holds, else `old`."""
 
@@ -287,7 +275,7 @@ def run_points(
         s, traj = jax.lax.scan(one, s, None, length=chunk)
         k = n + 1 + jnp.arange(chunk, dtype=int32)
         live = active & (k <= N)
-        bounded = _per_step(traj, squares=True) < limit * limit  # False for inf and NaN
+        bounded = jax.vmap(_tree.sq_norm)(traj) < limit * limit  # False for inf and NaN
         first_bad = jnp.min(jnp.where(live & ~bounded, k, jnp.iinfo(int32).max))
         div = jnp.where((div < 0) & live.any() & (first_bad < jnp.iinfo(int32).max), first_bad, div)
         ok = live & ((div < 0) | (k < div))
@@ -295,7 +283,7 @@ def run_points(
 
     def chunk_error(traj, values, ok):
         # the largest squared distance, then its root (the same number as the largest root)
-        d = _per_step(_tree.sub(traj, values), squares=euclidean)
+        d = jax.vmap(_tree.sq_norm if euclidean else _tree.max_abs)(_tree.sub(traj, values))
         worst = jnp.max(jnp.where(ok, d.astype(dtype), 0.0))
         return jnp.sqrt(worst) if euclidean else worst
 
