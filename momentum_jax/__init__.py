@@ -57,6 +57,7 @@ from ._method import method_from_name as method_from_name
 from ._method import nesterov as nesterov
 from ._method import vanishing_friction_lam as vanishing_friction_lam
 from ._model import MODELS as MODELS
+from ._model import VELOCITIES as VELOCITIES
 from ._model import AbstractModel as AbstractModel
 from ._model import GradientFlow as GradientFlow
 from ._model import Hamiltonian as Hamiltonian

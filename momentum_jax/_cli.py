@@ -82,6 +82,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    import momentum_jax as mj
+
     p = _Parser(prog="momentum-jax", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -126,13 +128,13 @@ def _parser() -> argparse.ArgumentParser:
         "--method", default="hb,nag", action=Repeatable, help="comma-separated: hb, nag, gd"
     )
     s.add_argument(
-        "--lam", default="0.9", action=Repeatable, help="comma-separated momenta in [0, 1)"
+        "--lam", default="0.9", action=Repeatable, help="momenta in [0, 1): " + GRID_HELP["lam"]
     )
     s.add_argument(
         "--h",
         default="2^-4:2^-10",
         action=Repeatable,
-        help="A:B for every power of two from A down to B, or a comma list; repeatable",
+        help="learning rates, strictly decreasing: " + GRID_HELP["h"],
     )
     s.add_argument("--T", default="2", action=Once, help="the time horizon, one number > 0")
     s.add_argument(
@@ -142,14 +144,48 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated models",
     )
     s.add_argument("--init", default="zero", action=Once, help="zero or manifold")
-    s.add_argument("--velocity", default="taylor", action=Once, help="taylor, paper or manifold")
+    s.add_argument(
+        "--norm",
+        default="euclidean",
+        action=Once,
+        help="norm of the errors: euclidean, or max (the largest component; the paper's norm)",
+    )
+    s.add_argument(
+        "--velocity",
+        default="match",
+        action=Once,
+        help="the damped Hamiltonian's start u'(0): " + ", ".join(mj.VELOCITIES),
+    )
     s.add_argument(
         "--order", default="1", action=Once, help="order of modified_flow (integer >= 0)"
     )
     s.add_argument("--constant", default="corrected", action=Once, help="corrected or printed")
     s.add_argument("--fit-points", default="4", action=Once, help="points in the order fit (>= 2)")
+    s.add_argument(
+        "--rtol",
+        default=None,
+        action=Once,
+        help="the solver's relative tolerance in (0, 1) (default: 1e-12 in float64)",
+    )
+    s.add_argument(
+        "--atol",
+        default=None,
+        action=Once,
+        help="the solver's absolute tolerance >= 0 (default: 1e-14 in float64)",
+    )
+    s.add_argument(
+        "--max-steps",
+        default=None,
+        action=Once,
+        help="the most solver steps of one model's solve at one point (default: 2^20)",
+    )
     s.add_argument("--json", action="store_true", help="print one JSON document")
-    s.add_argument("--out", default=None, action=Once, help="save the study (JSON) to this file")
+    s.add_argument(
+        "--out",
+        default=None,
+        action=Once,
+        help="save the study: FILE.json (JSON) or FILE.nc (netCDF, needs the xarray extra)",
+    )
     s.add_argument(
         "--no-progress", action="store_true", help="no progress bar (shown on a terminal only)"
     )
@@ -171,17 +207,10 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated: hb, nag, gd, gd_effective, wilson, hb_mu, nag_mu",
     )
     w.add_argument(
-        "--lam",
-        default="0:0.95:32",
-        action=Repeatable,
-        help="A:B:n for n values evenly from A to B, or a comma list",
+        "--lam", default="0:0.95:32", action=Repeatable, help="momenta: " + GRID_HELP["lam"]
     )
     w.add_argument(
-        "--h",
-        default="2^-1:2^-8:32",
-        action=Repeatable,
-        help="A:B:n for n values geometrically from A to B, A:B for the powers of two, "
-        "or a comma list",
+        "--h", default="2^-1:2^-8:32", action=Repeatable, help="learning rates: " + GRID_HELP["h"]
     )
     w.add_argument("--steps", required=True, action=Once, help="steps per run (integer >= 1)")
     w.add_argument(
@@ -193,13 +222,19 @@ def _parser() -> argparse.ArgumentParser:
         action=Repeatable,
         help="models to measure the distance to (comma-separated), e.g. gradient_flow",
     )
-    w.add_argument("--out", default=None, action=Once, help="save the sweep: FILE.json or FILE.nc")
+    w.add_argument(
+        "--out",
+        default=None,
+        action=Once,
+        help="save the sweep: FILE.json (JSON) or FILE.nc (netCDF, needs the xarray extra)",
+    )
     w.add_argument("--plot", default=None, action=Once, help="draw a heat map to FILE.png")
     w.add_argument(
         "--quantity",
-        default="final_loss",
+        default=None,
         action=Once,
-        help="what --plot shows: final_loss, min_loss, diverged_at, distance:<model>",
+        help="what --plot draws (with --plot only): final_loss (default), min_loss, "
+        "diverged_at, curve (with --record-every), distance:<model> (with --model)",
     )
     w.add_argument("--json", action="store_true", help="print one JSON document")
     w.add_argument(
@@ -238,34 +273,37 @@ def _int(name: str, text: str, low: int) -> int:
     return value
 
 
-def parse_hs(text: str) -> list[float]:
-    """`"2^-4:2^-12"`: every power of two from `2^-4` down to `2^-12`; or a comma list."""
+GRID_HELP = {
+    "h": "A:B for every power of two from A down to B, A:B:n for n values geometrically from A "
+    "to B (exact powers of two when A, B and their ratio allow), or a comma list; repeatable",
+    "lam": "A:B:n for n values evenly from A to B, or a comma list; repeatable",
+}
+
+
+def _power_of_two(x: float) -> int | None:
+    """The integer `e` with `x == 2**e` exactly, else None."""
     import math
 
-    if ":" in text:
-        try:
-            a, b = (_number(x) for x in text.split(":", 1))
-        except ValueError:
-            raise UsageError(
-                f"--h expects A:B with powers of two, e.g. 2^-4:2^-12, got {text!r}"
-            ) from None
-        if not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
-            raise UsageError(f"--h bounds must be finite and > 0, got {text!r}")
-        ea, eb = math.log2(a), math.log2(b)
-        if ea != round(ea) or eb != round(eb) or eb > ea:
-            raise UsageError(f"--h A:B needs powers of two with A >= B, got {text!r}")
-        if ea - eb > 40:
-            raise UsageError(f"--h spans more than 40 halvings: {text!r}")
-        return [2.0**e for e in range(int(ea), int(eb) - 1, -1)]
-    return _floats("h", text)
+    mantissa, exponent = math.frexp(x)
+    return exponent - 1 if mantissa == 0.5 else None
 
 
-def parse_range(name: str, text: str, *, geometric: bool) -> list[float]:
-    """`A:B:n`: `n` values from `A` to `B` (geometrically spaced when `geometric`); for `--h`
-    also `A:B` (the powers of two, as for study) and for both a comma list."""
+def parse_grid(name: str, text: str) -> list[float]:
+    """The values of a grid option of `study` and `sweep` (one syntax for both):
+
+    - `A:B:n`: `n` values from `A` to `B`, geometrically spaced for `--h` and evenly for `--lam`;
+      when `A` and `B` are powers of two and the `n - 1` steps are whole halvings, the values are
+      the exact powers of two (`2^-1:2^-6:6` is `0.5, 0.25, ..., 2^-6`, not `0.25000000000000006`);
+    - `A:B` (`--h` only): every power of two from `A` down to `B`;
+    - a comma list, `2^-3` allowed for a power.
+
+    Anything else is a `UsageError` naming the option."""
+    import math
+
     import numpy as np
 
     parts = text.split(":")
+    geometric = name == "h"
     if len(parts) == 3:
         try:
             a, b = _number(parts[0]), _number(parts[1])
@@ -276,16 +314,43 @@ def parse_range(name: str, text: str, *, geometric: bool) -> list[float]:
             ) from None
         if n < 1:
             raise UsageError(f"--{name} A:B:n needs n >= 1, got {text!r}")
-        if geometric:
-            if not (a > 0 and b > 0 and np.isfinite(a) and np.isfinite(b)):
-                raise UsageError(f"--{name} bounds must be finite and > 0, got {text!r}")
-            return np.geomspace(a, b, n).tolist()
-        return np.linspace(a, b, n).tolist()
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise UsageError(f"--{name} bounds must be finite, got {text!r}")
+        if not geometric:
+            return np.linspace(a, b, n).tolist()
+        if not (a > 0 and b > 0):
+            raise UsageError(f"--{name} bounds must be finite and > 0, got {text!r}")
+        ea, eb = _power_of_two(a), _power_of_two(b)
+        if n == 1:
+            return [a]
+        if ea is not None and eb is not None and (ea - eb) % (n - 1) == 0:
+            step = (eb - ea) // (n - 1)
+            return [2.0 ** (ea + i * step) for i in range(n)]
+        return np.geomspace(a, b, n).tolist()
+    if len(parts) == 2 and geometric:
+        try:
+            a, b = (_number(x) for x in parts)
+        except ValueError:
+            raise UsageError(
+                f"--{name} expects A:B with powers of two, e.g. 2^-4:2^-12, got {text!r}"
+            ) from None
+        if not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
+            raise UsageError(f"--{name} bounds must be finite and > 0, got {text!r}")
+        ea, eb = _power_of_two(a), _power_of_two(b)
+        if ea is None or eb is None or eb > ea:
+            raise UsageError(f"--{name} A:B needs powers of two with A >= B, got {text!r}")
+        if ea - eb > 40:
+            raise UsageError(f"--{name} spans more than 40 halvings: {text!r}")
+        return [2.0**e for e in range(ea, eb - 1, -1)]
     if ":" in text:
-        if name == "h":
-            return parse_hs(text)
-        raise UsageError(f"--{name} expects A:B:n or a comma list, got {text!r}")
+        forms = "A:B, A:B:n" if geometric else "A:B:n"
+        raise UsageError(f"--{name} expects {forms} or a comma list, got {text!r}")
     return _floats(name, text)
+
+
+def parse_hs(text: str) -> list[float]:
+    """`parse_grid("h", text)`: `"2^-4:2^-12"` is every power of two from `2^-4` to `2^-12`."""
+    return parse_grid("h", text)
 
 
 def _choices(name: str, text: str, allowed) -> list[str]:
@@ -410,7 +475,44 @@ def check_output_file(option: str, path: str) -> Path:
     return target
 
 
+def check_result_file(path: str) -> Path:
+    """`--out` of `study` and `sweep`, checked before anything is computed: a writable file
+    whose suffix names the format, as `Study.save` and `Sweep.save` read it (`.json`: JSON,
+    `.nc`: netCDF, which needs the xarray extra); anything else is a `UsageError`."""
+    from ._labelled import INSTALL_HINT, SUFFIXES
+
+    target = check_output_file("--out", path)
+    if target.suffix.lower() not in SUFFIXES:
+        raise UsageError(
+            f"--out {path!r}: the file name must end in .json or .nc (.json: JSON, .nc: netCDF)"
+        )
+    if target.suffix.lower() == ".nc":
+        try:
+            from ._labelled import netcdf_engine
+
+            netcdf_engine()
+        except ImportError:
+            raise UsageError(f"--out FILE.nc needs xarray: {INSTALL_HINT} (or use .json)") from None
+    return target
+
+
+def _sweep_quantity_option(text: str | None, plot, every, models) -> str:
+    """`--quantity` of `sweep`, checked before the sweep runs: only with `--plot`, and one of
+    the quantities that the sweep will record (`momentum_jax.plotting.sweep_quantities`)."""
+    from .plotting import sweep_quantities
+
+    if text is None:
+        return "final_loss"
+    if plot is None:
+        raise UsageError(f"--quantity {text!r} chooses what --plot draws; give --plot FILE.png")
+    allowed = sweep_quantities(curve=every is not None, sharpness=False, models=models)
+    if text not in allowed:
+        raise UsageError(f"--quantity got {text!r}; allowed for this sweep: {', '.join(allowed)}")
+    return text
+
+
 def _load_loss(spec: str, loss_args: list[str], x0: str | None):
+    import jax
     import jax.numpy as jnp
 
     from ._losses import get_loss, registered
@@ -442,32 +544,45 @@ def _load_loss(spec: str, loss_args: list[str], x0: str | None):
         )
     try:
         loss = get_loss(spec, **options)
-    except TypeError as e:
-        raise UsageError(f"--loss-arg not accepted by loss {spec!r}: {e}") from None
-    u0 = loss.u0 if start is None else start
-    if start is not None and jnp.shape(start) != jnp.shape(loss.u0):
+    except (TypeError, ValueError) as e:  # an unknown option, or a value of the wrong kind
+        given = " ".join(f"{k}={v!r}" for k, v in options.items())
+        raise UsageError(f"--loss-arg {given} not accepted by loss {spec!r}: {e}") from None
+    if start is None:
+        return loss.fn, loss.u0
+    leaves = jax.tree.leaves(loss.u0)
+    if len(leaves) != 1 or not jax.tree_util.treedef_is_leaf(jax.tree.structure(loss.u0)):
         raise UsageError(
-            f"--x0 has {jnp.size(start)} values; loss {spec!r} takes {jnp.size(loss.u0)}"
+            f"--x0 cannot set the start of loss {spec!r}: its parameters are a pytree of "
+            f"{len(leaves)} arrays ({sum(int(jnp.size(x)) for x in leaves)} values); drop --x0 "
+            "(the loss's own start is used)"
         )
-    return loss.fn, u0
+    if jnp.size(start) != jnp.size(leaves[0]):
+        raise UsageError(
+            f"--x0 has {jnp.size(start)} values; loss {spec!r} takes {jnp.size(leaves[0])}"
+        )
+    return loss.fn, jnp.reshape(start, jnp.shape(leaves[0]))
 
 
 def _cmd_study(args) -> int:
+    import momentum_jax as mj
+
     from ._model import MODELS
-    from ._study import convergence_study
+    from ._study import NORMS, convergence_study
 
     methods = [m for t in texts(args.method) for m in _choices("method", t, ("hb", "nag", "gd"))]
     models = [m for t in texts(args.model) for m in _choices("model", t, MODELS)]
     init = one_choice("init", args.init, ("zero", "manifold"))
-    velocity = one_choice("velocity", args.velocity, ("taylor", "paper", "manifold"))
+    velocity = one_choice("velocity", args.velocity, mj.VELOCITIES)
     constant = one_choice("constant", args.constant, ("corrected", "printed"))
-    lams = [x for t in texts(args.lam) for x in _floats("lam", t)]
-    hs = [x for t in texts(args.h) for x in parse_hs(t)]
+    norm = one_choice("norm", args.norm, NORMS)
+    lams = [x for t in texts(args.lam) for x in parse_grid("lam", t)]
+    hs = [x for t in texts(args.h) for x in parse_grid("h", t)]
     T = one_number("T", args.T)
     order = _int("order", args.order, 0)
     fit_points = _int("fit-points", args.fit_points, 2)
-    out = check_output_file("--out", args.out) if args.out is not None else None
+    out = check_result_file(args.out) if args.out is not None else None
     loss, u0 = _load_loss(args.loss, args.loss_arg, args.x0)
+    solver = _solver_config(args, u0)
     bar = progress_bar(args, "study")
     try:
         study = convergence_study(
@@ -479,11 +594,13 @@ def _cmd_study(args) -> int:
             models=models,
             T=T,
             init=init,
+            norm=norm,
             hamiltonian_velocity=velocity,
             order=order,
             constant=constant,
             fit_points=fit_points,
             progress=bar,
+            solver=solver,
         )
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
@@ -508,27 +625,41 @@ def _cmd_study(args) -> int:
     return 0
 
 
+def _solver_config(args, u0):
+    """The `SolverConfig` of `--rtol`, `--atol`, `--max-steps` (the defaults of `u0`'s dtype
+    for those not given)."""
+    import jax
+
+    import momentum_jax as mj
+
+    given = {}
+    for name, flag in (("rtol", "--rtol"), ("atol", "--atol")):
+        text = getattr(args, name)
+        if text is not None:
+            given[name] = one_number(flag.lstrip("-"), text)
+    if args.max_steps is not None:
+        given["max_steps"] = _int("max-steps", args.max_steps, 1)
+    leaves = jax.tree.leaves(u0)
+    dtype = leaves[0].dtype if leaves else None
+    try:
+        return mj.SolverConfig.for_dtype(dtype, **given) if dtype is not None else None
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"--{str(e).split('=')[0].replace('_', '-')}: {e}") from None
+
+
 def _cmd_sweep(args) -> int:
     from ._model import MODELS
     from ._sweep import SWEEP_METHODS, sweep
 
     methods = [m for t in texts(args.method) for m in _choices("method", t, SWEEP_METHODS)]
-    lams = [x for t in texts(args.lam) for x in parse_range("lam", t, geometric=False)]
-    hs = [x for t in texts(args.h) for x in parse_range("h", t, geometric=True)]
+    lams = [x for t in texts(args.lam) for x in parse_grid("lam", t)]
+    hs = [x for t in texts(args.h) for x in parse_grid("h", t)]
     models = [m for t in texts(args.model) if t.strip() for m in _choices("model", t, MODELS)]
     steps = _int("steps", args.steps, 1)
     every = None if args.record_every is None else _int("record-every", args.record_every, 1)
-    out = check_output_file("--out", args.out) if args.out is not None else None
-    if out is not None and out.suffix not in (".json", ".nc"):
-        raise UsageError(f"--out {args.out!r}: the file must end in .json or .nc")
-    if out is not None and out.suffix == ".nc":
-        try:
-            import xarray  # noqa: F401
-        except ImportError:
-            raise UsageError(
-                "--out FILE.nc needs xarray: pip install 'momentum_jax[xarray]' (or use .json)"
-            ) from None
+    out = check_result_file(args.out) if args.out is not None else None
     plot = check_output_file("--plot", args.plot) if args.plot is not None else None
+    quantity = _sweep_quantity_option(args.quantity, plot, every, models)
     loss, u0 = _load_loss(args.loss, args.loss_arg, args.x0)
     bar = progress_bar(args, "sweep")
     try:
@@ -543,10 +674,6 @@ def _cmd_sweep(args) -> int:
             models=models,
             progress=bar,
         )
-        if plot is not None:  # the quantity is checked before anything is printed or saved
-            from .plotting import _sweep_quantity
-
-            _sweep_quantity(result, args.quantity)
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
     finally:
@@ -561,7 +688,7 @@ def _cmd_sweep(args) -> int:
     sys.stdout.flush()
     for option, path, write in (
         ("--out", out, lambda p: result.save(p)),
-        ("--plot", plot, lambda p: _save_plot(result, args.quantity, p)),
+        ("--plot", plot, lambda p: _save_plot(result, quantity, p)),
     ):
         if path is not None:
             try:

@@ -1,6 +1,6 @@
 """Pure-functional momentum steps and the `lax.scan` loops over them: the saved scan (a
-trajectory) and the memory-light loop (final state and running reductions), with the one
-freeze-on-divergence guard of the package."""
+trajectory) and the memory-light loop (final state and running reductions, under the one
+divergence rule of `momentum_jax._divergence`)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _tree
+from ._divergence import DIVERGENCE_LIMIT, check_divergence_limit, divergence_bound, guard
 from ._manifold import manifold_velocity, warn_outside_series_range
 from ._method import Momentum, check_single_method
 from ._types import PyTree
 from ._validate import check_finite_start, check_init, check_loss, check_u0, check_whole
-
-DIVERGENCE_THRESHOLD = 1e100
-"""An iterate whose norm exceeds this (or is not finite) counts as diverged."""
 
 
 class MomentumState(NamedTuple):
@@ -36,10 +34,29 @@ def step(loss, method: Momentum, state: MomentumState) -> MomentumState:
 
     $$w_{n+1} = \lambda w_n - \nabla\Phi(u_n + h a w_n),\qquad u_{n+1} = u_n + h w_{n+1}.$$
     """
-    h, lam, a = method.h, method.lam, method.a
-    g = jax.grad(loss)(_tree.axpy(h * a, state.w, state.u))
-    w = jax.tree.map(lambda wi, gi: lam * wi - gi, state.w, g)
-    return MomentumState(_tree.axpy(h, w, state.u), w)
+    g = jax.grad(loss)(_tree.axpy(method.h * method.a, state.w, state.u))
+    return _apply(method, state, g)
+
+
+def step_and_loss(
+    loss, method: Momentum, state: MomentumState, lookahead: bool | None = None
+) -> tuple[MomentumState, jax.Array]:
+    """`(step(loss, method, state), loss(u_n))`: one step and the loss at the iterate it starts
+    from. Where the gradient is taken at `u_n` itself (`a = 0`: heavy ball, gradient descent)
+    the loss comes with it (`jax.value_and_grad`); a look-ahead method pays one more forward
+    pass. `lookahead`: False when `a = 0` is known, True when `a` may be nonzero, None to decide
+    from the value of `a` (a `lax.cond`: both branches run under `vmap`)."""
+    value, g = jax.value_and_grad(loss)(_tree.axpy(method.h * method.a, state.w, state.u))
+    if lookahead is None:
+        value = jax.lax.cond(method.a == 0, lambda: value, lambda: loss(state.u))
+    elif lookahead:
+        value = loss(state.u)
+    return _apply(method, state, g), value
+
+
+def _apply(method: Momentum, state: MomentumState, g) -> MomentumState:
+    w = jax.tree.map(lambda wi, gi: method.lam * wi - gi, state.w, g)
+    return MomentumState(_tree.axpy(method.h, w, state.u), w)
 
 
 def initial_state(loss, u0, method: Momentum, init="zero", order: int = 1) -> MomentumState:
@@ -53,27 +70,29 @@ def initial_state(loss, u0, method: Momentum, init="zero", order: int = 1) -> Mo
     return MomentumState(u0, init)
 
 
-def is_bounded(u, limit=DIVERGENCE_THRESHOLD) -> jax.Array:
-    """True when `u` is finite and its norm is below `limit`."""
-    return _tree.all_finite(u) & (_tree.norm(u) < limit)
-
-
-def guard(new, old, diverged_at, n, bounded):
-    """The freeze-on-divergence guard used by every loop of the package.
-
-    Keep `new` when it is `bounded` and the run has not diverged before; otherwise keep `old`
-    (the last bounded state) and record the step `n` of the first unbounded state in
-    `diverged_at` (`-1` while none). **Returns:** `(state, diverged_at, accepted)`."""
-    accepted = bounded & (diverged_at < 0)
-    diverged_at = jnp.where(accepted | (diverged_at >= 0), diverged_at, n)
-    return _tree.where(accepted, new, old), diverged_at, accepted
+def check_save_every(num_steps: int, save_every: int) -> None:
+    """`save_every` must be an integer `>= 1` dividing `num_steps`: a trajectory keeps
+    `u_0, u_k, u_2k, ..., u_N` (`k = save_every`, `N = num_steps`), every step is run and the
+    last iterate is always kept; `ValueError` naming both otherwise (no step is dropped)."""
+    check_whole("save_every", save_every, low=1)
+    if num_steps % save_every:
+        below = num_steps - num_steps % save_every
+        raise ValueError(
+            f"num_steps={num_steps} is not a multiple of save_every={save_every}: the kept "
+            f"iterates u_0, u_{save_every}, u_{2 * save_every}, ... would miss the last "
+            f"{num_steps - below} steps; allowed: a num_steps divisible by save_every (e.g. "
+            f"{below or save_every} or {below + save_every}); iterate_final gives the last "
+            "state of any number of steps"
+        )
 
 
 def saved_scan(advance: Callable, state, num_steps: int, save_every: int = 1, save=None):
     """Run `state <- advance(n, state)` for `n = 0 .. num_steps - 1` in a `lax.scan`, keeping
     `save(state)` (default: the whole state) every `save_every` steps, the start first: the one
-    trajectory loop of the package. **Returns:** the kept values with a leading axis of
-    `num_steps // save_every + 1` entries."""
+    trajectory loop of the package. `save_every` must divide `num_steps` (`check_save_every`).
+    **Returns:** the kept values with a leading axis of `num_steps // save_every + 1` entries,
+    the last one after step `num_steps`."""
+    check_save_every(num_steps, save_every)
     save = save or (lambda s: s)
 
     def block(carry, _):
@@ -107,11 +126,14 @@ def iterate(
     - `num_steps`: number of steps (a Python int; it fixes the output's shape).
     - `init`: `"zero"` (the paper's zero initial velocity), `"manifold"` (start on the invariant
       manifold to `order` in `h`), or a pytree shaped like `u0` taken as `w_0`.
-    - `save_every`: keep every `save_every`-th iterate.
+    - `save_every`: keep every `save_every`-th iterate, `u_0, u_k, ..., u_{num_steps}`; it
+      must divide `num_steps` (`ValueError` otherwise, before anything runs: no step is ever
+      dropped silently).
     - `return_velocity`: also return the scaled velocities `w_n`.
 
     **Returns:** a pytree shaped like `u0` with a leading time axis of
-    `num_steps // save_every + 1` entries, `u_0` first (and the `w_n` likewise when asked).
+    `num_steps // save_every + 1` entries, `u_0` first and `u_{num_steps}` last (and the `w_n`
+    likewise when asked).
     Hyperparameters are traced: new values of `h`, `lam`, `a` reuse the compiled loop. A
     trajectory that would not fit in the memory available raises `MemoryError` before anything
     runs (use `iterate_final`, whose memory does not grow with `num_steps`, or `save_every`).
@@ -121,7 +143,7 @@ def iterate(
     check_loss(loss, u0)
     check_finite_start(loss, u0)
     check_whole("num_steps", num_steps, low=0)
-    check_whole("save_every", save_every, low=1)
+    check_save_every(num_steps, save_every)
     check_init(init, u0)
     if isinstance(init, str) and init == "manifold":
         warn_outside_series_range(loss, u0, method.h, method.lam, "iterate(init='manifold')")
@@ -191,45 +213,65 @@ class FinalState(NamedTuple):
     """What the memory-light loop keeps: the last state and running reductions."""
 
     u: PyTree
+    """The last state (`u_N`, or `u_{n-1}` for a run that diverged at step `n`)."""
     w: PyTree
     loss: jax.Array
+    """The loss of `u`."""
     min_loss: jax.Array
+    """`min_k loss(u_k)` over every step `k = 0 .. N` (`0 .. n-1` for a run that diverged)."""
     diverged_at: jax.Array
-    """First step whose iterate is not finite or exceeds `DIVERGENCE_THRESHOLD`; -1 if none."""
+    """The first step `n` whose iterate `u_n` is not finite or has norm above
+    `divergence_limit * max(1, |u_0|)`; -1 if none (`momentum_jax._divergence`)."""
 
 
 def iterate_final(
-    loss, u0: PyTree, method: Momentum, num_steps: int, *, init="zero", order: int = 1
+    loss,
+    u0: PyTree,
+    method: Momentum,
+    num_steps: int,
+    *,
+    init="zero",
+    order: int = 1,
+    divergence_limit: float = DIVERGENCE_LIMIT,
 ) -> FinalState:
     """Like `iterate`, but keep only the final state and running reductions (the minimum loss
-    and the step at which the run diverged), so memory does not grow with `num_steps`. After
-    divergence the state is frozen at its last finite value. `jax.vmap` it over a `Momentum`
-    of arrays for a sweep."""
+    over every step and the step at which the run diverged), so memory does not grow with
+    `num_steps`. `jax.vmap` it over a `Momentum` of arrays for a sweep.
+
+    `divergence_limit`: the run diverges at the first step `n` whose iterate is not finite or
+    has norm above `divergence_limit * max(1, |u0|)` (the rule of `sweep`, `train` and
+    `convergence_study`); the state is then frozen at `u_{n-1}`, the last bounded iterate, so
+    `u`, `loss` and `min_loss` are those of the steps before `n`. Traced: a new value does not
+    recompile. `min_loss` costs nothing for heavy ball and gradient descent (the loss comes
+    with the gradient at `u_n`) and one forward pass a step for a look-ahead method.
+    """
     check_u0(u0)
     check_single_method(method, "iterate_final")
     check_loss(loss, u0)
     check_finite_start(loss, u0)
     check_whole("num_steps", num_steps, low=0)
     check_init(init, u0)
+    check_divergence_limit(divergence_limit)
     if isinstance(init, str) and init == "manifold":
         warn_outside_series_range(loss, u0, method.h, method.lam, "iterate_final(init='manifold')")
-    return _iterate_final(loss, num_steps, init, order, u0, method)
+    limit = jnp.asarray(divergence_limit, _tree.dtype(u0))
+    return _iterate_final(loss, num_steps, init, order, u0, method, limit)
 
 
 @eqx.filter_jit
-def _iterate_final(loss, num_steps, init, order, u0, method):
+def _iterate_final(loss, num_steps, init, order, u0, method, divergence_limit):
     method = method.astype(_tree.dtype(u0))
     state = initial_state(loss, u0, method, init, order)
-    l0 = loss(u0)
+    bound = divergence_bound(divergence_limit, u0)
+    out = jax.eval_shape(loss, u0)
 
     def body(n, carry):
         state, min_loss, diverged_at = carry
-        new = step(loss, method, state)
-        state, diverged_at, ok = guard(new, state, diverged_at, n + 1, is_bounded(new.u))
-        min_loss = jnp.where(ok, jnp.minimum(min_loss, loss(state.u)), min_loss)
-        return state, min_loss, diverged_at
+        new, value = step_and_loss(loss, method, state)  # value: loss(u_n), u_n bounded
+        state, diverged_at, _ = guard(new, state, diverged_at, n + 1, bound)
+        return state, jnp.minimum(min_loss, value), diverged_at
 
-    state, min_loss, diverged_at = jax.lax.fori_loop(
-        0, num_steps, body, (state, l0, jnp.asarray(-1, dtype=jnp.int32))
-    )
-    return FinalState(state.u, state.w, loss(state.u), min_loss, diverged_at)
+    start = (state, jnp.full(out.shape, jnp.inf, out.dtype), jnp.asarray(-1, dtype=jnp.int32))
+    state, min_loss, diverged_at = jax.lax.fori_loop(0, num_steps, body, start)
+    final = loss(state.u)
+    return FinalState(state.u, state.w, final, jnp.minimum(min_loss, final), diverged_at)

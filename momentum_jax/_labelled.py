@@ -6,22 +6,29 @@ xarray is an optional extra (`pip install "momentum_jax[xarray]"`); without it `
 unpickles: a netCDF file holds numbers, strings and attributes only, and loading goes through the
 same validation as JSON (`study_from_dict`, `sweep_from_dict`).
 
-**The layout of a study** (`STUDY_FORMAT`): coordinates `model`, `method`, `lam`, `h` and
+**The optimizer dimension.** The methods (`"hb"`, `"nag"`, ...; `Study.methods`,
+`Sweep.methods`) are the dimension and coordinate `optimizer` (`METHOD_DIM`), not `method`:
+`method` is a keyword of xarray's `.sel` (the fill method), so `.sel(method="hb")` cannot select
+it, while every dimension here works as a keyword:
+`ds.final_loss.sel(optimizer="hb", lam=0.5, h=0.1)`. netCDF files written before the rename,
+with a `method` dimension, are still read (`load_labelled` renames it).
+
+**The layout of a study** (`STUDY_FORMAT`): coordinates `model`, `optimizer`, `lam`, `h` and
 `h_pair` (the *larger* `h_i` of each neighbouring pair `(h_i, h_{i+1})`, with the smaller one as
 the auxiliary coordinate `h_next` on the same dimension); data variables `errors`,
 `solver_failure` (strings, `""` where the solve succeeded) and, where recorded, `solver_steps`
-on `(model, method, lam, h)`, `rates` on `(model, method, lam, h_pair)`, `orders` on
-`(model, method, lam)`, `diverged_at` (integers, `-1` if not) and `status` (strings) on
-`(method, lam, h)`. One variable per quantity with a `model` dimension holds every model:
-`ds.errors.sel({"model": "hamiltonian", "method": "hb"})` (`method` is also a keyword of
-xarray's `sel`, the fill method, so select that coordinate with a dict).
+on `(model, optimizer, lam, h)`, `rates` on `(model, optimizer, lam, h_pair)`, `orders` on
+`(model, optimizer, lam)`, `diverged_at` (integers, `-1` if not) and `status` (strings) on
+`(optimizer, lam, h)`. One variable per quantity with a `model` dimension holds every model:
+`ds.errors.sel(model="hamiltonian", optimizer="hb")`.
 
-**The layout of a sweep** (`SWEEP_FORMAT`): coordinates `method`, `lam`, `h`, `seed`; data
-variables `final_loss`, `min_loss`, `diverged_at` on `(method, lam, h, seed)`; where recorded,
-`curve` on `(method, lam, h, seed, step)` with the coordinate `step` (the curve's steps) and the
-2-D coordinate `t` on `(h, step)`, `t = h * step` (the time of each curve point depends on `h`);
-`sharpness` on `(..., sharpness_step)` with `sharpness_t` on `(h, sharpness_step)`; `distance` on
-`(model, method, lam, h, seed)` with the coordinate `model`.
+**The layout of a sweep** (`SWEEP_FORMAT`): coordinates `optimizer`, `lam`, `h`, `seed`; data
+variables `final_loss`, `min_loss`, `diverged_at` on `(optimizer, lam, h, seed)`; where
+recorded, `curve` on `(optimizer, lam, h, seed, step)` with the coordinate `step` (the curve's
+steps) and the 2-D coordinate `t` on `(h, step)`, `t = h * step` (the time of each curve point
+depends on `h`); `sharpness` and `sharpness_residual` on `(..., sharpness_step)` with
+`sharpness_t` on `(h, sharpness_step)`; `distance` on `(model, optimizer, lam, h, seed)` with the
+coordinate `model`.
 
 Both carry the attributes `format`, `version` (those of the JSON format), `config` and `meta`
 (JSON strings), and `fit_points` (study) or `steps` (sweep).
@@ -44,9 +51,13 @@ SUFFIXES = (".json", ".nc")
 
 INSTALL_HINT = 'pip install "momentum_jax[xarray]"'
 
-_STUDY_DIMS = ("model", "method", "lam", "h")
-_GRID = ("method", "lam", "h")
-_SWEEP_DIMS = ("method", "lam", "h", "seed")
+METHOD_DIM = "optimizer"
+"""The name of the methods' dimension in datasets and netCDF files (`method` is a keyword of
+xarray's `.sel`; files with a `method` dimension, written before, are still read)."""
+
+_STUDY_DIMS = ("model", METHOD_DIM, "lam", "h")
+_GRID = (METHOD_DIM, "lam", "h")
+_SWEEP_DIMS = (METHOD_DIM, "lam", "h", "seed")
 
 
 def _xarray():
@@ -91,7 +102,8 @@ def _strings(arr) -> np.ndarray:
 
 def to_xarray(result: Study | Sweep):
     """A `Study` or `Sweep` as an `xarray.Dataset` with named coordinates (the layouts are in this
-    module's docstring: `method`, `lam`, `h`, `seed`, `t`, ...).
+    module's docstring: `optimizer` (the methods), `lam`, `h`, `seed`, `t`, ...), each of which
+    selects by keyword: `ds.final_loss.sel(optimizer="hb", lam=0.5, h=0.1)`.
 
     **Arguments:**
 
@@ -120,12 +132,12 @@ def _study_dataset(st: Study):
     data: dict[str, Any] = {
         "errors": (_STUDY_DIMS, stack(st.errors, float), {"long_name": "max_{n h <= T} error"}),
         "rates": (
-            ("model", "method", "lam", "h_pair"),
+            ("model", METHOD_DIM, "lam", "h_pair"),
             stack(rates, float),
             {"long_name": "observed rate between h_pair and h_next"},
         ),
         "orders": (
-            ("model", "method", "lam"),
+            ("model", METHOD_DIM, "lam"),
             stack(orders, float),
             {"long_name": f"fitted order over the {st.fit_points} smallest valid h"},
         ),
@@ -138,10 +150,22 @@ def _study_dataset(st: Study):
     }
     if st.solver_steps is not None:
         data["solver_steps"] = (_STUDY_DIMS, stack(st.solver_steps, np.int64))
+    if st.solution_norms is not None:
+        data["solution_norms"] = (
+            _STUDY_DIMS,
+            stack(st.solution_norms, float),
+            {"long_name": "largest norm of the model's solution over 0 <= t <= T"},
+        )
+    if st.stability_margin is not None:
+        data["stability_margin"] = (
+            _GRID,
+            np.asarray(st.stability_margin, dtype=float),
+            {"long_name": "q_max / q*: above 1 the discrete run is linearly unstable"},
+        )
     hs = np.asarray(st.hs, dtype=float)
     coords = {
         "model": _strings(models),
-        "method": _strings(st.methods),
+        METHOD_DIM: _strings(st.methods),
         "lam": np.asarray(st.lams, dtype=float),
         "h": hs,
         "h_pair": ("h_pair", hs[:-1], {"long_name": "the larger h of each pair"}),
@@ -161,16 +185,21 @@ def _sweep_dataset(sw: Sweep):
     xr = _xarray()
     hs = np.asarray(sw.hs, dtype=float)
     coords: dict[str, Any] = {
-        "method": _strings(sw.methods),
+        METHOD_DIM: _strings(sw.methods),
         "lam": np.asarray(sw.lams, dtype=float),
         "h": hs,
         "seed": np.asarray(sw.seeds, dtype=np.int64),
     }
     data: dict[str, Any] = {
         "final_loss": (_SWEEP_DIMS, np.asarray(sw.final_loss, dtype=float)),
-        "min_loss": (_SWEEP_DIMS, np.asarray(sw.min_loss, dtype=float)),
-        "diverged_at": (_SWEEP_DIMS, np.asarray(sw.diverged_at, dtype=np.int64), {"missing": -1}),
     }
+    if sw.min_loss is not None:  # None with mini-batches (the full loss is not evaluated)
+        data["min_loss"] = (_SWEEP_DIMS, np.asarray(sw.min_loss, dtype=float))
+    data["diverged_at"] = (
+        _SWEEP_DIMS,
+        np.asarray(sw.diverged_at, dtype=np.int64),
+        {"missing": -1},
+    )
     for name, steps_name, dim, t_name in (
         ("curve", "curve_steps", "step", "t"),
         ("sharpness", "sharpness_steps", "sharpness_step", "sharpness_t"),
@@ -184,6 +213,11 @@ def _sweep_dataset(sw: Sweep):
             if steps is None:
                 raise ValueError(f"Sweep.{name} is set but Sweep.{steps_name} is None")
             data[name] = ((*_SWEEP_DIMS, dim), np.asarray(values, dtype=float))
+    if sw.sharpness_residual is not None and sw.sharpness_steps is not None:
+        data["sharpness_residual"] = (
+            (*_SWEEP_DIMS, "sharpness_step"),
+            np.asarray(sw.sharpness_residual, dtype=float),
+        )
     if sw.distances:
         models = list(sw.distances)
         coords["model"] = _strings(models)
@@ -251,6 +285,8 @@ def load_labelled(path, kind: str) -> Any:
     if _suffix(path) == ".json":
         return from_dict(load_json(path, kind=kind), path)
     ds = _open_netcdf(path)
+    if "method" in ds.dims and METHOD_DIM not in ds.dims:  # written before the rename
+        ds = ds.rename({"method": METHOD_DIM})
     if ds.attrs.get("format") != kind:
         raise ValueError(
             f"{path}: not a {kind!r} file (format attribute is {ds.attrs.get('format')!r})"
@@ -320,13 +356,21 @@ def _study_dict(ds) -> dict:
     return {
         "format": STUDY_FORMAT,
         "version": _int_attr(ds, "version"),
-        "axes": {"method": _labels(ds, "method"), "lam": ds["lam"].values, "h": ds["h"].values},
+        "axes": {
+            "method": _labels(ds, METHOD_DIM),
+            "lam": ds["lam"].values,
+            "h": ds["h"].values,
+        },
         "models": models,
         "errors": per_model("errors"),
         "diverged_at": _values(ds, "diverged_at", _GRID, integer=True),
         "solver_failure": {m: _strings(v) for m, v in failures.items()},
         "fit_points": _int_attr(ds, "fit_points"),
         "solver_steps": per_model("solver_steps", True) if "solver_steps" in ds else None,
+        "solution_norms": per_model("solution_norms") if "solution_norms" in ds else None,
+        "stability_margin": (
+            _values(ds, "stability_margin", _GRID) if "stability_margin" in ds else None
+        ),
         "config": _json_loads(ds, "config"),
         "meta": _json_loads(ds, "meta"),
     }
@@ -355,19 +399,20 @@ def _sweep_dict(ds) -> dict:
         "format": SWEEP_FORMAT,
         "version": _int_attr(ds, "version"),
         "axes": {
-            "method": _labels(ds, "method"),
+            "method": _labels(ds, METHOD_DIM),
             "lam": ds["lam"].values,
             "h": ds["h"].values,
             "seed": seeds,
         },
         "steps": _int_attr(ds, "steps"),
         "final_loss": _values(ds, "final_loss", _SWEEP_DIMS),
-        "min_loss": _values(ds, "min_loss", _SWEEP_DIMS),
+        "min_loss": _values(ds, "min_loss", _SWEEP_DIMS) if "min_loss" in ds.data_vars else None,
         "diverged_at": _values(ds, "diverged_at", _SWEEP_DIMS, integer=True),
         "curve_steps": steps("step"),
         "curve": optional("curve", "step"),
         "sharpness_steps": steps("sharpness_step"),
         "sharpness": optional("sharpness", "sharpness_step"),
+        "sharpness_residual": optional("sharpness_residual", "sharpness_step"),
         "distances": distances,
         "config": _json_loads(ds, "config"),
         "meta": _json_loads(ds, "meta"),

@@ -43,7 +43,9 @@ class SolverConfig:
     - `window_steps`: in a study, a per-point solve advances in windows of at most this many
       steps, whose dense output is kept (a buffer of this many steps per lane).
     - `dense_steps`: in a study, a solve shared by every point (the gradient flow) keeps its
-      whole dense output, at most this many steps (`dense_steps * 9 * d` numbers).
+      whole dense output in a table of this many steps (`dense_steps * 9 * d` numbers) to
+      start with; a solve that needs more runs again with a table four times larger, up to
+      `max_steps`, so that `max_steps` alone bounds every solve.
     - `method`: a diffrax solver with dense output (default `diffrax.Tsit5()`).
     - `closed_form`: solve no ODE: evaluate the models' exact solutions on a quadratic loss
       `1/2 u^T A u` with a `spectrum()` (`DiagonalQuadratic`, `DenseQuadratic`) from a flat

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 from . import _tree
 from ._autoencoder import squared_error
 from ._batches import batched_mean_loss, make_batches, masked_batch_mean, num_examples, take
-from ._iterate import MomentumState, guard, is_bounded
+from ._divergence import DIVERGENCE_LIMIT, check_divergence_limit, divergence_bound, guard
+from ._iterate import MomentumState
 from ._schemes import check_scheme, scheme_step
 from ._types import PyTree
 from ._validate import check_range, check_u0, check_whole
@@ -30,39 +31,50 @@ from ._validate import check_range, check_u0, check_whole
 
 class _Carry(NamedTuple):
     state: MomentumState
-    diverged_step: jax.Array  # first step whose iterate is unbounded, -1 if none
+    diverged_at: jax.Array  # first step whose iterate is unbounded, -1 if none
     n: jax.Array  # steps done
 
 
-def _guarded_step(scheme, loss, h, lam, mu, carry: _Carry, batch, mask_b) -> _Carry:
-    """A step; once an iterate is not finite (or exceeds `DIVERGENCE_THRESHOLD`), the state is
-    frozen at its last bounded value and the step recorded (`guard`)."""
+def _guarded_step(scheme, loss, h, lam, mu, bound, carry: _Carry, batch, mask_b) -> _Carry:
+    """A step under the divergence rule (`momentum_jax._divergence.guard`): once an iterate is
+    not finite or its norm exceeds `bound`, the state is frozen at its last bounded value and
+    the step recorded."""
     new = scheme_step(scheme, masked_batch_mean(loss, mask_b, batch), h, lam, mu, carry.state)
-    state, diverged, _ = guard(
-        new, carry.state, carry.diverged_step, carry.n + 1, is_bounded(new.u)
-    )
+    state, diverged, _ = guard(new, carry.state, carry.diverged_at, carry.n + 1, bound)
     return _Carry(state, diverged, carry.n + 1)
 
 
-def _epoch(scheme, loss, error, h, lam, mu, batches, mask, carry: _Carry):
+def _epoch(scheme, loss, error, h, lam, mu, bound, batches, mask, carry: _Carry):
     def body(c, xs):
-        return _guarded_step(scheme, loss, h, lam, mu, c, *xs), None
+        return _guarded_step(scheme, loss, h, lam, mu, bound, c, *xs), None
 
     carry, _ = jax.lax.scan(body, carry, (batches, mask))
-    value = batched_mean_loss(error, carry.state.u, batches, mask)
-    # A loss that overflows while the parameters stay bounded also counts as divergence.
-    flag = ~jnp.isfinite(value) & (carry.diverged_step < 0)
-    carry = carry._replace(diverged_step=jnp.where(flag, carry.n, carry.diverged_step))
-    return carry, value
+    return carry, batched_mean_loss(error, carry.state.u, batches, mask)
 
 
 @eqx.filter_jit
-def _run(scheme, loss, error, batch_size, epochs, every, with_initial, carry, data, h, lam, mu):
+def _run(
+    scheme,
+    loss,
+    error,
+    batch_size,
+    epochs,
+    every,
+    with_initial,
+    carry,
+    data,
+    h,
+    lam,
+    mu,
+    limit,
+    start,
+):
     batches, mask = make_batches(data, batch_size)
     initial = batched_mean_loss(error, carry.state.u, batches, mask) if with_initial else None
+    bound = divergence_bound(limit, start)
 
     def epoch(c, _):
-        return _epoch(scheme, loss, error, h, lam, mu, batches, mask, c)
+        return _epoch(scheme, loss, error, h, lam, mu, bound, batches, mask, c)
 
     if every is None:
         carry, losses = jax.lax.scan(epoch, carry, None, length=epochs)
@@ -92,17 +104,19 @@ class TrainResult(NamedTuple):
     over the whole data set before training and after each epoch; NaN from the epoch in which
     the run diverged on."""
     diverged_at: jax.Array
-    """The epoch (1-based) in which an iterate became non-finite or larger than
-    `DIVERGENCE_THRESHOLD` in norm (or the loss non-finite); -1 if none."""
-    diverged_step: jax.Array
-    """The step (1-based) at which that happened; -1 if none."""
+    """The first step `n` (1-based) whose parameters `u_n` are not finite or have norm above
+    `divergence_limit * max(1, |params0|)`; -1 if none. The rule of `iterate_final`, `sweep`
+    and `convergence_study` (`momentum_jax._divergence`)."""
+    diverged_epoch: jax.Array
+    """The epoch (1-based) holding step `diverged_at`; -1 if none."""
     snapshots: PyTree | None
     """With `record_params_every=k`: the parameters after epochs `0, k, 2k, ...` stacked on a
     leading axis (`epochs // k + 1` entries); None otherwise."""
 
 
-def _check(scheme, params0, data, h, lam, mu, epochs, batch_size, loss, name="loss"):
+def _check(scheme, params0, data, h, lam, mu, epochs, batch_size, loss, limit, name="loss"):
     check_scheme("scheme", scheme)
+    check_divergence_limit(limit)
     check_u0(params0, "params0")
     check_range("h", h, low=0.0, low_open=True)
     check_range("lam", lam, low=0.0, high=1.0, high_open=True)
@@ -137,10 +151,10 @@ def _check_per_example(name, loss, params0, data, batch_size, n):
         )
 
 
-def _as_inputs(params0, data, h, lam, mu):
+def _as_inputs(params0, data, h, lam, mu, limit):
     dtype = _tree.dtype(params0)
     data = jax.tree.map(jnp.asarray, data)
-    return data, *(jnp.asarray(x, dtype=dtype) for x in (h, lam, mu))
+    return data, *(jnp.asarray(x, dtype=dtype) for x in (h, lam, mu, limit))
 
 
 def train(
@@ -158,6 +172,7 @@ def train(
     error: Callable | None = None,
     velocity0: PyTree | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    divergence_limit: float = DIVERGENCE_LIMIT,
 ) -> TrainResult:
     """Train with `scheme` on fixed-order mini-batches (paper Section 5).
 
@@ -189,35 +204,37 @@ def train(
     - `on_epoch`: called as `on_epoch(epoch, loss)` after each epoch (1-based), for progress
       reports. It makes the epochs a Python loop over one compiled epoch, so it cannot be used
       under `jax.vmap`.
+    - `divergence_limit`: the run diverges at the first step `n` whose parameters are not
+      finite or have norm above `divergence_limit * max(1, |params0|)`; they are then frozen at
+      step `n - 1` and the losses are NaN from the epoch holding step `n` on (the rule of
+      `iterate_final`, `sweep` and `convergence_study`). A loss that overflows while the
+      parameters stay bounded is reported as it is (inf), not as a divergence.
 
     **Returns:** a `TrainResult`. Divergence is reported in `diverged_at`, not as a silent NaN.
     """
-    n = _check(scheme, params0, data, h, lam, mu, epochs, batch_size, loss)
+    n = _check(scheme, params0, data, h, lam, mu, epochs, batch_size, loss, divergence_limit)
     if error is None:
         error = loss
     else:
         _check_per_example("error", error, params0, data, batch_size, n)
     if record_params_every is not None:
         check_whole("record_params_every", record_params_every, low=1)
-    data, h, lam, mu = _as_inputs(params0, data, h, lam, mu)
+    data, h, lam, mu, limit = _as_inputs(params0, data, h, lam, mu, divergence_limit)
     velocity0 = _tree.zeros_like(params0) if velocity0 is None else velocity0
     carry = _Carry(MomentumState(params0, velocity0), jnp.asarray(-1), jnp.asarray(0))
     every = record_params_every
+    rest = (data, h, lam, mu, limit, params0)
 
     if on_epoch is None:
         carry, initial, losses, snaps = _run(
-            scheme, loss, error, batch_size, epochs, every, True, carry, data, h, lam, mu
+            scheme, loss, error, batch_size, epochs, every, True, carry, *rest
         )
     else:
-        _, initial, _, _ = _run(
-            scheme, loss, error, batch_size, 0, None, True, carry, data, h, lam, mu
-        )
+        _, initial, _, _ = _run(scheme, loss, error, batch_size, 0, None, True, carry, *rest)
         values, snaps = [], []
         for epoch in range(1, epochs + 1):
-            carry, _, value, _ = _run(
-                scheme, loss, error, batch_size, 1, None, False, carry, data, h, lam, mu
-            )
-            value = jnp.where(carry.diverged_step >= 0, jnp.nan, value[0])
+            carry, _, value, _ = _run(scheme, loss, error, batch_size, 1, None, False, carry, *rest)
+            value = jnp.where(carry.diverged_at >= 0, jnp.nan, value[0])
             values.append(value)
             if every is not None and epoch % every == 0:
                 snaps.append(carry.state.u)
@@ -226,19 +243,24 @@ def train(
         snaps = None if every is None else _stack(snaps, params0)
 
     nb = -(-n // min(batch_size, n))
-    diverged_at = jnp.where(carry.diverged_step >= 0, (carry.diverged_step - 1) // nb + 1, -1)
+    diverged_epoch = _epoch_of(carry.diverged_at, nb)
     epoch_index = jnp.arange(1, epochs + 1)
-    losses = jnp.where((diverged_at > 0) & (epoch_index >= diverged_at), jnp.nan, losses)
+    losses = jnp.where((diverged_epoch > 0) & (epoch_index >= diverged_epoch), jnp.nan, losses)
     if every is not None:
-        snaps = jax.tree.map(lambda p, rest: jnp.concatenate([p[None], rest]), params0, snaps)
+        snaps = jax.tree.map(lambda p, later: jnp.concatenate([p[None], later]), params0, snaps)
     return TrainResult(
         carry.state.u,
         carry.state.w,
         jnp.concatenate([initial[None], losses]),
-        diverged_at,
-        carry.diverged_step,
+        carry.diverged_at,
+        diverged_epoch,
         snaps,
     )
+
+
+def _epoch_of(step, nb):
+    """The epoch (1-based) of `nb` steps holding the 1-based `step`; -1 for `-1`."""
+    return jnp.where(step >= 0, (step - 1) // nb + 1, -1)
 
 
 def _stack(trees, like):
@@ -257,7 +279,9 @@ class GapResult(NamedTuple):
     epoch_gaps: jax.Array | None
     """`(epochs,)`: the largest gap within each epoch; None for a run of `steps` steps."""
     diverged_at: jax.Array
-    """`(2,)`: the epoch in which scheme a, b diverged (-1 if not), as in `TrainResult`."""
+    """`(2,)`: the step at which scheme a, b diverged (-1 if not), as in `TrainResult`."""
+    diverged_epoch: jax.Array
+    """`(2,)`: the epoch holding that step (-1 if none)."""
     max_gap_step: jax.Array
     """The step (1-based) at which the largest gap occurred (0 for a run of no steps)."""
 
@@ -271,12 +295,13 @@ class _GapCarry(NamedTuple):
 
 
 @eqx.filter_jit
-def _gaps(schemes, reference, loss, batch_size, epochs, params0, data, h, lam, mu, steps):
+def _gaps(schemes, reference, loss, batch_size, epochs, params0, data, h, lam, mu, limit, steps):
     """`schemes` (a tuple) and `reference` from the same start on the same batches, batch
     `n mod n_batches` at step `n`; `steps` is traced (new step counts reuse the compilation)."""
     batches, mask = make_batches(data, batch_size)
     nb = mask.shape[0]
     dtype = _tree.dtype(params0)
+    bound = divergence_bound(limit, params0)
     state = MomentumState(params0, _tree.zeros_like(params0))
     start = _Carry(state, jnp.asarray(-1), jnp.asarray(0))
     k = len(schemes)
@@ -291,9 +316,9 @@ def _gaps(schemes, reference, loss, batch_size, epochs, params0, data, h, lam, m
     def body(i, c: _GapCarry) -> _GapCarry:
         j = i % nb
         batch, m = take(batches, j), mask[j]
-        ref = _guarded_step(reference, loss, h, lam, mu, c.reference, batch, m)
+        ref = _guarded_step(reference, loss, h, lam, mu, bound, c.reference, batch, m)
         runs = tuple(
-            _guarded_step(s, loss, h, lam, mu, r, batch, m) for s, r in zip(schemes, c.runs)
+            _guarded_step(s, loss, h, lam, mu, bound, r, batch, m) for s, r in zip(schemes, c.runs)
         )
         gaps = jnp.stack([_tree.norm(_tree.sub(r.state.u, ref.state.u)) for r in runs])
         gaps = gaps.astype(dtype)
@@ -310,28 +335,30 @@ def _gaps(schemes, reference, loss, batch_size, epochs, params0, data, h, lam, m
         )
 
     c = jax.lax.fori_loop(0, steps, body, carry)
-    diverged = jnp.stack([jnp.stack([r.diverged_step, c.reference.diverged_step]) for r in c.runs])
+    diverged = jnp.stack([jnp.stack([r.diverged_at, c.reference.diverged_at]) for r in c.runs])
     return c.best, c.best_step, c.epoch_gaps, diverged
 
 
-def _gap_inputs(schemes, reference, params0, data, h, lam, mu, epochs, steps, batch_size, loss):
+def _gap_inputs(
+    schemes, reference, params0, data, h, lam, mu, epochs, steps, batch_size, loss, limit
+):
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs= (whole passes) or steps= (a fixed horizon)")
     for s in schemes:
-        n = _check(s, params0, data, h, lam, mu, epochs, batch_size, loss)
+        n = _check(s, params0, data, h, lam, mu, epochs, batch_size, loss, limit)
     check_scheme("reference" if len(schemes) > 1 else "scheme_b", reference)
     if steps is not None:
         check_whole("steps", steps, low=0)
     nb = -(-n // min(batch_size, n))
-    data, h, lam, mu = _as_inputs(params0, data, h, lam, mu)
+    data, h, lam, mu, limit = _as_inputs(params0, data, h, lam, mu, limit)
     total = jnp.asarray(epochs * nb if steps is None else steps, dtype=jnp.int32)
-    return nb, data, h, lam, mu, total
+    return nb, data, h, lam, mu, limit, total
 
 
 def _gap_result(best, best_step, epoch_gaps, steps, nb, with_epochs):
-    diverged_at = jnp.where(steps >= 0, (steps - 1) // nb + 1, -1)
     max_gap = jnp.where(jnp.any(steps >= 0, axis=-1), jnp.inf, best)
-    return GapResult(max_gap, epoch_gaps if with_epochs else None, diverged_at, best_step)
+    epochs = _epoch_of(steps, nb)
+    return GapResult(max_gap, epoch_gaps if with_epochs else None, steps, epochs, best_step)
 
 
 def parameter_gap(
@@ -347,6 +374,7 @@ def parameter_gap(
     lam=0.9,
     mu=1.0,
     loss: Callable = squared_error,
+    divergence_limit: float = DIVERGENCE_LIMIT,
 ) -> GapResult:
     """The largest distance between the parameters of two schemes run from the same start on
     the same mini-batches, compared at the same step index `n` (paper Fig 7).
@@ -363,7 +391,8 @@ def parameter_gap(
     Both schemes are advanced inside one loop, so the gap is measured after every step without
     storing trajectories. Give exactly one of `epochs` (whole passes over the data) and
     `steps` (step `n` uses mini-batch `n mod n_batches`; traced, so a new count does not
-    recompile). Other arguments are as in `train`; `h` is traced (vmap over it).
+    recompile). Other arguments are as in `train` (`divergence_limit` included: a run that
+    diverges gives `max_gap = inf`); `h` is traced (vmap over it).
     """
     return _squeeze(
         parameter_gaps(
@@ -378,13 +407,16 @@ def parameter_gap(
             lam=lam,
             mu=mu,
             loss=loss,
+            divergence_limit=divergence_limit,
         )
     )
 
 
 def _squeeze(r: GapResult) -> GapResult:
     epoch_gaps = None if r.epoch_gaps is None else r.epoch_gaps[0]
-    return GapResult(r.max_gap[0], epoch_gaps, r.diverged_at[0], r.max_gap_step[0])
+    return GapResult(
+        r.max_gap[0], epoch_gaps, r.diverged_at[0], r.diverged_epoch[0], r.max_gap_step[0]
+    )
 
 
 def parameter_gaps(
@@ -400,20 +432,32 @@ def parameter_gaps(
     lam=0.9,
     mu=1.0,
     loss: Callable = squared_error,
+    divergence_limit: float = DIVERGENCE_LIMIT,
 ) -> GapResult:
     """`parameter_gap` of each of `schemes` (a sequence of names) against one `reference`, all
     advanced together on the same mini-batches, so the reference is computed once (e.g.
     `parameter_gaps(("hb", "nag"), "gd_effective", ...)`: three gradient evaluations per step
     instead of four). Every field of the `GapResult` gains a leading axis over `schemes`;
-    `diverged_at` is `(len(schemes), 2)`."""
+    `diverged_at` and `diverged_epoch` are `(len(schemes), 2)`."""
     schemes = tuple(schemes)
     if not schemes:
         raise ValueError("schemes must name at least one scheme")
-    nb, data, h, lam, mu, total = _gap_inputs(
-        schemes, reference, params0, data, h, lam, mu, epochs, steps, batch_size, loss
+    nb, data, h, lam, mu, limit, total = _gap_inputs(
+        schemes,
+        reference,
+        params0,
+        data,
+        h,
+        lam,
+        mu,
+        epochs,
+        steps,
+        batch_size,
+        loss,
+        divergence_limit,
     )
     best, best_step, epoch_gaps, diverged = _gaps(
-        schemes, reference, loss, batch_size, epochs, params0, data, h, lam, mu, total
+        schemes, reference, loss, batch_size, epochs, params0, data, h, lam, mu, limit, total
     )
     return _gap_result(best, best_step, epoch_gaps, diverged, nb, epochs is not None)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 
 import equinox as eqx
 import jax
@@ -171,6 +172,41 @@ def check_finite_start(loss, u0, name: str = "u0"):
             f"the gradient of loss {lname!r} is not finite at {name} ({bad} of {total} "
             "components are nan or inf); start where the loss is differentiable"
         )
+    if all(not np.any(g) for g in grads):
+        _check_moving(loss, u0, name, lname)
+
+
+def _check_moving(loss, u0, name: str, lname: str, tries: int = 4, distance: float = 1e-3):
+    """The gradient is exactly zero at `u0`: refuse a loss whose gradient is zero at `tries`
+    random points around `u0` too (a piecewise-constant loss, `jnp.floor` say: nothing would
+    move, every error would be 0 and every rate undefined); warn that `u0` is a stationary
+    point otherwise."""
+    leaves, treedef = jax.tree.flatten(u0)
+    size = max(1.0, float(np.sqrt(sum(np.sum(np.square(np.asarray(x))) for x in leaves))))
+    rng = np.random.default_rng(0)
+    for _ in range(tries):
+        moved = jax.tree.unflatten(
+            treedef,
+            [
+                np.asarray(x) + distance * size * rng.standard_normal(np.shape(x)).astype(x.dtype)
+                for x in leaves
+            ],
+        )
+        _, grad = _value_and_grad(loss, moved)
+        if any(np.any(np.asarray(g)) for g in jax.tree.leaves(grad)):
+            warnings.warn(
+                f"the gradient of loss {lname!r} is zero at {name}: {name} is a stationary point, "
+                "where every method and model stays (errors 0, rates undefined); start elsewhere",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
+    raise ValueError(
+        f"the gradient of loss {lname!r} is exactly zero at {name} and at {tries} random points "
+        f"within a relative distance {distance:g} of it: nothing would move, every error would "
+        "be 0 and every rate undefined; is the loss piecewise constant (jnp.floor, jnp.round, "
+        "a comparison)? Give a loss with a nonzero gradient"
+    )
 
 
 @eqx.filter_jit
@@ -193,6 +229,20 @@ def check_init(init, u0):
     check_u0(init, "init")
 
 
+def as_names(name: str, value) -> tuple:
+    """`value` as a tuple of names, for arguments such as `methods` and `models`: a single
+    string is one name (`"hb"` is `("hb",)`, never the letters `"h"`, `"b"`); any other iterable
+    is taken item by item; anything else is a `TypeError` naming `name`."""
+    if isinstance(value, str):
+        return (value,)
+    try:
+        return tuple(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a name or a sequence of names, got {type(value).__name__}"
+        ) from None
+
+
 def check_choice(name: str, value, allowed):
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
@@ -200,17 +250,33 @@ def check_choice(name: str, value, allowed):
 
 def warn_if_low_precision(u0, rtol: float, what: str):
     """Warn when the computation runs in a floating type too coarse for the requested accuracy
-    (for example float32 against the default solver tolerance `1e-12`)."""
+    (for example float32 against the default solver tolerance `1e-12`), and say why it does: with
+    float64 off (`jax_enable_x64`), how to turn it on; with float64 on, that the start's dtype
+    chose the lower precision and how to cast it (turning float64 on would change nothing)."""
     import warnings
 
     leaves = jax.tree.leaves(u0)
     dtypes = {jnp.result_type(leaf) for leaf in leaves} | {jnp.result_type(float)}
     eps = max(float(jnp.finfo(d).eps) for d in dtypes if jnp.issubdtype(d, jnp.floating))
     if eps > 1e-10 and rtol < 100 * eps:
+        coarse = min(
+            (np.dtype(d) for d in dtypes if jnp.issubdtype(d, jnp.floating)),
+            key=lambda d: np.finfo(d).bits,
+        )
+        if np.dtype(jnp.result_type(float)) == np.float64:  # jax_enable_x64 is on
+            why = (
+                f"float64 is enabled, but the start holds {coarse.name}, so the computation "
+                f"runs in {coarse.name}; for float64 results cast the start: "
+                "jax.tree.map(lambda x: x.astype(jnp.float64), u0)"
+            )
+        else:
+            why = (
+                "float64 is disabled (jax_enable_x64 is off), so JAX computes in float32; "
+                "enable it at program start: jax.config.update('jax_enable_x64', True)"
+            )
         warnings.warn(
             f"{what} runs in a floating type with resolution {eps:.1e} (solver rtol={rtol:g}); "
-            f"errors below about {100 * eps:.0e} are rounding noise. Enable float64 at program "
-            "start: jax.config.update('jax_enable_x64', True).",
+            f"errors below about {100 * eps:.0e} are rounding noise. {why}.",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 METHOD_LABELS = {"hb": "HB", "nag": "NAG", "gd": "GD"}
 COLORS = ["C0", "C1", "C2", "C3", "C4", "C5", "C6"]
+EXCLUDED = "excluded from rates and fits"
+"""The legend entry of `plot_study`'s red crosses: points whose status is not "ok" (diverged,
+solver failed, or outside the asymptotic regime; `Study.status` says which)."""
 
 
 def new_figure(nrows=1, ncols=1, *, width=4.0, height=3.2, **kw):
@@ -38,12 +41,14 @@ def save_figure(fig, path, *, dpi=80):
     plt.close(fig)
 
 
-def rate_panel(ax, hs, rates, *, label, color, valid=None, marker="o"):
+def rate_panel(
+    ax, hs, rates, *, label, color, valid=None, marker="o", cross_label="diverged / failed"
+):
     """Plot `Delta(h)` against `-log2 h` (the x-axis of the paper's Figs 2 and 4).
 
     `rates[i]` belongs to `hs[i]` (the rate between `h_i` and `h_i / 2`). Points that are not
     valid (diverged or solver failure at either end) are drawn as red crosses at the bottom of the
-    panel, never silently dropped.
+    panel, never silently dropped, named `cross_label` in the legend (when `label` is given).
     """
     x = -np.log2(np.asarray(hs)[: len(rates)])
     rates = np.asarray(rates, dtype=float)
@@ -56,20 +61,21 @@ def rate_panel(ax, hs, rates, *, label, color, valid=None, marker="o"):
             "x",
             color="red",
             ms=6,
-            label="diverged / failed" if label else None,
+            label=cross_label if label else None,
         )
     ax.set_xlabel(r"$-\log_2 h$")
     ax.set_ylabel(r"$\Delta(h)$")
 
 
-def error_panel(ax, hs, errors, *, label, color, marker="o", ls="-"):
-    """Errors against `h` on log-log axes; non-finite (excluded) points marked with red crosses."""
+def error_panel(ax, hs, errors, *, label, color, marker="o", ls="-", cross_label=None):
+    """Errors against `h` on log-log axes; non-finite (excluded) points marked with red crosses
+    at the top of the series, named `cross_label` in the legend when it is given."""
     hs, errors = np.asarray(hs), np.asarray(errors, dtype=float)
     ok = np.isfinite(errors) & (errors > 0)
     ax.loglog(hs[ok], errors[ok], marker=marker, ms=3, ls=ls, color=color, label=label)
     if np.any(~ok):
         top = np.nanmax(errors[ok]) if np.any(ok) else 1.0
-        ax.loglog(hs[~ok], np.full(np.sum(~ok), top), "x", color="red", ms=6)
+        ax.loglog(hs[~ok], np.full(np.sum(~ok), top), "x", color="red", ms=6, label=cross_label)
     ax.set_xlabel("h")
     ax.set_ylabel(r"$\max_{nh\leq T} |u_n - u(nh)|$")
 
@@ -90,6 +96,20 @@ def _legend(ax, **kw):
     unique = dict(zip(labels, handles, strict=True))
     if unique:
         ax.legend(unique.values(), unique.keys(), **kw)
+
+
+def panel_title(ax, text: str, *, fontsize: float = 10.0):
+    """Set `text` as the title of `ax`, broken into lines (at spaces, after commas and before
+    `[`) so that no line is wider than the axes: a long model label
+    (`modified_flow[order=2, constant='printed']: observed rate`) is never cut off."""
+    import textwrap
+
+    fig = ax.get_figure()
+    width_pt = ax.get_position().width * fig.get_figwidth() * 72
+    per_line = max(12, int(width_pt / (0.6 * fontsize)))  # a generous mean glyph width
+    spaced = text.replace("[", " [") if len(text) > per_line else text
+    lines = textwrap.wrap(spaced, per_line, break_long_words=False, break_on_hyphens=False)
+    return ax.set_title("\n".join(line.replace(" [", "[") for line in lines), fontsize=fontsize)
 
 
 def _pick(what: str, chosen, available: Sequence) -> list[int]:
@@ -145,8 +165,12 @@ def plot_study(study, *, models=None, methods=None, lams=None, fit: bool = True)
     Top row: `max_{nh<=T} |u_n - u(nh)|` against `h` on log-log axes, one line per
     `(method, lam)`, with (`fit=True`) the fitted line of slope `study.orders[model]` over the
     `study.fit_points` smallest valid `h`, labelled `slope <order>`. Bottom row: `Delta(h)`
-    against `-log2 h` (`rate_panel`). Points that diverged or whose solve failed are drawn as red
-    crosses (at the top of the error panel, at zero in the rate panel), never dropped silently.
+    against `-log2 h` (`rate_panel`). Points left out of rates and fits (`Study.valid`: diverged,
+    solver failed, outside the asymptotic regime) are drawn as red crosses (at the top of the
+    error panel, at zero in the rate panel), never dropped silently. One legend below the panels
+    names the series and the crosses; each error panel names its fitted slopes. Log
+    axes are labelled `0.6`, not `6x10^-1` (`readable_log_ticks`); long model labels are broken
+    into lines to fit their panel (`panel_title`).
 
     **Arguments:**
 
@@ -176,27 +200,79 @@ def plot_study(study, *, models=None, methods=None, lams=None, fit: bool = True)
                 k += 1
                 label = rf"{METHOD_LABELS.get(meth, meth)}, $\lambda={study.lams[j]:g}$"
                 errors = np.where(valid[i, j], study.errors[model][i, j], np.nan)
-                error_panel(top, study.hs, errors, label=label, color=color)
+                error_panel(top, study.hs, errors, label=label, color=color, cross_label=EXCLUDED)
                 if fit:
                     fit_line(
                         top, study.hs, errors, orders[model][i, j], study.fit_points, color=color
                     )
-                rate_panel(bottom, study.hs, rates[model][i, j], label=label, color=color)
-        top.set_title(f"{model}: error")
-        bottom.set_title(f"{model}: observed rate")
-        _legend(top, fontsize=7)
-        _legend(bottom, fontsize=7)
+                rate_panel(
+                    bottom,
+                    study.hs,
+                    rates[model][i, j],
+                    label=label,
+                    color=color,
+                    cross_label=EXCLUDED,
+                )
+        readable_log_ticks(top.xaxis)
+        readable_log_ticks(top.yaxis)
+        panel_title(top, f"{study.label(model)}: error")
+        panel_title(bottom, f"{study.label(model)}: observed rate")
+        slopes = [ln for ln in top.get_lines() if ln.get_gid() == "fit"]
+        if slopes:  # the slopes differ per panel: their own legend, beside their lines
+            top.legend(slopes, [ln.get_label() for ln in slopes], fontsize=7)
+    # the series and the crosses are the same in every panel: one legend, below the panels
+    shared: dict[str, Any] = {}
+    for ax in axes.ravel():
+        for line in ax.get_lines():
+            if line.get_gid() != "fit" and not line.get_label().startswith("_"):
+                shared.setdefault(line.get_label(), line)
+    if EXCLUDED in shared:  # the crosses last, after the series
+        shared[EXCLUDED] = shared.pop(EXCLUDED)
+    if shared:
+        fig.legend(
+            list(shared.values()),
+            list(shared),
+            loc="outside lower center",
+            ncols=min(len(shared), max(1, int(fig.get_figwidth() // 2))),  # fits the width
+            fontsize=8,
+            frameon=False,
+        )
     return fig
+
+
+SWEEP_QUANTITIES = ("final_loss", "min_loss", "diverged_at")
+"""The quantities of every sweep; `curve`, `sharpness` and `distance:<model>` where recorded."""
+
+LOG_DECADES = 16
+"""The most decades a logarithmic colour scale of `plot_sweep` spans by default: values below
+`10^-16` times the largest one (float64 rounding, relative to the largest value) are drawn in the
+colour below the scale, with the exact zeros."""
+
+
+def sweep_quantities(
+    *, curve: bool, sharpness: bool, models: Sequence[str] = (), min_loss: bool = True
+) -> list[str]:
+    """The quantities `plot_sweep` can draw from a sweep that recorded a `curve`, the
+    `sharpness` and the distances to `models`: `final_loss`, `min_loss` (unless `min_loss` is
+    False: not recorded on mini-batches), `diverged_at`, then `curve`, `sharpness`,
+    `distance:<model>` where recorded (the command line checks `--quantity` against this list
+    before the sweep runs)."""
+    out = [q for q in SWEEP_QUANTITIES if min_loss or q != "min_loss"]
+    if curve:
+        out.append("curve")
+    if sharpness:
+        out.append("sharpness")
+    return out + [f"distance:{m}" for m in models]
 
 
 def _sweep_quantity(sweep, quantity: str):
     """`(values, diverged, label)` of `quantity`, each `(method, lam, h, seed)`."""
-    available = ["final_loss", "min_loss", "diverged_at"]
-    if sweep.curve is not None:
-        available.append("curve")
-    if sweep.sharpness is not None:
-        available.append("sharpness")
-    available += [f"distance:{m}" for m in sweep.distances or {}]
+    available = sweep_quantities(
+        curve=sweep.curve is not None,
+        sharpness=sweep.sharpness is not None,
+        models=list(sweep.distances or {}),
+        min_loss=sweep.min_loss is not None,
+    )
     if quantity not in available:
         raise ValueError(f"quantity {quantity!r} is not one of {available} (for this sweep)")
     diverged = np.asarray(sweep.diverged_at) >= 0
@@ -216,12 +292,12 @@ def _sweep_quantity(sweep, quantity: str):
     return np.asarray(values, dtype=float), diverged, label
 
 
-def _edges(x: np.ndarray, log: bool) -> np.ndarray:
+def _edges(x: np.ndarray, log: bool, bounds: tuple[float, float] | None = None) -> np.ndarray:
     """Cell edges around increasing centres `x`: midpoints, in `log2` when `log` (a single
-    centre gets a cell one octave wide, or `0.1` wide on a linear axis)."""
-    if log:
-        return 2.0 ** _linear_edges(np.log2(x), 0.5)
-    return _linear_edges(x, 0.05)
+    centre gets a cell one octave wide, or `0.1` wide on a linear axis), clipped to `bounds`
+    (the momenta's `[0, 1]`: the axis never runs past the values a momentum can take)."""
+    edges = 2.0 ** _linear_edges(np.log2(x), 0.5) if log else _linear_edges(x, 0.05)
+    return edges if bounds is None else np.clip(edges, *bounds)
 
 
 def _linear_edges(x: np.ndarray, half: float) -> np.ndarray:
@@ -235,10 +311,11 @@ def sweep_map(sweep, quantity: str = "final_loss", *, method: str, seed=None, lo
     """The data `plot_sweep` draws for one method, as arrays: `(hs, lams, values)` with `hs` and
     `lams` increasing and `values` a masked array of shape `(len(lams), len(hs))` (rows: `lam`),
     masked where the run diverged (any seed, for the seed mean), where the value is not finite
-    and, when `log`, where it is not positive; plus the boolean `diverged` of the same shape.
-    `seed=None` averages over the seeds; a seed value (one of `sweep.seeds`) picks that seed.
-    For `"diverged_at"` the value is the first diverging step (the earliest over the seeds),
-    masked where no run diverged."""
+    and, when `log`, where it is negative (exact zeros are kept: on a logarithmic scale they are
+    drawn in the colour below the scale, as the best runs, not as missing); plus the boolean
+    `diverged` of the same shape. `seed=None` averages over the seeds; a seed value (one of
+    `sweep.seeds`) picks that seed. For `"diverged_at"` the value is the first diverging step
+    (the earliest over the seeds), masked where no run diverged."""
     values, diverged, _ = _sweep_quantity(sweep, quantity)
     (mi,) = _pick("method", method, list(sweep.methods))
     values, diverged = values[mi], diverged[mi]
@@ -254,9 +331,103 @@ def sweep_map(sweep, quantity: str = "final_loss", *, method: str, seed=None, lo
     values, diverged = values[jl][:, kh], diverged[jl][:, kh]
     mask = diverged | ~np.isfinite(values)
     if log:
-        mask |= ~(values > 0)
+        mask |= values < 0
     hs, lams = np.asarray(sweep.hs, dtype=float)[kh], np.asarray(sweep.lams, dtype=float)[jl]
     return hs, lams, np.ma.masked_array(values, mask), diverged
+
+
+def _log_norm(lo: float, hi: float):
+    """A logarithmic colour scale on `[lo, hi]` that draws exact zeros in the colour map's colour
+    below the scale, as the values below `lo`, instead of masking them (matplotlib's `LogNorm`
+    masks non-positive values, which then look like the cells without a value)."""
+    from matplotlib.colors import LogNorm
+
+    class ZerosBelowLogNorm(LogNorm):
+        def __call__(self, value, clip=None):
+            value = np.ma.asarray(value, dtype=float)
+            data = np.where(np.ma.getdata(value) == 0, self.vmin / 10, np.ma.getdata(value))
+            return super().__call__(np.ma.masked_array(data, np.ma.getmaskarray(value)), clip)
+
+    return ZerosBelowLogNorm(lo, hi)
+
+
+def colour_limits(shown: np.ndarray, *, log: bool, limits=None) -> tuple[float, float]:
+    """The default colour limits of `plot_sweep` for the values `shown` (finite, unmasked):
+    their range; on a log scale the smallest positive value, but at most `LOG_DECADES` decades
+    below the largest (rounded down to a power of ten), so that one value at the edge of
+    underflow (`1e-307`) does not squeeze every other value into one colour. `limits` overrides
+    both; a single value gets a range around it."""
+    shown = np.asarray(shown, dtype=float)
+    if limits is not None:
+        lo, hi = map(float, limits)
+    elif log:
+        positive = shown[shown > 0]
+        if positive.size:
+            lo, hi = float(positive.min()), float(positive.max())
+            floor = 10.0 ** (np.floor(np.log10(hi)) - LOG_DECADES)
+            lo = max(lo, floor)
+        else:
+            lo, hi = 1.0, 10.0
+    else:
+        lo, hi = (float(shown.min()), float(shown.max())) if shown.size else (0.0, 1.0)
+    if lo == hi:
+        lo, hi = (lo / 2, hi * 2) if log else (lo - 0.5, hi + 0.5)
+    return lo, hi
+
+
+def tick_text(value: float) -> str:
+    """A tick label: `4.88` for values from `1e-3` to `1e4`, else `4.88x10^-7` (mathtext), at
+    most three significant digits (never `4.875x10^0`)."""
+    if value == 0 or not np.isfinite(value):
+        return f"{value:g}"
+    if 1e-3 <= abs(value) < 1e4:
+        return f"{value:.3g}"
+    exponent = int(np.floor(np.log10(abs(value))))
+    mantissa = float(f"{value / 10.0**exponent:.3g}")
+    if abs(mantissa) >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    head = "" if mantissa == 1 else ("-" if mantissa == -1 else f"{mantissa:g}\\times")
+    return f"${head}10^{{{exponent}}}$"
+
+
+def readable_log_ticks(axis) -> None:
+    """Label the ticks of a logarithmic `axis` (an `ax.xaxis`, `ax.yaxis`) as matplotlib decides
+    which ticks get a label, powers of ten as `10^k`, the others by `tick_text` (`0.6`, not
+    `6x10^-1`; `4.88`, not `4.875x10^0`)."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class Readable(LogFormatterSciNotation):
+        def __call__(self, x, pos=None):
+            text = super().__call__(x, pos)
+            if not text or x <= 0:
+                return text
+            exponent = np.log10(x)
+            return text if abs(exponent - round(exponent)) < 1e-9 else tick_text(x)
+
+    axis.set_major_formatter(Readable())
+    axis.set_minor_formatter(Readable(labelOnlyBase=False))
+
+
+def _colour_bar_ticks(cbar, lo: float, hi: float, log: bool) -> None:
+    """Readable colour-bar ticks on a log scale: spanning less than a decade, a few evenly spaced
+    values; up to three decades, 1, 2, 5 times the powers of ten, labelled by `tick_text`
+    (`0.2`, `5`, not `2x10^-1`, `4.875x10^0`); beyond that the powers of ten (`10^-8`)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
+
+    axis = cbar.ax.yaxis if cbar.orientation == "vertical" else cbar.ax.xaxis
+    if not log:
+        return
+    decades = np.log10(hi / lo)
+    if decades < 1:
+        axis.set_major_locator(MaxNLocator(5))
+    elif decades <= 3:
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    else:  # the powers of ten, labelled 10^k by matplotlib
+        axis.set_major_locator(LogLocator(numticks=8))
+        axis.set_minor_locator(NullLocator())
+        return
+    axis.set_minor_locator(NullLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: tick_text(v)))
 
 
 def plot_sweep(
@@ -272,8 +443,13 @@ def plot_sweep(
     limits: tuple[float, float] | None = None,
 ) -> Figure:
     """Heat maps of a sweep over `(h, lam)`: one panel per method, `h` on a log2 axis, `lam` on
-    the vertical axis, one shared colour bar. Cells where the run diverged are masked (grey) and
-    marked with red crosses; the regime map overlays stability thresholds with `thresholds`.
+    the vertical axis (within `[0, 1]`), one shared colour bar. Cells where the run diverged are
+    grey and marked with red crosses; other cells without a value (not finite; negative on a
+    log scale; for `"diverged_at"`, the runs that did not diverge) are grey without a cross.
+    On a log scale, values below the colour scale and exact zeros (the best runs) take the
+    colour map's lowest colour, shown as the colour bar's lower extension. A legend (below the
+    panels; inside the panel on a given `ax`) names every kind of cell that appears and the
+    threshold curves; the regime map overlays stability thresholds with `thresholds`.
 
     **Arguments:**
 
@@ -287,17 +463,20 @@ def plot_sweep(
       diverged if any seed diverged).
     - `ax`: an existing axes to draw one method on (then `method` must pick one, unless the sweep
       has a single method); by default a new figure.
-    - `log`: logarithmic colour scale (non-positive values are left blank, not marked).
+    - `log`: logarithmic colour scale.
     - `thresholds`: optional `{label: f}` with `f(lam) -> h`, drawn as curves `h = f(lam)`
       (e.g. linear-stability thresholds); non-finite or non-positive values are not drawn.
     - `label`: the colour bar's label (default: from `quantity`); `limits`: `(low, high)` of the
-      colour scale (default: the range of the values shown).
+      colour scale (default: `colour_limits`, the range of the values shown, on a log scale at
+      most `LOG_DECADES` decades).
 
     **Returns:** the matplotlib `Figure` (that of `ax` when given; nothing is shown). The mesh
     of each panel (`ax.collections[0]`) holds `sweep_map(...)[2]`, rows `lam`, columns `h`,
     both increasing.
     """
-    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     _, _, default_label = _sweep_quantity(sweep, quantity)
     label = default_label if label is None else label
@@ -315,21 +494,31 @@ def plot_sweep(
         sweep_map(sweep, quantity, method=sweep.methods[i], seed=seed, log=log) for i in meth_idx
     ]
     shown = np.concatenate([m[2].compressed() for m in maps])
-    lo, hi = (float(shown.min()), float(shown.max())) if shown.size else (1.0, 10.0)
-    if limits is not None:
-        lo, hi = map(float, limits)
-    if lo == hi:
-        lo, hi = (lo / 2, hi * 2) if log else (lo - 0.5, hi + 0.5)
-    norm: Any = LogNorm(lo, hi) if log else Normalize(lo, hi)
+    lo, hi = colour_limits(shown, log=log, limits=limits)
+    norm: Any = _log_norm(lo, hi) if log else Normalize(lo, hi)
+    below = bool(np.any(shown < lo))
+    background, cmap = "0.85", "viridis"
     mesh = None
+    kinds: dict[str, Any] = {}
     for a, i, (hs, lams, values, diverged) in zip(axes, meth_idx, maps, strict=True):
-        h_edges, lam_edges = _edges(hs, True), _edges(lams, False)
-        a.set_facecolor("0.85")
-        mesh = a.pcolormesh(h_edges, lam_edges, values, norm=norm, cmap="viridis", shading="flat")
+        h_edges, lam_edges = _edges(hs, True), _edges(lams, False, (0.0, 1.0))
+        a.set_facecolor(background)
+        mesh = a.pcolormesh(h_edges, lam_edges, values, norm=norm, cmap=cmap, shading="flat")
         a.set_xscale("log", base=2)
         if np.any(diverged):
             jj, kk = np.nonzero(diverged)
-            a.plot(hs[kk], lams[jj], "x", color="red", ms=5, ls="none", label="diverged")
+            a.plot(  # at the point's (h, lam), drawn whole also on the border lam = 0
+                hs[kk], lams[jj], "x", color="red", ms=5, ls="none", label="diverged", clip_on=False
+            )
+        raw = np.ma.getdata(values)
+        blank = np.ma.getmaskarray(values) & ~diverged
+        if quantity == "diverged_at" and np.any(blank):
+            kinds["did not diverge"] = Patch(facecolor=background, edgecolor="0.6")
+        elif np.any(blank):
+            why = "not finite" if np.any(blank & ~np.isfinite(raw)) else ""
+            if log and np.any(blank & np.isfinite(raw) & (raw < 0)):
+                why += ("; " if why else "") + "negative (log scale)"
+            kinds[f"no value ({why})"] = Patch(facecolor=background, edgecolor="0.6")
         for n, (name, f) in enumerate((thresholds or {}).items()):
             grid_lam = np.linspace(lam_edges[0], lam_edges[-1], 200)
             h = np.array([float(f(float(x))) for x in grid_lam])
@@ -346,6 +535,34 @@ def plot_sweep(
             else ("mean over seeds" if len(sweep.seeds) > 1 else f"seed {sweep.seeds[0]}")
         )
         a.set_title(f"{METHOD_LABELS.get(meth, meth)} ({which})")
-        _legend(a, fontsize=7, loc="best")
-    fig.colorbar(mesh, ax=axes, label=label)
+    handles: dict[str, Any] = {}
+    if any(np.any(m[3]) for m in maps):
+        cross = Line2D([], [], marker="x", color="red", ms=5, ls="none")
+        handles["diverged"] = (Patch(facecolor=background, edgecolor="0.6"), cross)
+    handles.update(kinds)
+    if log and below:
+        zeros = bool(np.any(shown == 0))
+        text = f"below {tick_text(lo)}" if np.any((shown > 0) & (shown < lo)) else ""
+        text = f"0{' or ' + text if text else ''}" if zeros else text
+        handles[text] = Patch(facecolor=mesh.cmap(0.0) if mesh else "k")
+    for a in axes:  # the threshold curves
+        for line in a.get_lines():
+            if line.get_label() in (thresholds or {}):
+                handles.setdefault(line.get_label(), line)
+    extend = "min" if (log and below) else "neither"
+    cbar = fig.colorbar(mesh, ax=axes, label=label, extend=extend)
+    _colour_bar_ticks(cbar, lo, hi, log)
+    if handles:
+        ncols = min(len(handles), max(1, int(fig.get_figwidth() // 2)))
+        if ax is None:
+            fig.legend(
+                list(handles.values()),
+                list(handles),
+                loc="outside lower center",
+                ncols=ncols,
+                fontsize=7,
+                frameon=False,
+            )
+        else:  # on the caller's axes (their layout): inside the panel, as small as it goes
+            ax.legend(list(handles.values()), list(handles), loc="best", fontsize=7)
     return fig

@@ -60,7 +60,8 @@ def small_study(hs):
 def fake_study_loop(loss, u0, points, steps, queues, *args, models, **kwargs):
     """Stands in for the study's compiled loop (`momentum_jax._study._convergence._run`, tested
     on its own elsewhere) in tests about argument handling, so they pay for no compilation:
-    errors `0.1 h` for every model, no divergence, no solver steps, one loop iteration."""
+    errors `0.1 h` for every model, no divergence, no solver steps, solutions of norm 1, one
+    loop iteration."""
     D, P, M = queues.shape[0], steps.shape[0], len(models)
     h = np.asarray(points.h)
     return (
@@ -68,5 +69,6 @@ def fake_study_loop(loss, u0, points, steps, queues, *args, models, **kwargs):
         np.full((D, P), -1),
         np.zeros((D, P, M), int),
         np.zeros((D, P, M), int),
+        np.ones((D, P, M)),
         np.ones(D, int),
     )

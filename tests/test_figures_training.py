@@ -93,7 +93,7 @@ def test_fig10(tmp_path):
         images=50,
         steps=4,
         seeds=[0, 1],
-        sharpness_iters=10,
+        sharpness_max_iters=20,
         trajectory_h_exponent=2,
         trajectory_every=2,
         toy_steps=40,

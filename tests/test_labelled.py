@@ -100,41 +100,43 @@ def test_study_json_and_netcdf_agree(real_study, tmp_path):
     assert (tmp_path / "s.nc").read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"  # netCDF-4 (HDF5)
 
 
-def test_study_save_keeps_json_for_other_names(real_study, tmp_path):
-    path = tmp_path / "study.out"  # the CLI's --out takes any name: still JSON
-    real_study.save(path)
-    assert json.loads(path.read_text())["format"] == STUDY_FORMAT
-    assert_same_study(real_study, mj.load_study(path))
+def test_study_save_has_the_sweeps_suffix_rule(real_study, tmp_path):
+    # before: any name but .nc was written as JSON by Study.save, refused by Sweep.save
+    for result in (real_study, make_sweep()):
+        with pytest.raises(ValueError, match=r"study\.out.*'\.json' \(JSON\).*'\.nc' \(netCDF\)"):
+            result.save(tmp_path / "study.out")
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+    (tmp_path / "study.out").write_text(json.dumps({"format": STUDY_FORMAT}))
+    with pytest.raises(ValueError, match=r"study\.out.*'\.json'"):
+        mj.load_study(tmp_path / "study.out")
+    real_study.save(tmp_path / "study.JSON")  # the suffix in any case
+    assert json.loads((tmp_path / "study.JSON").read_text())["format"] == STUDY_FORMAT
 
 
 def test_study_dataset_coordinates(real_study):
     pytest.importorskip("xarray")
     st = with_failures(real_study)
     ds = st.to_xarray()
-    assert set(ds.coords) == {"model", "method", "lam", "h", "h_pair", "h_next"}
-    assert ds["errors"].dims == ("model", "method", "lam", "h")
-    assert ds["rates"].dims == ("model", "method", "lam", "h_pair")
-    assert ds["orders"].dims == ("model", "method", "lam")
-    assert ds["diverged_at"].dims == ds["status"].dims == ("method", "lam", "h")
-    assert list(ds["method"].values) == ["hb", "nag"]
+    assert set(ds.coords) == {"model", "optimizer", "lam", "h", "h_pair", "h_next"}
+    assert ds["errors"].dims == ("model", "optimizer", "lam", "h")
+    assert ds["rates"].dims == ("model", "optimizer", "lam", "h_pair")
+    assert ds["orders"].dims == ("model", "optimizer", "lam")
+    assert ds["diverged_at"].dims == ds["status"].dims == ("optimizer", "lam", "h")
+    assert list(ds["optimizer"].values) == ["hb", "nag"]
     np.testing.assert_array_equal(ds["h"], HS)
     np.testing.assert_array_equal(ds["h_pair"], HS[:-1])  # rates labelled by the larger h
     np.testing.assert_array_equal(ds["h_next"], HS[1:])
-    # `method` is also a keyword of `sel` (the fill method): select it with a dict
-    sel = ds["errors"].sel({"model": "hamiltonian", "method": "nag", "lam": 0.9})
+    # every dimension selects by keyword (`method` is a keyword of `sel`: no dimension is)
+    sel = ds["errors"].sel(model="hamiltonian", optimizer="nag", lam=0.9)
     np.testing.assert_array_equal(sel, st.errors["hamiltonian"][1, 1])
     np.testing.assert_array_equal(
         ds["rates"].sel(model="gradient_flow", h_pair=HS[1]), st.rates["gradient_flow"][..., 1]
     )
     np.testing.assert_array_equal(ds["orders"].sel(model="hamiltonian"), st.orders["hamiltonian"])
-    assert (
-        ds["status"].sel({"method": "nag", "lam": 0.5, "h": HS[0]}).item() == "diverged at step 3"
-    )
-    failed = ds["solver_failure"].sel(
-        {"model": "hamiltonian", "method": "hb", "lam": 0.9, "h": HS[3]}
-    )
+    assert ds["status"].sel(optimizer="nag", lam=0.5, h=HS[0]).item() == "diverged at step 3"
+    failed = ds["solver_failure"].sel(model="hamiltonian", optimizer="hb", lam=0.9, h=HS[3])
     assert failed.item().startswith("maximum number")
-    assert ds.attrs["format"] == STUDY_FORMAT and ds.attrs["version"] == 2
+    assert ds.attrs["format"] == STUDY_FORMAT and ds.attrs["version"] == st.to_dict()["version"]
     assert ds.attrs["fit_points"] == 3
     assert json.loads(ds.attrs["config"]) == jsonable(st.config)
     assert to_xarray(st).identical(ds)
@@ -224,16 +226,18 @@ def test_sweep_dataset_coordinates():
     pytest.importorskip("xarray")
     sw = make_sweep()
     ds = sw.to_xarray()
-    assert {"method", "lam", "h", "seed", "step", "t", "sharpness_step", "model"} <= set(ds.coords)
-    assert ds["final_loss"].dims == ("method", "lam", "h", "seed")
-    assert ds["curve"].dims == ("method", "lam", "h", "seed", "step")
-    assert ds["sharpness"].dims == ("method", "lam", "h", "seed", "sharpness_step")
-    assert ds["distance"].dims == ("model", "method", "lam", "h", "seed")
+    assert {"optimizer", "lam", "h", "seed", "step", "t", "sharpness_step", "model"} <= set(
+        ds.coords
+    )
+    assert ds["final_loss"].dims == ("optimizer", "lam", "h", "seed")
+    assert ds["curve"].dims == ("optimizer", "lam", "h", "seed", "step")
+    assert ds["sharpness"].dims == ("optimizer", "lam", "h", "seed", "sharpness_step")
+    assert ds["distance"].dims == ("model", "optimizer", "lam", "h", "seed")
     assert ds["t"].dims == ("h", "step")  # t = h * step: a 2-D coordinate
     np.testing.assert_array_equal(ds["t"], sw.hs[:, None] * sw.curve_steps[None, :])
     np.testing.assert_array_equal(ds["sharpness_t"], sw.hs[:, None] * sw.sharpness_steps)
     np.testing.assert_array_equal(ds["seed"], [0, 7])
-    one = ds["curve"].sel({"method": "nag", "lam": 0.5, "h": 0.25, "seed": 7})
+    one = ds["curve"].sel(optimizer="nag", lam=0.5, h=0.25, seed=7)
     np.testing.assert_array_equal(one, sw.curve[1, 1, 1, 1])
     np.testing.assert_array_equal(one["t"], 0.25 * sw.curve_steps)
     np.testing.assert_array_equal(
@@ -242,8 +246,27 @@ def test_sweep_dataset_coordinates():
     assert ds["diverged_at"].dtype == np.int64
     assert ds.attrs["format"] == SWEEP_FORMAT and ds.attrs["steps"] == 40
     bare = make_sweep(optional=False).to_xarray()
-    assert set(bare.coords) == {"method", "lam", "h", "seed"}
+    assert set(bare.coords) == {"optimizer", "lam", "h", "seed"}
     assert set(bare.data_vars) == {"final_loss", "min_loss", "diverged_at"}
+
+
+def test_keyword_selection_on_every_axis_and_old_files(real_study, tmp_path):
+    # issue 21 item 14: `sw.to_xarray().final_loss.sel(method="hb", lam=0.5, h=0.1)` raised
+    # (`method` is the fill-method keyword of `.sel`); the methods are now the axis `optimizer`
+    needs_netcdf()
+    sw = make_sweep()
+    ds = sw.to_xarray()
+    value = ds.final_loss.sel(optimizer="nag", lam=0.5, h=0.25, seed=7).item()
+    assert value == sw.final_loss[1, 1, 1, 1]  # exact: a stored number, selected
+    st_ds = real_study.to_xarray()
+    for data in (ds, st_ds):
+        for name, var in data.variables.items():  # no dimension is a keyword of .sel
+            assert not set(var.dims) & {"method", "tolerance", "drop", "indexers"}, name
+    # a file written before the rename (dimension `method`) still loads, to the same result
+    write_dataset(ds.rename({"optimizer": "method"}), tmp_path / "old_sweep.nc")
+    assert_same_sweep(sw, load_sweep(tmp_path / "old_sweep.nc"))
+    write_dataset(st_ds.rename({"optimizer": "method"}), tmp_path / "old_study.nc")
+    assert_same_study(real_study, mj.load_study(tmp_path / "old_study.nc"))
 
 
 def write_dataset(ds, path):

@@ -281,7 +281,7 @@ def test_figures_end_to_end_on_the_subset(tmp_path):
         epochs=1,
         h_exponents=[0, 1],
         sharpness_images=50,
-        sharpness_iters=3,
+        sharpness_rtol=1e-2,
         **base,
         **kw,
     )["summary"]
@@ -307,7 +307,7 @@ def test_figures_end_to_end_on_the_subset(tmp_path):
         images=20,
         steps=2,
         seeds=[0, 1],
-        sharpness_iters=3,
+        sharpness_max_iters=6,
         trajectory_h_exponent=1,
         trajectory_every=1,
         toy_steps=20,

@@ -264,7 +264,7 @@ def _set(path, value):
 @pytest.mark.parametrize(
     "edit, text",
     [
-        (_set(["version"], 99), r"version 99 is not one of \[1, 2\]"),
+        (_set(["version"], 99), r"version 99 is not one of \[1, 2, 3\]"),
         (
             _set(["errors", "gradient_flow"], [[[0.1, 0.2]]] * 2),
             r"errors\['gradient_flow'\] has shape",
@@ -671,7 +671,10 @@ def test_loss_file_errors_are_one_line(capsys, user_loss_dir, spec, text):
     [
         (["--T", "1,2"], "--T expects one number, got '1,2'"),
         (["--init", "zero,manifold"], "--init expects one of zero, manifold, got 'zero,manifold'"),
-        (["--velocity", "taylor,paper"], "--velocity expects one of taylor, paper, manifold"),
+        (
+            ["--velocity", "taylor,paper"],
+            "--velocity expects one of match, taylor, paper, manifold, discrete",
+        ),
         (["--constant", "corrected,printed"], "--constant expects one of corrected, printed"),
         (["--T", "1", "--T", "2"], "--T given twice ('1', then '2'); give it once"),
         (["--init", "zero", "--init", "manifold"], "--init given twice"),

@@ -172,4 +172,23 @@ def test_real_figure_quick_end_to_end(tmp_path, fig):
         d = summary["summary"]["delta_at_smallest_h"]["kappa=5"]
         assert 0.6 < d["hb"] < 0.9  # Delta(2^-11), kappa = 5, rising towards 1
     else:
-        assert abs(summary["summary"]["envelope_factor"]["hb"] - np.sqrt(0.9)) < 0.01
+        factor = summary["summary"]["contraction_factor"]
+        modulus = summary["summary"]["root_modulus"]
+        assert abs(factor["hb"] - np.sqrt(0.9)) < 0.01
+        assert abs(factor["nag"] - modulus["nag"]) < 0.002  # 0.942 against 0.941
+
+
+def test_cache_key_covers_the_figure_scripts_a_figure_runs():
+    # Fig 4 runs Fig 2's code (Fig 3 Fig 1's): a change there must recompute it, not reuse
+    # the cached result computed by the old code
+    from momentum_jax.paper._runner import figure_scripts
+
+    assert [p.name for p in figure_scripts("fig4_hamiltonian_rates")] == [
+        "fig4_hamiltonian_rates.py",
+        "fig2_rates.py",
+    ]
+    assert [p.name for p in figure_scripts("fig3_hamiltonian")] == [
+        "fig3_hamiltonian.py",
+        "fig1_gradient_flow.py",
+    ]
+    assert [p.name for p in figure_scripts("fig2_rates")] == ["fig2_rates.py"]

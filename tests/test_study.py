@@ -62,7 +62,13 @@ def test_errors_equal_closed_forms(init):
             ref = closed_form_errors(10.0, meth, hs, model, init=init)
             np.testing.assert_allclose(st.errors[model][i, 0], ref, rtol=1e-6)
     assert st.summary_line().startswith("16 grid points; 0 diverged")
-    assert np.all(st.status == "ok")
+    if init == "zero":
+        assert np.all(st.status == "ok")
+    else:  # the manifold series far outside its range (h L / (1 - lam)^2 up to 62.5): the
+        # largest h start so far off that the error exceeds the solution (relative error 322)
+        status = st.status.astype(str)
+        assert np.all((status == "ok") | np.char.startswith(status, "relative error"))
+        assert status[0, 0, 0].startswith("relative error") and status[0, 0, -1] == "ok"
 
 
 def test_paper_velocity_and_printed_constant_equal_closed_forms():
@@ -140,7 +146,10 @@ def test_divergent_points_are_flagged_and_excluded():
     assert np.all(np.isnan(st.errors["gradient_flow"][0, 0, :2]))
     assert st.status[0, 0, 0].startswith("diverged at step ")
     assert np.all(np.isnan(st.rates["gradient_flow"][0, 0, :2]))
-    assert np.all(np.isfinite(st.rates["gradient_flow"][0, 0, 2:]))
+    # h = 2^-3 is stable but its error (1.61) exceeds the solution's norm (|u0| = 1.41):
+    # outside the asymptotic regime, so its rate is left out too
+    assert st.status[0, 0, 2].startswith("relative error")
+    assert np.all(np.isfinite(st.rates["gradient_flow"][0, 0, 3:]))
     assert "2 diverged" in st.summary_line()
     # the others are exactly what they are when run alone
     alone = mj.convergence_study(

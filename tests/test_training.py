@@ -156,9 +156,9 @@ def test_divergence_is_flagged(xs):
     # gd at h = 1 with lam = 0.9 is a step of 10 on a loss of curvature 100: |1 - 1000| per step
     big = lambda p, x: 50.0 * jnp.square(p - x)  # noqa: E731
     result = train("gd_effective", jnp.asarray(1.0), xs, 1.0, epochs=30, batch_size=5, loss=big)
-    step = int(result.diverged_step)
-    assert 30 < step < 40 and int(result.diverged_at) == (step - 1) // 2 + 1
-    epoch = int(result.diverged_at)
+    step = int(result.diverged_at)  # |u_3| = 9.6e8 > divergence_limit * max(1, |u_0|) = 1e8
+    assert step == 3 and int(result.diverged_epoch) == (step - 1) // 2 + 1
+    epoch = int(result.diverged_epoch)
     assert np.all(np.isfinite(result.losses[:epoch])) and np.all(np.isnan(result.losses[epoch:]))
     assert np.isfinite(result.params)
     ok = train("hb", jnp.asarray(1.0), xs, 1e-3, epochs=30, batch_size=5, loss=big)
@@ -166,7 +166,8 @@ def test_divergence_is_flagged(xs):
     gap = parameter_gap(
         "hb", "gd_effective", jnp.asarray(1.0), xs, 1.0, epochs=30, batch_size=5, loss=big
     )
-    assert gap.max_gap == np.inf and int(gap.diverged_at[1]) == epoch
+    assert gap.max_gap == np.inf and int(gap.diverged_at[1]) == step
+    assert int(gap.diverged_epoch[1]) == epoch
 
 
 def test_parameter_gap_by_hand(xs):

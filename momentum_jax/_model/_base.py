@@ -65,6 +65,13 @@ class AbstractModel(eqx.Module):
         del method, u0, T
         return self
 
+    def for_start(self, init) -> AbstractModel:
+        """The model with any option that follows the discrete start decided for the start
+        `init` of the discrete runs (`"zero"`, `"manifold"` or a velocity pytree); default:
+        itself (see `Hamiltonian`'s `velocity="match"`)."""
+        del init
+        return self
+
     def shared_time_scale(self, method: Momentum):
         """`s` with `u(t) = v(s t)` for a `v` shared by every grid point, or None (the default:
         the solution depends on the point)."""

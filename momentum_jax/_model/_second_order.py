@@ -17,7 +17,10 @@ from .._validate import check_choice, concrete
 from ._base import AbstractModel
 from ._stiff import MAX_STIFF_SIZE, DampedESDIRK, stiff_pays
 
-VELOCITIES = ("taylor", "paper", "manifold")
+VELOCITIES = ("match", "taylor", "paper", "manifold", "discrete")
+"""The named starts `u'(0)` of a second-order model. `"match"` (the default) matches the discrete
+run's start: `"discrete"` when the run starts with a velocity (`init="manifold"` or a given
+`w_0`), `"taylor"` from the paper's zero start (docs/theory.md §4)."""
 
 
 class _SecondOrder(AbstractModel):
@@ -26,14 +29,26 @@ class _SecondOrder(AbstractModel):
 
     second_order: ClassVar[bool] = True
     linear: ClassVar[bool] = True
-    velocity: Any = None
-    """`u'(0)`: `"taylor"`, `"paper"` (eq. 12), `"manifold"`, a pytree shaped like `u0`, or
-    None: `"taylor"`, except in a study started on the manifold, where the model starts with
-    the discrete run's velocity."""
+    velocity: Any = eqx.field(default="match", converter=lambda v: "match" if v is None else v)
+    """`u'(0)`: `"match"` (the default: `"discrete"` when the discrete run starts with a
+    velocity, `"taylor"` from a zero start), `"taylor"` (matches `u(h)` to the first step),
+    `"paper"` (eq. 12), `"manifold"` (Thm 5, first order), `"discrete"` (the discrete run's own
+    start velocity `w_0`), or a pytree shaped like `u0`. The same default in `solve`,
+    `convergence_study`, `sweep` and the CLI; results name the start used
+    (`hamiltonian[velocity='taylor']`)."""
 
     def __check_init__(self):
         if isinstance(self.velocity, str):
             check_choice("velocity", self.velocity, VELOCITIES)
+
+    def for_start(self, init) -> _SecondOrder:
+        """The model with `velocity="match"` replaced by the start it means for the discrete
+        start `init` (`"zero"`: `"taylor"`; `"manifold"` or a velocity pytree: `"discrete"`), so
+        that a result's label names the start used."""
+        if not (isinstance(self.velocity, str) and self.velocity == "match"):
+            return self
+        zero = isinstance(init, str) and init == "zero"
+        return eqx.tree_at(lambda m: m.velocity, self, "taylor" if zero else "discrete")
 
     def inertia(self, method: Momentum):
         """The coefficient of `h u''`."""
@@ -66,14 +81,14 @@ class _SecondOrder(AbstractModel):
         return jnp.where(den == 0, 0.5, num / safe)
 
     def initial_velocity(self, loss, u0, method: Momentum, w0=None):
-        """`u'(0)` (see `velocity`)."""
+        """`u'(0)` (see `velocity`); `w0` is the discrete run's start velocity (None: zero)."""
         velocity = self.velocity
-        if velocity is None:
-            if w0 is not None:
-                return w0
-            velocity = "taylor"
+        if velocity == "match":
+            velocity = "taylor" if w0 is None else "discrete"
         if not isinstance(velocity, str):
             return velocity
+        if velocity == "discrete":
+            return _tree.zeros_like(u0) if w0 is None else w0
         if velocity == "manifold":
             return manifold_velocity(loss, u0, method, 1)
         if velocity == "taylor":
@@ -97,7 +112,7 @@ class _SecondOrder(AbstractModel):
                 f"got alpha={np.ravel(al).tolist()}"
             )
         lam = concrete(method.lam)
-        if self.velocity in (None, "taylor") and al is not None and lam is not None:
+        if self.velocity in ("match", "taylor") and al is not None and lam is not None:
             lam = np.broadcast_to(lam, np.shape(al))
             num, den = 2 * al - 1, 2 * al - 1 + lam
             bad = (den == 0) & (num != 0)
@@ -109,7 +124,18 @@ class _SecondOrder(AbstractModel):
                 )
 
     def _defaults(self):
-        return {"velocity": None}
+        return {"velocity": "match"}
+
+    @property
+    def key(self) -> str:
+        """The alias with the start always named (`hamiltonian[velocity='taylor']`) and the
+        other options that differ from their defaults."""
+        base = super().key
+        if isinstance(self.velocity, str) and "velocity=" not in base:
+            rest = base[len(self.name) + 1 : -1] if "[" in base else ""
+            shown = ", ".join([f"velocity={self.velocity!r}"] + ([rest] if rest else []))
+            return f"{self.name}[{shown}]"
+        return base
 
 
 class Hamiltonian(_SecondOrder):
@@ -162,7 +188,7 @@ class Hamiltonian(_SecondOrder):
         return type(self)(velocity=self.velocity, stiff=stiff)
 
     def _defaults(self):
-        return {"velocity": None, "stiff": None}
+        return {"velocity": "match", "stiff": None}
 
 
 class HessianDamped(_SecondOrder):

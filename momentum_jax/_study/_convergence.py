@@ -14,15 +14,18 @@ import numpy as np
 
 from .. import _tree
 from .._distributed import GRID_AXIS, default_devices, shard_grid, to_host
+from .._divergence import DIVERGENCE_LIMIT, check_divergence_limit
 from .._io import provenance
 from .._manifold import warn_outside_series_range
-from .._method import METHODS
+from .._method import METHODS, method_from_name
 from .._model import MODELS, AbstractModel, as_model
 from .._model._closed_form import check_closed_form
 from .._report import register_progress, release_progress
+from .._sharpness import stability_threshold
 from .._solve import SolverConfig, as_solver_config
 from .._types import PyTree
 from .._validate import (
+    as_names,
     check_choice,
     check_finite_start,
     check_loss,
@@ -57,7 +60,7 @@ def convergence_study(
     order: int = 1,
     constant: str | None = None,
     fit_points: int = 4,
-    divergence_limit: float = 1e8,
+    divergence_limit: float = DIVERGENCE_LIMIT,
     chunk_size: int | None = None,
     lanes: int | None = None,
     devices=None,
@@ -88,8 +91,9 @@ def convergence_study(
       classes); `order` is also the order of the manifold start.
     - `fit_points`: how many of the smallest valid `hs` the fitted `orders` use.
     - `divergence_limit`: a discrete run has diverged at the first step whose iterate is not
-      finite or has norm above `divergence_limit * max(1, |u0|)`; it is then stopped and left
-      out of rates and fits.
+      finite or has norm above `divergence_limit * max(1, |u0|)` (the rule of `iterate_final`,
+      `sweep` and `train`, `momentum_jax._divergence`); it is then stopped and left out of
+      rates and fits.
     - `chunk_size`, `lanes`: steps per loop iteration and points run side by side (powers of
       two chosen from the step counts by default; see `momentum_jax._study._grid`).
     - `devices`: devices to split the points over (default: every device of every process).
@@ -102,7 +106,7 @@ def convergence_study(
 
     **Returns:** a `Study`.
     """
-    methods, models = tuple(methods), tuple(models)
+    methods, models = as_names("methods", methods), as_names("models", models)
     check_u0(u0)
     solver = as_solver_config(solver, _tree.dtype(u0))
     hs_np, lams_np = _check_grid(hs, lams, methods, models, T, fit_points)
@@ -111,7 +115,7 @@ def convergence_study(
     check_choice("init", init, ("zero", "manifold"))
     check_choice("norm", norm, NORMS)
     check_whole("order", order, low=0)
-    check_range("divergence_limit", divergence_limit, low=0.0, low_open=True)
+    check_divergence_limit(divergence_limit)
     for name, value in (("chunk_size", chunk_size), ("lanes", lanes)):
         if value is not None:
             check_whole(name, value, low=1)
@@ -126,7 +130,7 @@ def convergence_study(
             velocity=_velocity_for(m, hamiltonian_velocity, init),
             order=order if m == "modified_flow" else None,
             constant=constant if m == "modified_flow" else None,
-        )
+        ).for_start(init)
         for m in models
     )
     keys = tuple(m if isinstance(m, str) else m.key for m in models)
@@ -150,34 +154,37 @@ def convergence_study(
     schedule = make_schedule(grid.steps, len(devices), lanes=lanes, chunk=chunk_size)
     if not solver.closed_form:
         warn_if_low_precision(u0, solver.rtol, "convergence_study")
-    limit = divergence_limit * max(
-        1.0, float(np.sqrt(sum(np.sum(np.square(x)) for x in jax.tree.leaves(u0))))
-    )
+    limit = divergence_limit  # the kernel's bound: _divergence.divergence_bound(limit, u0)
 
     token = register_progress(progress) if progress is not None else -1
     try:
         queues = shard_grid([schedule.assignment], devices)[0]
-        out = _run(
-            loss,
-            u0,
-            grid.points,
-            jnp.asarray(grid.steps),
-            queues,
-            jnp.asarray(int(grid.steps.sum())),
-            jnp.asarray(limit, _tree.dtype(u0)),
-            jnp.asarray(token, jnp.int32),
-            models=objects,
-            init=init,
-            order=order,
-            solver=solver,
-            norm=norm,
-            lanes=schedule.lanes,
-            chunk=schedule.chunk,
-            vectorize_solves=devices[0].platform != "cpu",
-            report_progress=progress is not None,
-            mesh=_mesh(devices),
-        )
-        errs, div, res, work, iterations = (to_host(x) for x in out)
+        while True:
+            out = _run(
+                loss,
+                u0,
+                grid.points,
+                jnp.asarray(grid.steps),
+                queues,
+                jnp.asarray(int(grid.steps.sum())),
+                jnp.asarray(limit, _tree.dtype(u0)),
+                jnp.asarray(token, jnp.int32),
+                models=objects,
+                init=init,
+                order=order,
+                solver=solver,
+                norm=norm,
+                lanes=schedule.lanes,
+                chunk=schedule.chunk,
+                vectorize_solves=devices[0].platform != "cpu",
+                report_progress=progress is not None,
+                mesh=_mesh(devices),
+            )
+            errs, div, res, work, scales, iterations = (to_host(x) for x in out)
+            grown = _grown_dense_steps(objects, loss, solver, res, work)
+            if grown is None:
+                break
+            solver = dataclasses.replace(solver, dense_steps=grown)
     finally:
         release_progress(token)
     # each device returns every row; a point's row is that of the device that ran it
@@ -186,13 +193,23 @@ def convergence_study(
     for d, row in enumerate(schedule.assignment):
         owner[row[row >= 0]] = d
     pick = owner * P + np.arange(P)
-    errs, div, res, work = (x.reshape(D * P, *x.shape[2:])[pick] for x in (errs, div, res, work))
+    errs, div, res, work, scales = (
+        x.reshape(D * P, *x.shape[2:])[pick] for x in (errs, div, res, work, scales)
+    )
 
     idx = grid.index
     diverged = div[idx]
-    errors, failures, solver_steps = {}, {}, {}
+    errors, failures, solver_steps, solution_norms = {}, {}, {}, {}
+    leaves = [np.ravel(np.asarray(x)) for x in jax.tree.leaves(u0)]
+    start_norm = (
+        float(np.sqrt(sum(np.sum(np.square(x)) for x in leaves)))
+        if norm == "euclidean"
+        else float(max(np.max(np.abs(x), initial=0.0) for x in leaves))
+    )
     for i, key in enumerate(keys):
         solver_steps[key] = work[idx, i]
+        # every model starts at u0: the solution's largest norm over 0 <= t <= T
+        solution_norms[key] = np.maximum(scales[idx, i], start_norm)
         codes = res[idx, i]
         failures[key] = np.vectorize(result_message, otypes=[object])(codes)
         failures[key][codes == 0] = ""
@@ -204,6 +221,7 @@ def convergence_study(
         "init": init,
         "norm": norm,
         "models": {key: _describe(obj) for key, obj in zip(keys, objects)},
+        "labels": {key: obj.key for key, obj in zip(keys, objects)},
         "order": order,
         "steps": np.floor(T / hs_np * (1 + 1e-12)).astype(np.int64).tolist(),
         "divergence_limit": divergence_limit,
@@ -227,7 +245,43 @@ def convergence_study(
         provenance(),
         fit_points,
         solver_steps,
+        solution_norms,
+        _stability_margin(loss, methods, lams_np, hs_np),
     )
+
+
+def _stability_margin(loss, methods, lams, hs) -> np.ndarray | None:
+    """`q_max / q*` per grid point on a loss with a known spectrum (a quadratic): the largest
+    Hessian eigenvalue over the sharpness `q*` beyond which the method is linearly unstable
+    (`stability_threshold`); above 1 the discrete run grows. None for other losses."""
+    spectrum = getattr(loss, "spectrum", None)
+    if spectrum is None:
+        return None
+    q_max = float(np.max(np.asarray(spectrum()[0])))
+    out = np.empty((len(methods), lams.size, hs.size))
+    for i, name in enumerate(methods):
+        m = method_from_name(name, hs[None, :], lams[:, None])
+        out[i] = q_max / np.asarray(stability_threshold(m), dtype=float)
+    return out
+
+
+def _grown_dense_steps(models, loss, solver: SolverConfig, res, work) -> int | None:
+    """A larger `dense_steps` when a solve shared by every point (the gradient flow) ran out of
+    its dense table (`dense_steps` steps) before `max_steps`: four times larger, at most
+    `max_steps`, so that the table grows as the solve needs and only `max_steps` bounds a solve.
+    None when no shared solve needs it."""
+    if solver.closed_form or solver.dense_steps >= solver.max_steps:
+        return None
+    for i, model in enumerate(models):
+        if model.shared_field(loss) is None:
+            continue
+        hit = (res[..., i] == _RESULT_MAX_STEPS) & (work[..., i] >= solver.dense_steps)
+        if np.any(hit):
+            return min(solver.max_steps, 4 * solver.dense_steps)
+    return None
+
+
+_RESULT_MAX_STEPS = int(diffrax.RESULTS.max_steps_reached._value)  # type: ignore[attr-defined]
 
 
 def _describe(model) -> str:
@@ -242,8 +296,9 @@ def _describe(model) -> str:
 
 
 def _velocity_for(model, velocity, init):
-    """The velocity option of a second-order alias: the given one, or None (the model's default:
-    Taylor matching from a zero start, the discrete start's velocity from the manifold)."""
+    """The velocity option of a second-order alias: the given one, or None (the model's default
+    `"match"`: Taylor matching from a zero start, the discrete start's velocity from the
+    manifold)."""
     if isinstance(model, str) and model in MODELS and MODELS[model].second_order:
         return velocity
     return None

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _tree
+from .._divergence import divergence_bound, is_bounded
 from .._iterate import initial_state, step
 from .._method import Momentum
 from .._model import AbstractModel
@@ -76,7 +77,8 @@ class _ModelLane(eqx.Module):
     """One per-point model's solve on every lane: state `y` at time `t`, the next step `dt`,
     diffrax's solver and controller states, steps taken, result code, running error, and the
     dense output of the last window (`table`, covering `(t_start, t]`), kept until the discrete
-    run has been compared with all of it: a window's steps are not cut at chunk boundaries."""
+    run has been compared with all of it: a window's steps are not cut at chunk boundaries.
+    `scale` is the running maximum of the model's own norm at the compared times."""
 
     y: object
     t: jax.Array
@@ -86,6 +88,7 @@ class _ModelLane(eqx.Module):
     steps: jax.Array
     result: jax.Array
     error: jax.Array
+    scale: jax.Array
     t_start: jax.Array
     table: _dense.Table
 
@@ -114,7 +117,9 @@ def run_points(
     """Errors of the points `queue` (indices into `points`, `-1` for none) against `models`.
 
     **Returns:** `(errors (P, models), diverged_at (P,), results (P, models), solver steps
-    (P, models))` for the `P` points of `points` (rows not in `queue` are left at zero)."""
+    (P, models), scales (P, models))` for the `P` points of `points` (rows not in `queue` are
+    left at zero); a scale is the largest norm of the model's solution at the compared times,
+    the yardstick of the relative error."""
     dtype = _tree.dtype(u0)
     int32 = jnp.int32
     sorted_window = min(SHARED_WINDOW, chunk // 8)
@@ -236,6 +241,7 @@ def run_points(
                     jnp.zeros(p.shape, int32),
                     zeros,
                     zeros,
+                    zeros,
                     empty,
                 )
             )
@@ -247,6 +253,7 @@ def run_points(
             s=s,
             div=jnp.full(p.shape, -1, int32),
             direct_error=jnp.zeros((p.shape[0], len(direct)), dtype),
+            direct_scale=jnp.zeros((p.shape[0], len(direct)), dtype),
             direct_result=jnp.zeros((p.shape[0], len(direct)), int32),
             local=tuple(mls),
         )
@@ -258,6 +265,7 @@ def run_points(
         jnp.zeros((P,), int32),
         jnp.zeros((P, len(models)), int32),
         jnp.zeros((P, len(models)), int32),
+        jnp.zeros((P, len(models)), dtype),
     )
     head0 = jnp.asarray(min(lanes, int(queue.shape[0])), int32)
     done0 = jnp.zeros((), total_steps.dtype)
@@ -275,17 +283,21 @@ def run_points(
         s, traj = jax.lax.scan(one, s, None, length=chunk)
         k = n + 1 + jnp.arange(chunk, dtype=int32)
         live = active & (k <= N)
-        bounded = jax.vmap(_tree.sq_norm)(traj) < limit * limit  # False for inf and NaN
+        bound = divergence_bound(limit, u0)  # limit: the study's divergence_limit
+        bounded = jax.vmap(lambda u: is_bounded(u, bound))(traj)
         first_bad = jnp.min(jnp.where(live & ~bounded, k, jnp.iinfo(int32).max))
         div = jnp.where((div < 0) & live.any() & (first_bad < jnp.iinfo(int32).max), first_bad, div)
         ok = live & ((div < 0) | (k < div))
         return s, div, traj, ok
 
     def chunk_error(traj, values, ok):
-        # the largest squared distance, then its root (the same number as the largest root)
-        d = jax.vmap(_tree.sq_norm if euclidean else _tree.max_abs)(_tree.sub(traj, values))
+        """`(max |u_n - v_n|, max |v_n|)` over the times `ok` of a chunk."""
+        # the largest squared norm, then its root (the same number as the largest root)
+        measure = jax.vmap(_tree.sq_norm if euclidean else _tree.max_abs)
+        d, v = measure(_tree.sub(traj, values)), measure(values)
         worst = jnp.max(jnp.where(ok, d.astype(dtype), 0.0))
-        return jnp.sqrt(worst) if euclidean else worst
+        big = jnp.max(jnp.where(ok, v.astype(dtype), 0.0))
+        return (jnp.sqrt(worst), jnp.sqrt(big)) if euclidean else (worst, big)
 
     def local_chunk(mod, term, ode, degree, ml: _ModelLane, m, traj, ok, times, t_final, go):
         """Compare one lane's chunk with its solve of `mod`: first with the kept dense output,
@@ -294,11 +306,17 @@ def run_points(
 
         def compare(ml, covered):
             values = _dense.evaluate(ml.table, jnp.clip(times, ml.t_start, ml.t))
-            worst = chunk_error(traj, mod.position(values), covered)
-            return jnp.where(jnp.any(covered), jnp.maximum(ml.error, worst), ml.error)
+            worst, big = chunk_error(traj, mod.position(values), covered)
+            some = jnp.any(covered)
+            return (
+                jnp.where(some, jnp.maximum(ml.error, worst), ml.error),
+                jnp.where(some, jnp.maximum(ml.scale, big), ml.scale),
+            )
 
         ml = eqx.tree_at(
-            lambda x: x.error, ml, compare(ml, ok & (times > ml.t_start) & (times <= ml.t))
+            lambda x: (x.error, x.scale),
+            ml,
+            compare(ml, ok & (times > ml.t_start) & (times <= ml.t)),
         )
 
         def more(ml):
@@ -348,11 +366,14 @@ def run_points(
                 steps_taken,
                 result.astype(int32),
                 ml.error,
+                ml.scale,
                 ml.t,
                 _dense.table(sol, degree),
             )
             new = eqx.tree_at(
-                lambda x: x.error, new, compare(new, ok & (times > ml.t) & (times <= t_reach))
+                lambda x: (x.error, x.scale),
+                new,
+                compare(new, ok & (times > ml.t) & (times <= t_reach)),
             )
             return _tree.where(usable, new, eqx.tree_at(lambda x: x.result, ml, result))
 
@@ -368,9 +389,11 @@ def run_points(
         times = jnp.minimum(k, lane["N"][:, None]).astype(dtype) * lane["m"].h[:, None]
 
         direct_error, direct_result = lane["direct_error"], lane["direct_result"]
+        direct_scale = lane["direct_scale"]
         for i, (evaluate, code, _) in enumerate(direct):
-            e = jax.vmap(chunk_error)(traj, evaluate(lane, times), ok)
+            e, v = jax.vmap(chunk_error)(traj, evaluate(lane, times), ok)
             direct_error = direct_error.at[:, i].max(e)
+            direct_scale = direct_scale.at[:, i].max(v)
             direct_result = direct_result.at[:, i].set(jnp.where(active, code, 0))
 
         t_final = lane["N"].astype(dtype) * lane["m"].h
@@ -401,6 +424,13 @@ def run_points(
             )
         )
         errors = jnp.stack([by_model[i] for i in range(len(models))], axis=1)
+        scale_by = dict(
+            zip(
+                direct_index + local_index,
+                [direct_scale[:, i] for i in range(len(direct))] + [ml.scale for ml in new_local],
+            )
+        )
+        scales = jnp.stack([scale_by[i] for i in range(len(models))], axis=1)
         codes_by = dict(zip(direct_index + local_index, results))
         codes = jnp.stack([codes_by[i] for i in range(len(models))], axis=1).astype(int32)
         width = lane["p"].shape[0]
@@ -408,11 +438,12 @@ def run_points(
         work_by = dict(zip(direct_index + local_index, work + [ml.steps for ml in new_local]))
         work = jnp.stack([work_by[i] for i in range(len(models))], axis=1).astype(int32)
         target = jnp.where(finished, lane["p"], P)
-        out_err, out_div, out_res, out_steps = outputs
+        out_err, out_div, out_res, out_steps, out_scale = outputs
         out_err = out_err.at[target].set(errors, mode="drop")
         out_div = out_div.at[target].set(div, mode="drop")
         out_res = out_res.at[target].set(codes, mode="drop")
         out_steps = out_steps.at[target].set(work, mode="drop")
+        out_scale = out_scale.at[target].set(scales, mode="drop")
 
         # finished lanes take the next points of the queue
         rank = jnp.cumsum(finished.astype(int32), dtype=int32) - 1
@@ -429,6 +460,7 @@ def run_points(
             s=s,
             div=div,
             direct_error=direct_error,
+            direct_scale=direct_scale,
             direct_result=direct_result,
             local=tuple(new_local),
         )
@@ -446,7 +478,8 @@ def run_points(
         if report_progress:
             running = jnp.sum(jnp.where(lane["p"] >= 0, lane["n"], 0), dtype=done.dtype)
             report(token, device, done + running, total_steps)
-        return lane, (out_err, out_div, out_res, out_steps), head, done, iterations + 1
+        outputs = (out_err, out_div, out_res, out_steps, out_scale)
+        return lane, outputs, head, done, iterations + 1
 
     # Lanes run until the queue is empty and at most `tail` lanes are still busy; those
     # stragglers (typically stiff solves at the largest h) then continue in a narrower loop, so

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from typing import Any
 
 import diffrax
 import numpy as np
 
-from .._io import as_float_array, dump_json, load_json
+from .._io import as_float_array
 from .._rates import fit_order, observed_rates
 
 STUDY_FORMAT = "momentum_jax.study"
@@ -38,6 +37,17 @@ class Study:
       the divergence limit in norm, `-1` if it did not diverge.
     - `solver_failure[model]`: diffrax's reason where the model's solve failed, `""` otherwise.
     - `config`: the study's configuration; `meta`: package versions and the date.
+    - `solver_steps[model]`: the solver steps of each point's solve (see below).
+    - `solution_norms[model]`: the largest norm of the model's solution at the compared times,
+      the yardstick of `relative_errors`.
+    - `stability_margin`: `q_max / q*` per point on a quadratic loss (the largest Hessian
+      eigenvalue over the sharpness at which the method becomes linearly unstable,
+      `stability_threshold`); None where the spectrum is unknown.
+
+    A point enters rates and fits for a model only when its status for that model is `"ok"`:
+    it did not diverge, the model's solve succeeded, the discrete run is linearly stable
+    (`stability_margin <= 1`) and its relative error is below 1 (an error as large as the
+    solution it is compared with is outside any asymptotic regime in `h`).
     """
 
     methods: tuple[str, ...]
@@ -53,20 +63,89 @@ class Study:
     solver_steps: dict[str, np.ndarray] | None = None
     """Per model, the solver steps its solve took at each grid point (a solve shared by every
     point reports its own count everywhere); None for a study loaded from a file that has none."""
+    solution_norms: dict[str, np.ndarray] | None = None
+    stability_margin: np.ndarray | None = None
+
+    def label(self, model: str) -> str:
+        """The label of `model` naming its options and start (`hamiltonian[velocity='taylor']`);
+        the key itself for a study loaded from a file that has none."""
+        return self.config.get("labels", {}).get(model, model)
+
+    @property
+    def relative_errors(self) -> dict[str, np.ndarray]:
+        """`errors[model] / solution_norms[model]` (NaN where either is unknown)."""
+        if self.solution_norms is None:
+            return {m: np.full(self.diverged_at.shape, np.nan) for m in self.models}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return {
+                m: np.where(
+                    self.errors[m] > 0, self.errors[m] / self.solution_norms[m], self.errors[m]
+                )
+                for m in self.models
+            }
+
+    @property
+    def linearly_unstable(self) -> np.ndarray:
+        """Boolean per point: the discrete run is linearly unstable (`stability_margin > 1`)."""
+        if self.stability_margin is None:
+            return np.zeros(self.diverged_at.shape, bool)
+        return self.stability_margin > 1
+
+    def outside(self, model: str) -> np.ndarray:
+        """Boolean per point: outside any asymptotic regime for `model` (linearly unstable, or a
+        relative error of at least 1), though it neither diverged nor failed."""
+        rel = self.relative_errors[model]
+        return self.linearly_unstable | (np.nan_to_num(rel, nan=0.0) >= 1)
 
     def valid(self, model: str) -> np.ndarray:
-        """Boolean mask of the grid points whose `errors[model]` enter rates and fits."""
-        return (self.diverged_at < 0) & (self.solver_failure[model] == "")
+        """Boolean mask of the grid points whose `errors[model]` enter rates and fits: those
+        whose `status_of(model)` is `"ok"`."""
+        return (self.diverged_at < 0) & (self.solver_failure[model] == "") & ~self.outside(model)
+
+    def status_of(self, model: str) -> np.ndarray:
+        """Per grid point, for `model`: `"ok"`, `"diverged at step N"`, `"solver failed: reason"`,
+        `"linearly unstable (q_max/q* = r)"` or `"relative error e >= 1"`; only `"ok"` points
+        enter rates and fits."""
+        out = np.full(self.diverged_at.shape, "ok", dtype=object)
+        rel = self.relative_errors[model]
+        big = np.nan_to_num(rel, nan=0.0) >= 1
+        out[big] = [f"relative error {r:.3g} >= 1" for r in rel[big]]
+        if self.stability_margin is not None:
+            lin = self.linearly_unstable
+            out[lin] = [
+                f"linearly unstable (q_max/q* = {r:.3g})" for r in self.stability_margin[lin]
+            ]
+        bad = self.solver_failure[model] != ""
+        out[bad] = [f"solver failed: {r}" for r in self.solver_failure[model][bad]]
+        div = self.diverged_at >= 0
+        out[div] = [f"diverged at step {n}" for n in self.diverged_at[div]]
+        return out
 
     @property
     def status(self) -> np.ndarray:
-        """Per grid point: `"ok"`, `"diverged at step N"` or `"solver failed (model): reason"`."""
+        """Per grid point, over every model: `"ok"`, `"diverged at step N"`, or what keeps it out
+        of rates and fits, naming each model concerned (`"solver failed (gradient_flow): reason;
+        relative error 2.2e+03 >= 1 (hamiltonian)"`; see `status_of`)."""
         out = np.full(self.diverged_at.shape, "ok", dtype=object)
-        for model in self.models:
-            bad = self.solver_failure[model] != ""
-            out[bad] = [f"solver failed ({model}): {r}" for r in self.solver_failure[model][bad]]
-        div = self.diverged_at >= 0
-        out[div] = [f"diverged at step {n}" for n in self.diverged_at[div]]
+        per = {m: self.status_of(m) for m in self.models}
+        for idx in np.ndindex(out.shape):
+            if self.diverged_at[idx] >= 0:
+                out[idx] = f"diverged at step {self.diverged_at[idx]}"
+                continue
+            issues = []
+            if self.linearly_unstable[idx]:
+                assert self.stability_margin is not None
+                issues.append(f"linearly unstable (q_max/q* = {self.stability_margin[idx]:.3g})")
+            for m in self.models:
+                st = str(per[m][idx])
+                if st.startswith("linearly unstable"):
+                    continue
+                if st.startswith("solver failed"):
+                    issues.append(f"solver failed ({m}): {self.solver_failure[m][idx]}")
+                elif st != "ok":
+                    issues.append(f"{st} ({m})")
+            if issues:
+                out[idx] = "; ".join(issues)
         return out
 
     @property
@@ -91,23 +170,38 @@ class Study:
         div = int(np.sum(self.diverged_at >= 0))
         fails = {m: int(np.sum(self.solver_failure[m] != "")) for m in self.models}
         failed = ", ".join(f"{m}: {n}" for m, n in fails.items() if n) or "none"
+        live = self.diverged_at < 0
+        unstable = int(np.sum(self.linearly_unstable & live))
+        outside = {
+            m: int(np.sum(live & ~self.linearly_unstable & self.outside(m))) for m in self.models
+        }
+        far = ", ".join(f"{m}: {n}" for m, n in outside.items() if n) or "none"
         return (
-            f"{total} grid points; {div} diverged (excluded from rates and fits); "
-            f"solver failures: {failed}"
+            f"{total} grid points; {div} diverged, {unstable} linearly unstable, relative error "
+            f">= 1: {far}; solver failures: {failed} (all of these excluded from rates and fits)"
         )
 
     def table(self) -> str:
-        """A plain-text table of errors, rates and fitted orders."""
+        """A plain-text table of errors, rates and fitted orders. The rate on the row of `h` is
+        `Delta(h) = log(E(h) / E(h')) / log(h / h')` with `h'` the next (smaller) `h` of the
+        grid, `log2(E(h) / E(h/2))` for halving `h` (docs/theory.md §6), as in `rates`,
+        `plot()` and `to_xarray()` (`h_pair`); the smallest `h` has none."""
         lines = [self.summary_line()]
+        lines.append(
+            "rate on the row of h: Delta(h) = log(E(h)/E(h'))/log(h/h'), h' the next h "
+            "(log2(E(h)/E(h/2)) for halving h); only points with status ok enter rates and fits"
+        )
         rates, orders = self.rates, self.orders
+        last = len(self.hs) - 1
         for model in self.models:
-            lines.append(f"\nmodel {model}")
+            status = self.status_of(model)
+            lines.append(f"\nmodel {self.label(model)}")
             lines.append(f"{'method':>6} {'lam':>6} {'h':>10} {'error':>12} {'rate':>7}  status")
             for i, meth in enumerate(self.methods):
                 for j, lam in enumerate(self.lams):
                     for k, h in enumerate(self.hs):
-                        rate = f"{rates[model][i, j, k - 1]:7.3f}" if k else f"{'-':>7}"
-                        st = self.status[i, j, k]
+                        rate = f"{rates[model][i, j, k]:7.3f}" if k < last else f"{'-':>7}"
+                        st = status[i, j, k]
                         lines.append(
                             f"{meth:>6} {lam:6.3g} {_fmt_h(h):>10} "
                             f"{self.errors[model][i, j, k]:12.4e} {rate}  {st}"
@@ -122,7 +216,7 @@ class Study:
         """The open representation written by `save` (named axes, configuration, provenance)."""
         return {
             "format": STUDY_FORMAT,
-            "version": 2,
+            "version": 3,
             "axes": {"method": list(self.methods), "lam": self.lams, "h": self.hs},
             "models": list(self.models),
             "errors": self.errors,
@@ -133,6 +227,8 @@ class Study:
             "status": self.status.tolist(),
             "fit_points": self.fit_points,
             "solver_steps": self.solver_steps,
+            "solution_norms": self.solution_norms,
+            "stability_margin": self.stability_margin,
             "config": self.config,
             "meta": self.meta,
         }
@@ -143,22 +239,22 @@ class Study:
 
         **Arguments:**
 
-        - `path`: ending in `.nc`: netCDF-4 of `to_xarray` (needs the `xarray` extra,
-          `pip install "momentum_jax[xarray]"`); any other path (`.json` by convention): the
-          open JSON format of `to_dict`, the default, as before (so `momentum-jax study --out
-          FILE` keeps writing JSON whatever the name). `load_study` reads either back.
+        - `path`: ending in `.json`: the open JSON format of `to_dict`; ending in `.nc`:
+          netCDF-4 of `to_xarray` (needs the `xarray` extra, `pip install
+          "momentum_jax[xarray]"`). Any other suffix raises `ValueError` naming the path and
+          the allowed suffixes, before anything is written: the same rule as `Sweep.save` and
+          `momentum-jax study --out`. `load_study` reads either back.
         """
-        if Path(path).suffix.lower() == ".nc":
-            from .._labelled import save_labelled
+        from .._labelled import save_labelled
 
-            save_labelled(self, path)
-        else:
-            dump_json(path, self.to_dict())
+        save_labelled(self, path)
 
     def to_xarray(self):
-        """The study as an `xarray.Dataset` with the coordinates `model`, `method`, `lam`, `h`
-        and `h_pair` (the larger `h` of each pair the `rates` compare; the smaller one is the
-        coordinate `h_next`); the layout is in `momentum_jax._labelled`.
+        """The study as an `xarray.Dataset` with the coordinates `model`, `optimizer` (the
+        methods: `method` is a keyword of xarray's `.sel`), `lam`, `h` and `h_pair` (the larger
+        `h` of each pair the `rates` compare; the smaller one is the coordinate `h_next`); every
+        one selects by keyword, `ds.errors.sel(model="hamiltonian", optimizer="hb", lam=0.9)`.
+        The layout is in `momentum_jax._labelled`.
 
         **Returns:** an `xarray.Dataset` of `errors`, `rates`, `orders`, `diverged_at`, `status`,
         `solver_failure` and, where recorded, `solver_steps`; `config` and `meta` are JSON string
@@ -187,14 +283,13 @@ def _fmt_h(h: float) -> str:
 
 
 def load_study(path) -> Study:
-    """Read a study written by `Study.save`: netCDF for a `.nc` path (needs the `xarray` extra),
-    JSON otherwise. Corrupted, truncated, edited or foreign files raise `ValueError` naming the
-    file and what is wrong (format, version, shapes, ranges); nothing is ever unpickled."""
-    if Path(path).suffix.lower() == ".nc":
-        from .._labelled import load_labelled
+    """Read a study written by `Study.save`: JSON for a `.json` path, netCDF for `.nc` (needs the
+    `xarray` extra); any other suffix raises `ValueError`, as for `load_sweep`. Corrupted,
+    truncated, edited or foreign files raise `ValueError` naming the file and what is wrong
+    (format, version, shapes, ranges); nothing is ever unpickled."""
+    from .._labelled import load_labelled
 
-        return load_labelled(path, kind=STUDY_FORMAT)
-    return study_from_dict(load_json(path, kind=STUDY_FORMAT), path)
+    return load_labelled(path, kind=STUDY_FORMAT)
 
 
 def study_from_dict(d: dict, path) -> Study:
@@ -251,6 +346,19 @@ def study_from_dict(d: dict, path) -> Study:
                 for m in models
             }
         )
+        norms = d.get("solution_norms")
+        solution_norms = (
+            None
+            if norms is None
+            else {
+                m: _shaped(as_float_array(norms[m]), shape, f"solution_norms[{m!r}]")
+                for m in models
+            }
+        )
+        margin = d.get("stability_margin")
+        stability_margin = (
+            None if margin is None else _shaped(as_float_array(margin), shape, "stability_margin")
+        )
         return Study(
             methods=methods,
             lams=lams,
@@ -263,13 +371,17 @@ def study_from_dict(d: dict, path) -> Study:
             meta=d["meta"],
             fit_points=fit_points,
             solver_steps=solver_steps,
+            solution_norms=solution_norms,
+            stability_margin=stability_margin,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ValueError(f"{path}: malformed study file ({type(e).__name__}: {e})") from None
 
 
-SUPPORTED_VERSIONS = (1, 2)
-"""Study file versions this code reads (2 adds `solver_steps` and the `norm` of the errors)."""
+SUPPORTED_VERSIONS = (1, 2, 3)
+"""Study file versions this code reads (2 adds `solver_steps` and the `norm` of the errors; 3
+adds `solution_norms` and `stability_margin`, which decide the points outside the asymptotic
+regime: an older file reports only divergence and solver failures)."""
 
 
 def _shaped(arr: np.ndarray, shape, name: str) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""The result of a sweep: per grid point `(method, lam, h, seed)` the final and minimum loss, the
-step at which the run diverged, and, where asked, the loss curve on a coarse grid of steps, the
-sharpness at chosen steps and the distance to continuous-time models."""
+"""The result of a sweep: per grid point `(method, lam, h, seed)` the final and minimum loss (over
+every step), the step at which the run diverged, and, where asked, the loss curve on a coarse grid
+of steps, the sharpness at chosen steps and the distance to continuous-time models."""
 
 from __future__ import annotations
 
@@ -22,17 +22,27 @@ class Sweep:
     **Attributes:**
 
     - `methods`, `lams`, `hs`, `seeds`: the named axes.
-    - `steps`: the number of steps every point ran (a point that diverged stopped earlier).
-    - `final_loss`, `min_loss`: the loss at the last step (after a divergence: at the last
-      bounded parameters, where a loss that is not finite everywhere may itself be NaN; the
-      point is flagged in `diverged_at` either way) and the smallest loss at the recorded steps.
-    - `diverged_at`: the first step whose iterate was not finite or above the divergence limit,
-      `-1` if none.
-    - `curve_steps`, `curve`: the loss after the steps `curve_steps` (the coarse time grid is
-      `t = curve_steps * h`), shape `(..., len(curve_steps))`; NaN after a divergence. None when
-      not asked for.
+    - `steps`: the number of steps every point ran, all of them whatever `record_every` (a
+      point that diverged is frozen from its divergence on).
+    - `final_loss`: the full loss after step `steps` (after a divergence at step `n`: of the
+      last bounded parameters `u_{n-1}`, where a loss that is not finite everywhere may itself
+      be NaN; the point is flagged in `diverged_at` either way).
+    - `min_loss`: `min_k loss(u_k)` of the full loss over every step `k = 0 .. steps`
+      (`0 .. n-1` after a divergence at step `n`), as `iterate_final(...).min_loss`. None for a
+      sweep on mini-batches (`batch_size` below the number of examples), where the full loss
+      is not evaluated at every step: take the minimum of `curve` instead.
+    - `diverged_at`: the first step `n` whose iterate `u_n` was not finite or had norm above
+      `divergence_limit * max(1, |u_0|)`, `-1` if none (the rule of `iterate_final`, `train`
+      and `convergence_study`, `momentum_jax._divergence`).
+    - `curve_steps`, `curve`: the loss after the steps `curve_steps` (the multiples of
+      `record_every` up to `steps`; the coarse time grid is `t = curve_steps * h`), shape
+      `(..., len(curve_steps))`; NaN from the divergence step on. None when not asked for.
     - `sharpness_steps`, `sharpness`: the top Hessian eigenvalue of the loss after those steps,
       `(..., len(sharpness_steps))`; NaN after a divergence. None when not asked for.
+    - `sharpness_residual`: beside `sharpness`, the relative residual `||H v - s v|| / |s|` of
+      each value (`TopEigenpair.residual`); a value whose residual is above
+      `config["sharpness_rtol"]` did not converge (`sharpness_converged`). None when not
+      recorded (no sharpness, or a file written before it was kept).
     - `distances[model]`: `max_k |u_{n_k} - u(n_k h)|` over the curve steps `n_k` (all of them
       when there is no curve: the final step only), NaN where the run diverged or the solve
       failed. None when no model was asked for.
@@ -45,7 +55,7 @@ class Sweep:
     seeds: np.ndarray
     steps: int
     final_loss: np.ndarray
-    min_loss: np.ndarray
+    min_loss: np.ndarray | None
     diverged_at: np.ndarray
     curve_steps: np.ndarray | None
     curve: np.ndarray | None
@@ -54,10 +64,21 @@ class Sweep:
     distances: dict[str, np.ndarray] | None
     config: dict[str, Any]
     meta: dict[str, Any]
+    sharpness_residual: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
         return (len(self.methods), self.lams.size, self.hs.size, self.seeds.size)
+
+    @property
+    def sharpness_converged(self) -> np.ndarray | None:
+        """Boolean, shaped like `sharpness`: the value reached the relative residual
+        `config["sharpness_rtol"]` (False at diverged points, whose sharpness is NaN). None
+        without a recorded residual."""
+        if self.sharpness_residual is None or "sharpness_rtol" not in self.config:
+            return None
+        with np.errstate(invalid="ignore"):
+            return np.asarray(self.sharpness_residual <= self.config["sharpness_rtol"])
 
     @property
     def diverged(self) -> np.ndarray:
@@ -87,21 +108,26 @@ class Sweep:
             "curve": self.curve,
             "sharpness_steps": self.sharpness_steps,
             "sharpness": self.sharpness,
+            "sharpness_residual": self.sharpness_residual,
             "distances": self.distances,
             "config": self.config,
             "meta": self.meta,
         }
 
     def save(self, path) -> None:
-        """Write the sweep atomically: JSON for a `.json` path, netCDF for `.nc`."""
+        """Write the sweep atomically: JSON for a `.json` path, netCDF for `.nc` (needs the
+        `xarray` extra); any other suffix raises `ValueError` naming the path and the allowed
+        suffixes, before anything is written (the rule of `Study.save`)."""
         from .._labelled import save_labelled
 
         save_labelled(self, path)
 
     def to_xarray(self):
-        """The sweep as an `xarray.Dataset` with the coordinates `method`, `lam`, `h`, `seed`,
-        and, where recorded, `step` with the 2-D coordinate `t = h * step` on `(h, step)` (the
-        curve), `sharpness_step` with `sharpness_t`, and `model` (the distances); the layout is in
+        """The sweep as an `xarray.Dataset` with the coordinates `optimizer` (the methods:
+        `method` is a keyword of xarray's `.sel`), `lam`, `h`, `seed`, each of which selects by
+        keyword (`ds.final_loss.sel(optimizer="hb", lam=0.5, h=0.1)`), and, where recorded,
+        `step` with the 2-D coordinate `t = h * step` on `(h, step)` (the curve),
+        `sharpness_step` with `sharpness_t`, and `model` (the distances); the layout is in
         `momentum_jax._labelled`.
 
         **Returns:** an `xarray.Dataset` of `final_loss`, `min_loss`, `diverged_at` and the
@@ -165,6 +191,9 @@ def sweep_from_dict(d: dict, path) -> Sweep:
             curve=grid("curve", extra=None if curve_steps is None else curve_steps.size),
             sharpness_steps=sharp_steps,
             sharpness=grid("sharpness", extra=None if sharp_steps is None else sharp_steps.size),
+            sharpness_residual=grid(
+                "sharpness_residual", extra=None if sharp_steps is None else sharp_steps.size
+            ),
             distances=None
             if distances is None
             else {m: grid_value(v, shape, m) for m, v in distances.items()},

@@ -3,6 +3,7 @@ rates, momenta and seeds, in one compiled, sharded call with the memory-light lo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -15,23 +16,36 @@ import numpy as np
 from .. import _tree
 from .._batches import batched_mean_loss, make_batches, masked_batch_mean, num_examples
 from .._distributed import default_devices, pad_to, shard_grid, to_host
+from .._divergence import DIVERGENCE_LIMIT, check_divergence_limit, divergence_bound, guard
 from .._io import provenance
-from .._iterate import MomentumState, guard, initial_state, is_bounded, step
+from .._iterate import MomentumState, initial_state, step, step_and_loss
 from .._method import METHODS, Momentum, method_from_name
 from .._model import AbstractModel, as_model
 from .._report import register_progress, release_progress, report
 from .._schemes import scheme_method, wilson_step
+from .._sharpness import SHARPNESS_MAX_ITERS, SHARPNESS_RTOL
 from .._sharpness import sharpness as top_eigenvalue
 from .._solve import SolverConfig, as_solver_config, check_ode_solver
 from .._study._dense import evaluate, interpolant_degree, table
 from .._types import PyTree
-from .._validate import check_choice, check_loss, check_range, check_u0, check_whole, loss_name
+from .._validate import (
+    as_names,
+    check_choice,
+    check_loss,
+    check_range,
+    check_u0,
+    check_whole,
+    loss_name,
+)
 from ._result import Sweep
 
 SCHEME_METHODS = ("gd_effective", "wilson", "hb_mu", "nag_mu")
 """The Section 5 schemes a sweep runs besides the method table (`METHODS`): gradient descent at
 the effective rate `h/(1-lam)`, Wilson's split step, HB-mu and NAG-mu (docs/theory.md §6)."""
 SWEEP_METHODS = tuple(METHODS) + SCHEME_METHODS
+_LOOKAHEAD = ("nag", "nag_mu")
+"""The methods whose gradient is taken away from `u_n` (`a != 0`): their per-step loss
+`loss(u_n)` costs one more forward pass (`step_and_loss`)."""
 
 
 def _momentum(name: str, h, lam, mu) -> Momentum | None:
@@ -56,11 +70,12 @@ def sweep(
     batch_size: int | None = None,
     record_every: int | None = None,
     sharpness_at: Sequence[int] = (),
-    sharpness_iters: int = 20,
+    sharpness_rtol: float = SHARPNESS_RTOL,
+    sharpness_max_iters: int = SHARPNESS_MAX_ITERS,
     models: Sequence[str | AbstractModel] = (),
     init: str = "zero",
     mu: float = 1.0,
-    divergence_limit: float = 1e8,
+    divergence_limit: float = DIVERGENCE_LIMIT,
     solver=None,
     devices=None,
     progress: Callable[[int, int], object] | None = None,
@@ -77,22 +92,29 @@ def sweep(
     - `hs`, `lams`: learning rates `> 0` and momenta in `[0, 1)` (1-D; any order).
     - `methods`: names of `METHODS` (`"hb"`, `"nag"`, `"gd"`) or of the Section 5 schemes
       (`"gd_effective"`, `"wilson"`, `"hb_mu"`, `"nag_mu"`, with `mu`).
-    - `steps`: steps per run (an integer >= 1).
+    - `steps`: steps per run (an integer >= 1); every point runs all of them (unless it
+      diverges), whatever `record_every`.
     - `seeds`: integers, one start per seed (default: the one `params0`).
     - `data`, `batch_size`: a pytree of arrays with a leading example axis; step `n` uses the
       batch `n mod n_batches` of `batch_size` consecutive examples (all of them by default): the
       paper's fixed-order mini-batches.
-    - `record_every`: record the full loss every this many steps (the `curve`, on the coarse
-      time grid `t = n h`).
+    - `record_every`: record the full loss after the steps `record_every, 2 record_every, ...
+      <= steps` (the `curve`, on the coarse time grid `t = n h`); it need not divide `steps`:
+      the remaining steps are run after the last recorded one.
     - `sharpness_at`: steps after which to record the top Hessian eigenvalue of the full loss
-      (power iteration, `sharpness_iters` steps; multiples of `record_every` when given).
+      (multiples of `record_every` when given), by `top_hessian_eigenvalue` to the relative
+      residual `sharpness_rtol` in `[0, 1)` with at most `sharpness_max_iters` Hessian-vector
+      products (both traced: new values do not recompile). The residual is kept in
+      `Sweep.sharpness_residual`; a `RuntimeWarning` names the points that did not converge.
     - `models`: continuous-time models (objects or aliases) to measure the distance to: the
       largest `|u_n - u(n h)|` over the recorded steps (the final step without a curve), for the
       full loss. The gradient flow is solved once per start; other models once per point.
     - `init`: `"zero"` or `"manifold"` (the invariant-manifold velocity of the full loss).
-    - `divergence_limit`: a run diverges at the first step whose parameters are not finite or
-      have norm above `divergence_limit * max(1, |params0|)`; it is then frozen (its final and
-      minimum loss are those of the last bounded step) and its curve is NaN from there on.
+    - `divergence_limit`: a run diverges at the first step `n` whose parameters are not finite
+      or have norm above `divergence_limit * max(1, |params0|)` (its own start's norm with
+      `seeds`); it is then frozen at step `n - 1` (its final and minimum loss are those of the
+      steps before `n`) and its curve and sharpness are NaN from step `n` on. The rule of
+      `iterate_final`, `train` and `convergence_study` (`momentum_jax._divergence`).
     - `solver`: a `SolverConfig` (or a diffrax solver) for the models' solves; default: the
       tolerances of the parameters' dtype with at most `2^14` steps a solve (a point whose model
       needs more, typically a stiff one far outside the model's regime, gets NaN).
@@ -102,7 +124,7 @@ def sweep(
 
     **Returns:** a `Sweep` with axes `(method, lam, h, seed)`.
     """
-    methods = tuple(methods)
+    methods = as_names("methods", methods)
     hs_np = np.asarray(hs, dtype=float).ravel()
     lams_np = np.asarray(lams, dtype=float).ravel()
     if hs_np.size == 0 or lams_np.size == 0:
@@ -115,9 +137,10 @@ def sweep(
         check_choice("method", name, SWEEP_METHODS)
     check_whole("steps", steps, low=1)
     check_range("mu", mu, low=0.0, low_open=True)
-    check_range("divergence_limit", divergence_limit, low=0.0, low_open=True)
+    check_divergence_limit(divergence_limit)
     check_choice("init", init, ("zero", "manifold"))
-    check_whole("sharpness_iters", sharpness_iters, low=1)
+    check_range("sharpness_rtol", sharpness_rtol, low=0.0, high=1.0, high_open=True)
+    check_whole("sharpness_max_iters", sharpness_max_iters, low=1)
     every = _check_record(steps, record_every, sharpness_at)
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be a callable (done, total) or None, got {progress!r}")
@@ -143,7 +166,8 @@ def sweep(
                 "with data, loss must return one loss per example of a batch, shape "
                 f"({min(batch_size, n_data)},), got {getattr(out, 'shape', type(out).__name__)}"
             )
-    objects = tuple(as_model(m) for m in models)
+    models = as_names("models", models)
+    objects = tuple(as_model(m).for_start(init) for m in models)
     solver_config = (
         SolverConfig.for_dtype(_tree.dtype(params), max_steps=2**14)
         if solver is None
@@ -161,13 +185,10 @@ def sweep(
         raise ValueError("devices must name at least one device (default: jax.devices())")
     (lam_p, h_p, seed_p), P = pad_to([lam_g, h_g, seed_g], len(devices))
     lam_d, h_d, seed_d = shard_grid([lam_p, h_p, seed_p.astype(np.int32)], devices)
-    squares = sum(
-        np.sum(np.square(np.asarray(x)).reshape((S, -1) if seeds is not None else (1, -1)), 1)
-        for x in jax.tree.leaves(params)
-    )
-    limit = divergence_limit * max(1.0, float(np.sqrt(np.max(squares))))
     blocks = steps // every
     curve_at = np.arange(1, blocks + 1) * every
+    # the full loss of every step comes with the steps' gradients unless there are mini-batches
+    every_step_loss = data is None or (batch_size or 0) >= num_examples(data)
     sharp_set = np.isin(curve_at, np.asarray(sharpness_at, dtype=int))
     token = register_progress(progress) if progress is not None else -1
     try:
@@ -181,20 +202,22 @@ def sweep(
             h=h_d,
             seed=seed_d,
             mu=jnp.asarray(mu),
-            limit=jnp.asarray(limit),
+            limit=jnp.asarray(divergence_limit, _tree.dtype(params)),
             token=jnp.asarray(token, jnp.int32),
             total=jnp.asarray(M * P * steps),
             steps=steps,
             every=every,
             batch_size=batch_size,
             sharp_blocks=tuple(bool(x) for x in sharp_set),
-            sharpness_iters=sharpness_iters,
+            sharpness_rtol=jnp.asarray(sharpness_rtol),
+            sharpness_max_iters=jnp.asarray(sharpness_max_iters),
             models=objects,
             init=init,
             seeded=seeds is not None,
             report_progress=progress is not None,
             solver=solver_config,
             vectorize_solves=devices[0].platform != "cpu",
+            every_step_loss=every_step_loss,
         )
         out = jax.tree.map(lambda x: to_host(x)[:, :P], out)
     finally:
@@ -211,7 +234,8 @@ def sweep(
         "steps": steps,
         "record_every": record_every,
         "sharpness_at": list(map(int, sharpness_at)),
-        "sharpness_iters": sharpness_iters,
+        "sharpness_rtol": sharpness_rtol,
+        "sharpness_max_iters": sharpness_max_iters,
         "data": None
         if data is None
         else {"examples": num_examples(data), "batch_size": batch_size},
@@ -220,7 +244,10 @@ def sweep(
         "divergence_limit": divergence_limit,
         "devices": len(devices),
         "models": list(keys),
+        "labels": {k: obj.key for k, obj in zip(keys, objects)},
     }
+    residual = grid(sharp)[..., sharp_set, 1] if sharp_steps is not None else None
+    _warn_unconverged(residual, sharpness_rtol, sharpness_max_iters)
     return Sweep(
         methods,
         lams_np,
@@ -228,16 +255,35 @@ def sweep(
         seeds_np,
         steps,
         grid(final),
-        grid(best),
+        grid(best) if every_step_loss else None,
         grid(div).astype(int),
         curve_steps,
         grid(curve) if curve_steps is not None else None,
         sharp_steps,
-        grid(sharp)[..., sharp_set] if sharp_steps is not None else None,
+        grid(sharp)[..., sharp_set, 0] if sharp_steps is not None else None,
         {k: grid(dist[:, :, i]) for i, k in enumerate(keys)} if keys else None,
         config,
         provenance(),
+        sharpness_residual=residual,
     )
+
+
+def _warn_unconverged(residual, rtol, max_iters) -> None:
+    """A `RuntimeWarning` when a sharpness (NaN residuals are diverged points) did not reach
+    the relative residual `rtol` within `max_iters` Hessian-vector products."""
+    if residual is None:
+        return
+    bad = np.isfinite(residual) & (residual > rtol)
+    if np.any(bad):
+        warnings.warn(
+            f"sweep: the sharpness did not converge at {int(bad.sum())} of "
+            f"{int(np.isfinite(residual).sum())} recorded points (relative residual up to "
+            f"{float(np.max(residual[bad])):.3g} > sharpness_rtol={rtol:g} after "
+            f"sharpness_max_iters={max_iters} Hessian-vector products): those values are lower "
+            "bounds; they are flagged by Sweep.sharpness_converged. Raise sharpness_max_iters.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _check_record(steps, record_every, sharpness_at) -> int:
@@ -300,17 +346,21 @@ def _run(
     every,
     batch_size,
     sharp_blocks,
-    sharpness_iters,
+    sharpness_rtol,
+    sharpness_max_iters,
     models,
     init,
     seeded,
     report_progress,
     solver,
     vectorize_solves,
+    every_step_loss,
 ):
     """`(final (M, P), min (M, P), diverged_at (M, P), curve (M, P, B), sharpness (M, P, B),
     distances (M, P, models))` for the flat points `(lam, h, seed)`: `B` blocks of `every`
-    steps, a `lax.scan` over the blocks outside a `vmap` over the points."""
+    steps, a `lax.scan` over the blocks outside a `vmap` over the points, then the remaining
+    `steps - B every` steps. `min` is the minimum of the full loss over every step (inf without
+    `every_step_loss`: with mini-batches it is not evaluated at every step)."""
     if data is not None:
         batches, mask = make_batches(data, batch_size)
         n_batches = mask.shape[0]
@@ -337,7 +387,9 @@ def _run(
 
     dtype = _tree.dtype(params)
     blocks = steps // every
+    rest = steps - blocks * every
     keep = bool(models)
+    bound = jax.vmap(lambda sd: divergence_bound(limit, start_of(sd)))(seed)
     outs = []
     for g, name in enumerate(methods):
 
@@ -351,54 +403,76 @@ def _run(
                 return MomentumState(u0, _tree.zeros_like(u0))
             return initial_state(full, u0, meth, init)
 
-        def advance(s, div, b, lam_i, h_i, method=method):
+        def run_steps(carry, first, count, lam_i, h_i, bound_i, method=method, name=name):
+            """`count` steps `first .. first + count - 1` of one point, under the divergence
+            guard, with the running minimum of the full loss `loss(u_n)` of every step's start
+            `u_n` (a bounded iterate: the frozen state after a divergence is one)."""
             meth = method(lam_i, h_i)
 
             def one(j, c):
-                s, div = c
-                n = b * every + j
+                s, div, best = c
+                n = first + j
                 f = batch_loss(n)
+                value = None
                 if meth is None:
                     new = wilson_step(f, h_i.astype(dtype), jnp.asarray(mu, dtype), s)
+                    value = full(s.u) if every_step_loss else None
+                elif every_step_loss:  # f is the full loss (no data, or one batch)
+                    new, value = step_and_loss(f, meth, s, lookahead=name in _LOOKAHEAD)
                 else:
                     new = step(f, meth, s)
-                s, div, _ = guard(new, s, div, (n + 1).astype(jnp.int32), is_bounded(new.u, limit))
-                return s, div
+                s, div, _ = guard(new, s, div, (n + 1).astype(jnp.int32), bound_i)
+                best = best if value is None else jnp.minimum(best, value.astype(dtype))
+                return s, div, best
 
-            s, div = jax.lax.fori_loop(0, every, one, (s, div))
-            return s, div, full(s.u)
+            return jax.lax.fori_loop(0, count, one, carry)
 
-        def block(carry, b, advance=advance, g=g):
-            s, div, best = carry
-            s, div, value = jax.vmap(lambda s, d, lm, hh: advance(s, d, b, lm, hh))(s, div, lam, h)
+        def block(carry, b, run_steps=run_steps, g=g):
+            s, div, best = jax.vmap(
+                lambda c, lm, hh, bd: run_steps(c, b * every, every, lm, hh, bd)
+            )(carry, lam, h, bound)
+            value = jax.vmap(full)(s.u)
             ok = div < 0
-            best = jnp.where(ok, jnp.minimum(best, value), best)
+
+            def measure(u):  # (value, residual) of the top Hessian eigenvalue
+                top = top_eigenvalue(full, u, rtol=sharpness_rtol, max_iters=sharpness_max_iters)
+                return jnp.stack([top.value, top.residual]).astype(value.dtype)
+
             sharp = jax.lax.cond(
                 jnp.asarray(sharp_blocks)[b],
-                lambda: jax.vmap(lambda u: top_eigenvalue(full, u, sharpness_iters))(s.u),
-                lambda: jnp.full(value.shape, jnp.nan, dtype),
+                lambda: jax.vmap(measure)(s.u),
+                lambda: jnp.full(value.shape + (2,), jnp.nan, value.dtype),
             )
             if report_progress:
-                report(token, 0, (g * blocks + b + 1) * every * lam.shape[0], total)
+                report(token, 0, (g * steps + (b + 1) * every) * lam.shape[0], total)
             kept = s.u if keep else None
             return (s, div, best), (
                 jnp.where(ok, value, jnp.nan),
-                jnp.where(ok, sharp, jnp.nan),
+                jnp.where(ok[:, None], sharp, jnp.nan),
                 kept,
             )
 
         s0 = jax.vmap(start)(lam, h, seed)
-        best0 = jax.vmap(lambda sd: full(start_of(sd)))(seed)
+        best0 = jnp.full(lam.shape, jnp.inf, dtype)
         div0 = jnp.full(lam.shape, -1, jnp.int32)
         (s, div, best), (curve, sharp, us) = jax.lax.scan(
             block, (s0, div0, best0), jnp.arange(blocks, dtype=jnp.int32)
         )
+        if rest:  # the steps after the last recorded one
+            s, div, best = jax.vmap(
+                lambda c, lm, hh, bd, run_steps=run_steps: run_steps(
+                    c, blocks * every, rest, lm, hh, bd
+                )
+            )((s, div, best), lam, h, bound)
+            if report_progress:
+                report(token, 0, (g + 1) * steps * lam.shape[0], total)
         final = jax.vmap(full)(s.u)
-        curve, sharp = curve.T, sharp.T  # (P, B)
+        best = jnp.minimum(best, final.astype(dtype))
+        curve, sharp = curve.T, jnp.moveaxis(sharp, 0, 1)  # (P, B), (P, B, 2)
         if keep:
             us = jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), us)  # (P, B, ...)
             seeds = jax.tree.leaves(params)[0].shape[0] if seeded else 1
-            ctx = _Context(full, start_of, seeds, every, mu, dtype, solver, vectorize_solves)
+            ctx = _Context(full, start_of, seeds, every, mu, dtype, solver, vectorize_solves, init)
             dists = _distances(ctx, models, name, lam, h, seed, us, div)
         else:
             dists = jnp.zeros((lam.shape[0], 0), dtype)
@@ -417,13 +491,14 @@ class _Context(NamedTuple):
     dtype: Any
     config: SolverConfig
     vectorize_solves: bool
+    init: str
 
 
 def _distances(ctx: _Context, models, name, lam, h, seed, us, div):
     """`(P, len(models))`: `max_k |u_{n_k} - u(n_k h)|` over the recorded steps `n_k`; NaN where
     the run diverged or the model's solve failed. A model shared by every point (the gradient
     flow) is solved once per start."""
-    full, start_of, seeds, every, mu, dtype, config, vectorize_solves = ctx
+    full, start_of, seeds, every, mu, dtype, config, vectorize_solves, init = ctx
     blocks = jax.tree.leaves(us)[0].shape[1]
     n_k = (jnp.arange(blocks) + 1) * every
     degree = interpolant_degree(config.solver())
@@ -473,7 +548,9 @@ def _distances(ctx: _Context, models, name, lam, h, seed, us, div):
             continue
 
         def one(u_traj, m, sd, d, mod=mod):
-            y0 = mod.initial_state(full, start_of(sd), m)
+            u0 = start_of(sd)
+            w0 = None if init == "zero" else initial_state(full, u0, m, init).w
+            y0 = mod.initial_state(full, u0, m, w0)
             sol = diffrax.diffeqsolve(
                 diffrax.ODETerm(mod.vector_field(full)),
                 mod.ode_solver(full, config),

@@ -64,15 +64,27 @@ def load_module(name: str) -> ModuleType:
     return importlib.import_module(f"{__package__}.figures.{name}")
 
 
+def figure_scripts(name: str) -> list[Path]:
+    """The figure's own script and the scripts of the figures it imports (Fig 4 runs Fig 2's
+    code)."""
+    figures = Path(__file__).resolve().parent / "figures"
+    script = figures / f"{name.split('/')[0]}.py"
+    if not script.exists():
+        return []
+    module = load_module(script.stem)
+    files = (getattr(m, "__file__", None) for m in vars(module).values())
+    used = {Path(f).resolve() for f in files if f}
+    return [script] + sorted(p for p in used if p.parent == figures and p != script)
+
+
 def code_fingerprint(name: str) -> str:
-    """A hash of the library's source and of the figure's own script: a cached result is reused
-    only if it was computed by the same code."""
+    """A hash of the library's source and of the figure's scripts (`figure_scripts`): a cached
+    result is reused only if it was computed by the same code."""
     h = hashlib.sha256()
     package = Path(__file__).resolve().parent.parent
     figures = package / "paper" / "figures"
     library = [p for p in sorted(package.rglob("*.py")) if figures not in p.parents]
-    script = figures / f"{name.split('/')[0]}.py"
-    for path in library + ([script] if script.exists() else []):
+    for path in library + figure_scripts(name):
         h.update(str(path.relative_to(package)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]

@@ -1,0 +1,156 @@
+"""One divergence rule (`momentum_jax._divergence`): the same diverging run gives the same
+`diverged_at`, the same frozen state and the same losses through `iterate_final`, `sweep`,
+`train`, `parameter_gap` and `convergence_study`, all against a NumPy loop written here; the
+limit is validated identically everywhere and traced."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import count_compiles
+
+import momentum_jax as mj
+
+KAPPA = 10.0
+A = np.diag([KAPPA, 1.0])  # the paper's quadratic 1/2 (kappa u_1^2 + u_2^2)
+LOSS = mj.paper_quadratic(KAPPA)
+U0 = np.array([1.0, 1.0])
+DATA = np.zeros((1, 1))  # one dummy example: train's step is then the deterministic HB step
+
+
+def per_example(params, batch):
+    """The quadratic as a per-example loss of `train` (the same value for every example)."""
+    return jnp.broadcast_to(LOSS(params), batch.shape[:1])
+
+
+def numpy_divergence(h, lam, a, steps, limit, u0=U0):
+    """`(diverged_at, u_last, losses)`: eq. (7) in scaled-velocity form (`w_0 = 0`) until the
+    first step whose iterate is not finite or has norm above `limit * max(1, |u0|)`; `u_last`
+    is the last bounded iterate and `losses` the losses of `u_0 .. u_last`."""
+    bound = limit * max(1.0, float(np.linalg.norm(u0)))
+    u, w = np.array(u0, dtype=float), np.zeros(2)
+    losses = [0.5 * u @ A @ u]
+    for n in range(1, steps + 1):
+        w_new = lam * w - A @ (u + h * a * w)
+        u_new = u + h * w_new
+        size = np.linalg.norm(u_new)
+        if not np.isfinite(size) or size > bound:
+            return n, u, np.array(losses)
+        u, w = u_new, w_new
+        losses.append(0.5 * u @ A @ u)
+    return -1, u, np.array(losses)
+
+
+# HB is unstable beyond h kappa = 2 (1 + lam) = 3.8: h = 0.5 diverges (|u_n| ~ 2.9^n)
+H, LAM, STEPS = 0.5, 0.9, 200
+
+
+@pytest.mark.parametrize("limit", [None, 1e3, 1e30])
+def test_the_same_diverging_run_diverges_at_the_same_step_everywhere(limit):
+    kw = {} if limit is None else {"divergence_limit": limit}
+    n, u_last, losses = numpy_divergence(H, LAM, 0.0, STEPS, 1e8 if limit is None else limit)
+    assert 0 < n < STEPS
+    u0 = jnp.asarray(U0)
+
+    fin = mj.iterate_final(LOSS, u0, mj.heavy_ball(H, LAM), STEPS, **kw)
+    assert int(fin.diverged_at) == n
+    np.testing.assert_allclose(fin.u, u_last, rtol=1e-13)  # frozen at u_{n-1}
+    np.testing.assert_allclose(fin.loss, losses[-1], rtol=1e-13)
+    np.testing.assert_allclose(fin.min_loss, losses.min(), rtol=1e-13)
+
+    sw = mj.sweep(LOSS, u0, hs=[H], lams=[LAM], methods=("hb",), steps=STEPS, record_every=4, **kw)
+    assert int(sw.diverged_at[0, 0, 0, 0]) == n
+    np.testing.assert_allclose(sw.final_loss[0, 0, 0, 0], losses[-1], rtol=1e-13)
+    np.testing.assert_allclose(sw.min_loss[0, 0, 0, 0], losses.min(), rtol=1e-13)
+    curve = sw.curve[0, 0, 0, 0]
+    assert np.all(np.isnan(curve[sw.curve_steps >= n]))
+    np.testing.assert_allclose(
+        curve[sw.curve_steps < n], losses[sw.curve_steps[sw.curve_steps < n]]
+    )
+
+    tr = mj.train("hb", u0, DATA, H, lam=LAM, epochs=STEPS, batch_size=1, loss=per_example, **kw)
+    assert int(tr.diverged_at) == n and int(tr.diverged_epoch) == n  # one step an epoch
+    np.testing.assert_allclose(tr.params, u_last, rtol=1e-13)
+    np.testing.assert_allclose(tr.losses[:n], losses, rtol=1e-13)
+    assert np.all(np.isnan(tr.losses[n:]))
+
+    gap = mj.parameter_gap(
+        "hb", "hb", u0, DATA, H, lam=LAM, steps=STEPS, batch_size=1, loss=per_example, **kw
+    )
+    assert gap.diverged_at.tolist() == [n, n] and gap.max_gap == np.inf
+
+    st = mj.convergence_study(
+        LOSS,
+        u0,
+        hs=[H],
+        lams=[LAM],
+        methods=("hb",),
+        models=("gradient_flow",),
+        T=STEPS * H,
+        **kw,
+    )
+    assert int(st.diverged_at[0, 0, 0]) == n
+
+
+def test_each_start_of_a_seeded_sweep_has_its_own_limit():
+    # seed 1 starts 1e4 times farther out; its bound must not be seed 0's
+    scales = {0: 1.0, 1: 1e4}
+    sw = mj.sweep(
+        LOSS,
+        lambda key: jnp.asarray(U0) * scales[int(jax.random.key_data(key)[-1])],
+        hs=[H],
+        lams=[LAM],
+        methods=("hb",),
+        steps=STEPS,
+        seeds=[0, 1],
+    )
+    for s, scale in scales.items():
+        n, _, losses = numpy_divergence(H, LAM, 0.0, STEPS, 1e8, u0=U0 * scale)
+        assert int(sw.diverged_at[0, 0, 0, s]) == n
+        np.testing.assert_allclose(sw.final_loss[0, 0, 0, s], losses[-1], rtol=1e-13)
+    # a linear recursion and a bound relative to each start: the same step (seed 0 diverged
+    # later under one bound for all seeds, from the largest start)
+    assert sw.diverged_at[0, 0, 0, 0] == sw.diverged_at[0, 0, 0, 1]
+
+
+def _entry_points(limit):
+    u0 = jnp.asarray(U0)
+    kw = {"divergence_limit": limit}
+    return [
+        lambda: mj.iterate_final(LOSS, u0, mj.heavy_ball(H, LAM), 3, **kw),
+        lambda: mj.sweep(LOSS, u0, hs=[H], lams=[LAM], methods=("hb",), steps=3, **kw),
+        lambda: mj.train("hb", u0, DATA, H, epochs=1, batch_size=1, loss=per_example, **kw),
+        lambda: mj.parameter_gap(
+            "hb", "nag", u0, DATA, H, steps=3, batch_size=1, loss=per_example, **kw
+        ),
+        lambda: mj.convergence_study(
+            LOSS, u0, hs=[H], lams=[LAM], methods=("hb",), models=("gradient_flow",), T=1.0, **kw
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    "limit, exc, text",
+    [
+        (0.0, ValueError, r"divergence_limit=0.0 is outside the allowed range \(0, inf\)"),
+        (-1.0, ValueError, r"divergence_limit=-1.0 is outside the allowed range \(0, inf\)"),
+        (np.inf, ValueError, r"divergence_limit=inf is outside the allowed range \(0, inf\)"),
+        (np.nan, ValueError, r"divergence_limit=nan is outside the allowed range \(0, inf\)"),
+        ([1e8, 1e9], ValueError, r"divergence_limit must be a single number > 0"),
+        ("1e8", TypeError, r"divergence_limit must be a number > 0, got '1e8'"),
+    ],
+)
+def test_divergence_limit_is_validated_identically_before_compiling(limit, exc, text):
+    for run in _entry_points(limit):
+        with count_compiles() as compiles, pytest.raises(exc, match=text):
+            run()
+        assert compiles.n == 0
+
+
+def test_a_new_divergence_limit_does_not_recompile():
+    u0 = jnp.asarray(U0)
+    first = mj.iterate_final(LOSS, u0, mj.heavy_ball(H, LAM), STEPS, divergence_limit=1e3)
+    with count_compiles() as compiles:
+        second = mj.iterate_final(LOSS, u0, mj.heavy_ball(H, LAM), STEPS, divergence_limit=1e6)
+    assert compiles.n == 0
+    assert 0 < int(first.diverged_at) < int(second.diverged_at)
