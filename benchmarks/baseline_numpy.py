@@ -12,7 +12,7 @@ Taylor-matched `u'(0)` for the damped-Hamiltonian model. The models are integrat
 `solve_ivp(method="DOP853", rtol=1e-12, atol=1e-14)` evaluated at `t_eval = n h`; its error is far
 below the discretisation errors measured (`tests/test_benchmarks.py` checks the agreement).
 With `closed_form=True` the models are their closed forms instead (NumPy exponentials, the
-counterpart of `SolverConfig(closed_form=True)`), and only the discrete loop is left to Python.
+counterpart of `solver=ClosedForm()`), and only the discrete loop is left to Python.
 
 Nothing here imports JAX: this is the reference point of the benchmark, not library code.
 """

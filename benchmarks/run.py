@@ -10,7 +10,7 @@ Rows:
 
 - `fig2`: the paper's Fig 2 grid (kappa 5, 10, 20; HB and NAG; lam = 0.9; h = 2^-4 ... 2^-17;
   T = 2; the three models) through `convergence_study`, one call per kappa, as Fig 2 runs it
-  (the models in closed form, `SolverConfig(closed_form=True)`) and with the models' ODEs
+  (the models in closed form, `solver=ClosedForm()`) and with the models' ODEs
   solved by diffrax (and, to show where the time of those solves goes, the kappa = 10 column
   with one model at a time), against the same
   errors computed with NumPy loops and `scipy.integrate.solve_ivp` (`benchmarks/baseline_numpy`),
@@ -24,15 +24,18 @@ Rows:
   (4 momenta instead of 32) for d = 2, 20, 200, 1000: warm time, time per discrete
   step and point, compile time, peak memory (a fresh process per d).
 - `closed`: the `scaling` sweep (32 momenta) with the models in closed form
-  (`SolverConfig(closed_form=True)`) for d = 2, 20, 200, 1000.
+  (`solver=ClosedForm()`) for d = 2, 20, 200, 1000.
 - `stiff`: the damped-Hamiltonian solve alone against 1/h: steps and time of the explicit
   (Tsit5) and the stiff-aware (`Hamiltonian(stiff=True)`) solve.
 - `memory`: peak memory of the same study with 1x and 8x the steps (T = 2 and 16).
-- `sweep`: the sweeps of the regime map (Fig 14: HB and NAG x 32 lams x 32 h, 2048 points) through
-  `mj.sweep`, against the same points in a Python loop over one jitted single-point
-  `iterate_final` (h and lam traced, so it compiles once; the loop is timed on a subset and
-  scaled by the number of points): the quadratic (kappa 10, 4000 steps) and the digits
-  autoencoder (256 images, 200 steps). The final losses agree, checked here.
+- `sweep`: `mj.sweep` against the bare `jax.jit(jax.vmap(run))` of the HB/NAG step
+  (`benchmarks/bare.py`) on the regime map's quadratic (2048 points, 4000 steps, float64) and
+  on the digits autoencoder in float32 (256 points, 200 steps), with its FLOP rate against a
+  2048 x 2048 float32 matmul's (`benchmarks/sweep_speed.py`). The final losses agree, checked.
+- `latency`: the first call of the README's study example in a fresh process, without and with
+  JAX's persistent compilation cache (a first process fills it, a second one reads it), with
+  the number of compilations (`benchmarks/latency.py`).
+- `overhead`: a warm 1-point study and a 1-point sweep (4 steps): the host's work per call.
 
 Times are the best of `--repeats` warm calls (the machine is shared: the best is the least
 disturbed); compile time is the first call minus the best warm call. Float64 throughout.
@@ -58,16 +61,15 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import momentum_jax as mj  # noqa: E402
-from momentum_jax.paper import load_module  # noqa: E402
 
-from . import baseline_numpy, handwritten  # noqa: E402
+from . import baseline_numpy, handwritten, latency, sweep_speed  # noqa: E402
 
 KAPPAS = (5.0, 10.0, 20.0)
 LAM, T = 0.9, 2.0
 MODELS = ("gradient_flow", "hamiltonian", "modified_flow")
 U0 = (1.0, 1.0)
-EXACT = mj.SolverConfig(closed_form=True)
-ROWS = ("fig2", "wide", "scaling", "closed", "stiff", "memory", "sweep")
+EXACT = mj.ClosedForm()
+ROWS = ("fig2", "wide", "scaling", "closed", "stiff", "memory", "sweep", "latency", "overhead")
 
 
 def best_of(fn, repeats):
@@ -374,74 +376,6 @@ def memory_probe(T_probe, quick):
     )
 
 
-# ------------------------------------------------------------------------------------ sweep
-
-
-def _regime_problems(quick):
-    """Fig 14's grid, methods and problems (its `CONFIG`; `--quick`: an 8 x 8 grid, fewer steps)."""
-    fig14 = load_module("fig14_regime_map")
-    config = fig14.CONFIG | ({"points_h": 8, "points_lam": 8} if quick else {})
-    images, _ = mj.load_digits_images()
-    x = jnp.asarray(images[: config["digits_images"]])
-
-    def digits(params):
-        return jnp.mean(mj.squared_error(params, x))
-
-    quadratic = mj.paper_quadratic(config["kappa"])
-    problems = (
-        (
-            "quadratic",
-            quadratic,
-            jnp.array([1.0, 1.0]),
-            400 if quick else config["divergence_steps"],
-        ),
-        (
-            "digits",
-            digits,
-            mj.init_autoencoder(mj.DIGITS_SIZES, config["seed"]),
-            20 if quick else config["digits_steps"],
-        ),
-    )
-    return fig14.grid(config), fig14.METHODS, problems
-
-
-def sweep_rows(quick, repeats):
-    (hs, lams), methods, problems = _regime_problems(quick)
-    n_points = len(methods) * len(lams) * len(hs)
-    rows = []
-    for name, loss, u0, steps in problems:
-        sw, first, warm = best_of(
-            lambda: mj.sweep(loss, u0, hs=hs, lams=lams, methods=methods, steps=steps),
-            repeats,
-        )
-        one = jax.jit(lambda method: mj.iterate_final(loss, u0, method, steps).loss)
-        points = list(np.ndindex(len(methods), len(lams), len(hs)))[:: 4 if quick else 16]
-        args = [mj.method_from_name(methods[i], hs[k], lams[j]) for i, j, k in points]
-        jax.block_until_ready(one(args[0]))  # compile
-        t = time.perf_counter()
-        loop = np.asarray([float(one(m)) for m in args])
-        loop_s = (time.perf_counter() - t) * n_points / len(points)
-        ours = np.asarray([sw.final_loss[i, j, k, 0] for i, j, k in points])
-        ok = np.isfinite(ours) & np.isfinite(loop) & (np.abs(ours) < 1e6)
-        rows.append(
-            {
-                "problem": name,
-                "points": n_points,
-                "steps": steps,
-                "sweep_warm_s": warm,
-                "sweep_compile_s": first - warm,
-                "loop_s_scaled": loop_s,
-                "loop_points_timed": len(points),
-                "ratio_loop_over_sweep": loop_s / warm,
-                "max_relative_difference": float(
-                    np.max(np.abs(ours[ok] - loop[ok]) / np.maximum(np.abs(ours[ok]), 1e-300))
-                ),
-                "diverged_points": int(np.sum(sw.diverged_at >= 0)),
-            }
-        )
-    return rows
-
-
 # ------------------------------------------------------------------------------------- main
 
 
@@ -490,7 +424,11 @@ def main(argv=None):
         elif row == "stiff":
             res[row] = stiff(args.quick, repeats)
         elif row == "sweep":
-            res[row] = sweep_rows(args.quick, repeats)
+            res[row] = sweep_speed.rows(args.quick, repeats)
+        elif row == "latency":
+            res[row] = latency.latency()
+        elif row == "overhead":
+            res[row] = latency.overhead(repeats)
         elif row == "memory":
             res[row] = [peak_rss_gb([f"--probe=memory={x}", *quick]) for x in (2.0, 16.0)]
         print(f"# {row} ({time.perf_counter() - t:.0f} s)")

@@ -11,6 +11,8 @@ from ._autoencoder import pixel_mean_squared_error as pixel_mean_squared_error
 from ._autoencoder import squared_error as squared_error
 from ._batches import make_batches as make_batches
 from ._batches import num_examples as num_examples
+from ._compilation_cache import default_compilation_cache as default_compilation_cache
+from ._compilation_cache import enable_compilation_cache as enable_compilation_cache
 from ._data import MNIST_5K_SEED as MNIST_5K_SEED
 from ._data import load_digits_images as load_digits_images
 from ._data import load_mnist as load_mnist
@@ -21,19 +23,24 @@ from ._data import read_idx as read_idx
 from ._derivatives import hvp as hvp
 from ._derivatives import modified_loss as modified_loss
 from ._derivatives import squared_gradient_norm as squared_gradient_norm
-from ._distributed import sweep_final as sweep_final
+from ._gaps import GapResult as GapResult
+from ._gaps import parameter_gap as parameter_gap
+from ._gaps import parameter_gap_over_h as parameter_gap_over_h
+from ._gaps import parameter_gaps as parameter_gaps
 from ._higher_order import manifold_velocity_series as manifold_velocity_series
 from ._higher_order import modified_field as modified_field
 from ._io import atomic_path as atomic_path
 from ._io import dump_json as dump_json
 from ._io import load_json as load_json
 from ._io import provenance as provenance
+from ._io import to_json as to_json
 from ._iterate import FinalState as FinalState
 from ._iterate import MomentumState as MomentumState
 from ._iterate import initial_state as initial_state
 from ._iterate import iterate as iterate
 from ._iterate import iterate_final as iterate_final
 from ._iterate import step as step
+from ._labelled import check_result_path as check_result_path
 from ._losses import DenseQuadratic as DenseQuadratic
 from ._losses import DiagonalQuadratic as DiagonalQuadratic
 from ._losses import LossSpec as LossSpec
@@ -44,6 +51,7 @@ from ._losses import least_squares_example as least_squares_example
 from ._losses import list_losses as list_losses
 from ._losses import paper_quadratic as paper_quadratic
 from ._losses import register_loss as register_loss
+from ._losses import registered as registered_losses  # noqa: F401
 from ._losses import rosenbrock as rosenbrock
 from ._manifold import contraction_factor as contraction_factor
 from ._manifold import distances_along as distances_along
@@ -56,9 +64,11 @@ from ._method import heavy_ball as heavy_ball
 from ._method import method_from_name as method_from_name
 from ._method import nesterov as nesterov
 from ._method import vanishing_friction_lam as vanishing_friction_lam
+from ._model import CONSTANTS as CONSTANTS
 from ._model import MODELS as MODELS
 from ._model import VELOCITIES as VELOCITIES
 from ._model import AbstractModel as AbstractModel
+from ._model import ClosedForm as ClosedForm
 from ._model import GradientFlow as GradientFlow
 from ._model import Hamiltonian as Hamiltonian
 from ._model import HessianDamped as HessianDamped
@@ -88,6 +98,7 @@ from ._stochastic import quadratic_expectation as quadratic_expectation
 from ._stochastic import sde_moments as sde_moments
 from ._stochastic import solve_sde as solve_sde
 from ._stochastic import weak_error_study as weak_error_study
+from ._study import NORMS as NORMS
 from ._study import Study as Study
 from ._study import convergence_study as convergence_study
 from ._study import load_study as load_study
@@ -95,11 +106,7 @@ from ._sweep import SWEEP_METHODS as SWEEP_METHODS
 from ._sweep import Sweep as Sweep
 from ._sweep import load_sweep as load_sweep
 from ._sweep import sweep as sweep
-from ._training import GapResult as GapResult
 from ._training import TrainResult as TrainResult
-from ._training import parameter_gap as parameter_gap
-from ._training import parameter_gap_over_h as parameter_gap_over_h
-from ._training import parameter_gaps as parameter_gaps
 from ._training import train as train
 from ._training import train_over_h as train_over_h
 from ._vanishing import VanishingStudy as VanishingStudy
@@ -108,5 +115,7 @@ from ._vanishing import vanishing_iterate as vanishing_iterate
 from ._vanishing import vanishing_study as vanishing_study
 from .plotting import plot_study as plot_study
 from .plotting import plot_sweep as plot_sweep
+from .plotting import save_figure as save_figure
+from .plotting import sweep_quantities as sweep_quantities
 
 __version__ = "0.2.0"

@@ -77,7 +77,7 @@ class Autoencoder:
         code = code_layer(params)
         last = len(params) - 1
         for i, (W, b) in enumerate(params):
-            x = x @ W + b
+            x = x @ W + b[(None,) * (x.ndim - 1)]  # b broadcast over the batch axes
             if i == last:
                 x = ACTIVATIONS[self.output](x)
             elif i != code:

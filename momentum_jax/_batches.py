@@ -87,4 +87,4 @@ def batched_mean_loss(loss, params, batches, mask):
         return total + jnp.sum(m.astype(total.dtype) * loss(params, batch)), None
 
     total, _ = jax.lax.scan(body, jnp.zeros((), _tree.dtype(params)), (batches, mask))
-    return total / jnp.sum(mask)
+    return total / jnp.sum(mask, dtype=total.dtype)

@@ -81,9 +81,14 @@ def _jsonable(x):
     return x
 
 
+def to_json(obj, *, indent: int | None = None) -> str:
+    """`obj` as JSON text: NumPy and JAX arrays become lists, non-finite floats `null`."""
+    return json.dumps(_jsonable(obj), indent=indent, allow_nan=False)
+
+
 def dump_json(path, obj):
-    """Write `obj` as JSON atomically; NumPy arrays become lists, non-finite floats `null`."""
-    write_text_atomic(path, json.dumps(_jsonable(obj), indent=1, allow_nan=False) + "\n")
+    """Write `obj` as JSON atomically (`to_json`, indented)."""
+    write_text_atomic(path, to_json(obj, indent=1) + "\n")
 
 
 def load_json(path, *, kind: str) -> dict:

@@ -1,6 +1,6 @@
 """Pure-functional momentum steps and the `lax.scan` loops over them: the saved scan (a
 trajectory) and the memory-light loop (final state and running reductions, under the one
-divergence rule of `momentum_jax._divergence`)."""
+divergence rule of `momentum_jax._runtime`)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _tree
-from ._divergence import DIVERGENCE_LIMIT, check_divergence_limit, divergence_bound, guard
 from ._manifold import manifold_velocity, warn_outside_series_range
 from ._method import Momentum, check_single_method
+from ._runtime import DIVERGENCE_LIMIT, check_divergence_limit, divergence_bound, guard
 from ._types import PyTree
 from ._validate import check_finite_start, check_init, check_loss, check_u0, check_whole
 
@@ -221,7 +221,7 @@ class FinalState(NamedTuple):
     """`min_k loss(u_k)` over every step `k = 0 .. N` (`0 .. n-1` for a run that diverged)."""
     diverged_at: jax.Array
     """The first step `n` whose iterate `u_n` is not finite or has norm above
-    `divergence_limit * max(1, |u_0|)`; -1 if none (`momentum_jax._divergence`)."""
+    `divergence_limit * max(1, |u_0|)`; -1 if none (the rule of every loop of the package)."""
 
 
 def iterate_final(

@@ -20,7 +20,7 @@ from . import _tree
 from ._derivatives import grad_and_hess_grad
 from ._method import Momentum
 from ._sharpness import top_eigenpair
-from ._validate import check_range, check_whole, concrete
+from ._validate import check_range, concrete
 
 MANIFOLD_SERIES_LIMIT = 0.1
 """The largest `h L / (1 - lam)^2` at which a manifold start is taken without a warning. The
@@ -92,7 +92,7 @@ def contraction_factor(distances, *, skip: int = 1, above_floor: float = 100.0, 
     n = d.shape[0]
     idx = jnp.arange(n)
     last = jnp.max(jnp.where((d > above_floor * jnp.min(d)) & (idx > skip), idx, skip + 1))
-    first = skip + jnp.floor((1.0 - tail) * (last - skip)).astype(idx.dtype)
+    first = skip + jnp.floor((1.0 - tail) * (last - skip).astype(float)).astype(idx.dtype)
     window = (idx >= jnp.minimum(first, last - 1)) & (idx <= last) & (d > 0)
     inf = jnp.full((1,), jnp.inf, d.dtype)
     before, after = jnp.concatenate([inf, d[:-1]]), jnp.concatenate([d[1:], inf])
@@ -106,21 +106,16 @@ def contraction_factor(distances, *, skip: int = 1, above_floor: float = 100.0, 
 
 
 HESSIAN_SCALE_RTOL = 1e-3
-"""The relative residual of `hessian_scale`: the scale only decides a warning."""
-
-
-def hessian_scale(loss, u, iters: int = 100) -> float:
-    """`L`, the largest magnitude of an eigenvalue of `Hess Phi(u)` (the local Lipschitz constant
-    of `grad Phi`): the larger of `|lambda_max|` and `|lambda_min|`, each by the Krylov iteration
-    of `top_hessian_eigenvalue` (on `H` and on `-H`, one batched loop) to a relative residual of
-    `HESSIAN_SCALE_RTOL`, at most `iters` Hessian-vector products each; compiled once per loss
-    and shape (array leaves of a loss and `iters` are traced)."""
-    check_whole("iters", iters, low=1)
-    return float(_hessian_scale(loss, jnp.asarray(iters), u))
+"""The relative residual of `_hessian_scale`: the scale only decides a warning."""
 
 
 @eqx.filter_jit
 def _hessian_scale(loss, iters, u):
+    """`L`, the largest magnitude of an eigenvalue of `Hess Phi(u)` (the local Lipschitz constant
+    of `grad Phi`): the larger of `|lambda_max|` and `|lambda_min|`, each by the Krylov iteration
+    of `top_hessian_eigenvalue` (on `H` and on `-H`, one batched loop) to a relative residual of
+    `HESSIAN_SCALE_RTOL`, at most `iters` (a traced integer) Hessian-vector products each."""
+
     def extreme(sign):
         return top_eigenpair(loss, u, HESSIAN_SCALE_RTOL, iters, jax.random.PRNGKey(0), sign).value
 

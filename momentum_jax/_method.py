@@ -118,7 +118,7 @@ def check_single_method(method, where: str) -> None:
             raise ValueError(
                 f"method.{name} has shape {shape}: {where} runs one method, so h, lam and a must "
                 f"be scalars. For a batch of methods use jax.vmap(lambda m: {where}(..., m, ...))"
-                f"(method.broadcast()), or convergence_study / sweep_final"
+                f"(method.broadcast()), or convergence_study / sweep"
             )
 
 

@@ -6,14 +6,15 @@ import dataclasses
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _tree
+from . import _dense, _tree
 from ._manifold import warn_outside_series_range
 from ._method import Momentum, check_single_method
-from ._model import AbstractModel, as_model
-from ._model._closed_form import ClosedForm, Eigen, check_closed_form
+from ._model import AbstractModel, as_model, check_model_options
+from ._model._closed_form import ClosedForm, Eigen, ExactSolution, check_closed_form
 from ._validate import (
     check_finite_start,
     check_init,
@@ -47,11 +48,9 @@ class SolverConfig:
       start with; a solve that needs more runs again with a table four times larger, up to
       `max_steps`, so that `max_steps` alone bounds every solve.
     - `method`: a diffrax solver with dense output (default `diffrax.Tsit5()`).
-    - `closed_form`: solve no ODE: evaluate the models' exact solutions on a quadratic loss
-      `1/2 u^T A u` with a `spectrum()` (`DiagonalQuadratic`, `DenseQuadratic`) from a flat
-      start, one exponential per eigenvalue (`momentum_jax._model._closed_form`). Exact to
-      rounding and much faster there; any other loss or a model without `linear = True` is
-      refused before compiling. The other fields are then unused.
+
+    To evaluate the models' exact solutions on a quadratic loss instead of solving an ODE,
+    pass `solver=ClosedForm()` in place of a `SolverConfig`.
     """
 
     rtol: float = 1e-12
@@ -60,11 +59,14 @@ class SolverConfig:
     window_steps: int = 64
     dense_steps: int = 2**12
     method: diffrax.AbstractSolver | None = None
-    closed_form: bool = False
+    closed_form: dataclasses.InitVar[None] = None
 
-    def __post_init__(self):
-        if not isinstance(self.closed_form, bool):
-            raise TypeError(f"closed_form must be True or False, got {self.closed_form!r}")
+    def __post_init__(self, closed_form):
+        if closed_form is not None:
+            raise TypeError(
+                "SolverConfig takes no closed_form: the closed form is a solver of its own, "
+                "write solver=mj.ClosedForm() instead of solver=SolverConfig(closed_form=True)"
+            )
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -96,6 +98,11 @@ class SolverConfig:
 def as_solver_config(solver, dtype=None) -> SolverConfig:
     """`solver` as a `SolverConfig`: a config is returned as it is, a diffrax solver becomes the
     default config with that solver, None the default config for `dtype` (`for_dtype`)."""
+    if isinstance(solver, ClosedForm):
+        raise ValueError(
+            "solver=ClosedForm() applies to solve and convergence_study only; pass a "
+            "SolverConfig, a diffrax solver or None"
+        )
     if solver is None:
         return SolverConfig() if dtype is None else SolverConfig.for_dtype(dtype)
     if isinstance(solver, SolverConfig):
@@ -110,48 +117,141 @@ def as_solver_config(solver, dtype=None) -> SolverConfig:
 DEFAULT_SOLVER = SolverConfig()
 
 
-def check_ode_solver(solver: SolverConfig, where: str) -> None:
-    """Refuse `closed_form=True` where the models are always integrated numerically."""
-    if solver.closed_form:
+def check_ode_solver(solver, where: str) -> None:
+    """Refuse `ClosedForm()` where the models are always integrated numerically (`where`)."""
+    if isinstance(solver, ClosedForm):
         raise ValueError(
-            f"SolverConfig(closed_form=True) applies to solve and convergence_study, not to "
-            f"{where}; use closed_form=False"
+            f"solver=ClosedForm() applies to solve and convergence_study, not to {where}; pass "
+            "a SolverConfig, a diffrax solver or None"
         )
 
 
-def _diffeqsolve(f, y0, t0, t1, args, config: SolverConfig, *, saveat, max_steps, ode_solver=None):
-    """diffrax's `diffeqsolve` with this package's solver settings; never raises (the caller
-    reports `sol.result`); forward-mode adjoint, since nothing is differentiated through it."""
+def diffeqsolve(
+    terms,
+    ode_solver: diffrax.AbstractSolver,
+    t0,
+    t1,
+    y0,
+    *,
+    saveat: diffrax.SaveAt,
+    max_steps: int,
+    args=None,
+    dt0=None,
+    controller=None,
+    solver_state=None,
+    controller_state=None,
+    made_jump=None,
+) -> diffrax.Solution:
+    """diffrax's `diffeqsolve`, the one call to it in this package: never raises (the caller
+    reads `sol.result`) and uses the forward-mode adjoint, since nothing is differentiated
+    through a solve. `controller` defaults to diffrax's constant step `dt0`; `solver_state`,
+    `controller_state` and `made_jump` continue an earlier solve."""
     return diffrax.diffeqsolve(
-        diffrax.ODETerm(f),
-        config.solver() if ode_solver is None else ode_solver,
+        terms,
+        ode_solver,
         t0=t0,
         t1=t1,
-        dt0=None,
+        dt0=dt0,
         y0=y0,
         args=args,
         saveat=saveat,
-        stepsize_controller=config.controller(),
+        stepsize_controller=diffrax.ConstantStepSize() if controller is None else controller,
         max_steps=max_steps,
+        solver_state=solver_state,
+        controller_state=controller_state,
+        made_jump=made_jump,
         throw=False,
         adjoint=diffrax.ForwardMode(),
     )
+
+
+class SharedSolve(eqx.Module):
+    """A solve shared by every point of a grid (the gradient flow `v(s)`, whose solution at a
+    point is `v(s t)`), with its whole dense output.
+
+    `table`: the dense output (`_dense.Table`); `reached`: the last time it covers (`t1` when
+    the solve succeeded); `result`: diffrax's result code (int32); `steps`: solver steps taken.
+    """
+
+    table: _dense.Table
+    reached: jax.Array
+    result: jax.Array
+    steps: jax.Array
+
+    def evaluate(self, s, *, window: int = 0):
+        """The solution at the times `s` (any shape; clipped to the solve's span). With
+        `window >= 16`, the rows of `s` are sorted and located among `window` steps after their
+        first time (`_dense.evaluate_sorted`)."""
+        if window >= 16:
+            return _dense.evaluate_sorted(self.table, s, window)
+        return _dense.evaluate(self.table, s)
+
+    def short(self, dense_steps: int):
+        """Whether the solve ran out of its table of `dense_steps` steps before `t1`."""
+        return table_short(self.result, self.steps, dense_steps)
+
+
+def solve_shared(field, y0, t1, config: SolverConfig) -> SharedSolve:
+    """Solve `y' = field(t, y)` from `y(0) = y0` to `t1` with the config's solver, keeping the
+    dense output of at most `config.dense_steps` steps (`grow_dense_steps` reruns with a larger
+    table when that is too few)."""
+    ode = config.solver()
+    sol = diffeqsolve(
+        diffrax.ODETerm(field),
+        ode,
+        0.0,
+        t1,
+        y0,
+        saveat=diffrax.SaveAt(t1=True, dense=True),
+        max_steps=config.dense_steps,
+        controller=config.controller(),
+    )
+    code = sol.result._value.astype(jnp.int32)
+    assert sol.ts is not None and sol.stats is not None
+    return SharedSolve(
+        _dense.table(sol, _dense.interpolant_degree(ode)),
+        jnp.where(code == 0, t1, sol.ts[-1]),
+        code,
+        sol.stats["num_steps"],
+    )
+
+
+def table_short(result, steps, dense_steps: int):
+    """Whether a shared solve with diffrax's result code `result` after `steps` solver steps
+    ran out of its dense table of `dense_steps` steps (NumPy or JAX arrays)."""
+    return (result == _RESULT_MAX_STEPS) & (steps >= dense_steps)
+
+
+def grow_dense_steps(run, config):
+    """`run(config) -> (out, short)`, rerun with a four times larger `dense_steps` (at most
+    `max_steps`) while `short`: a solve shared by every point ran out of its dense table, so
+    that `max_steps` alone bounds every solve. **Returns:** `(out, config)` of the last run."""
+    while True:
+        out, short = run(config)
+        if not short or config.dense_steps >= config.max_steps:
+            return out, config
+        config = dataclasses.replace(
+            config, dense_steps=min(config.max_steps, 4 * config.dense_steps)
+        )
+
+
+_RESULT_MAX_STEPS = int(diffrax.RESULTS.max_steps_reached._value)  # type: ignore[attr-defined]
 
 
 def integrate(f, y0, t0, t1, ts, method, config: SolverConfig = DEFAULT_SOLVER, ode_solver=None):
     """Integrate `y' = f(t, y, method)` from `t0` to `t1`, saving at `ts` (with `ode_solver`,
     default the config's); never raises: returns `(ys, result)` with diffrax's `RESULTS` code
     for the caller to report."""
-    sol = _diffeqsolve(
-        f,
-        y0,
+    sol = diffeqsolve(
+        diffrax.ODETerm(f),
+        config.solver() if ode_solver is None else ode_solver,
         t0,
         t1,
-        method,
-        config,
+        y0,
+        args=method,
         saveat=diffrax.SaveAt(ts=ts),
         max_steps=config.max_steps,
-        ode_solver=ode_solver,
+        controller=config.controller(),
     )
     return sol.ys, sol.result
 
@@ -163,11 +263,9 @@ def solve(
     ts,
     *,
     model: str | AbstractModel,
-    velocity=None,
-    order: int | None = None,
-    constant: str | None = None,
     return_velocity: bool = False,
-    solver: SolverConfig | diffrax.AbstractSolver | None = None,
+    solver: SolverConfig | diffrax.AbstractSolver | ClosedForm | None = None,
+    **removed,
 ):
     """Solve a continuous-time model from `u(0) = u0` (docs/theory.md §2).
 
@@ -176,27 +274,26 @@ def solve(
     - `loss`, `u0`, `method`: as for `iterate`.
     - `ts`: increasing times `>= 0` at which to return the solution (time `t = n h`).
     - `model`: a model object (`GradientFlow()`, `Hamiltonian(velocity=...)`,
-      `ModifiedFlow(order=..., constant=...)`, `HessianDamped(...)`) or its alias
-      `"gradient_flow"`, `"hamiltonian"`, `"modified_flow"`, `"hessian_damped"`.
-    - `velocity`, `order`, `constant`: options of an alias (see the model classes): for
-      second-order models `u'(0)` (`"taylor"`, the default, `"paper"` = eq. 12, `"manifold"`
-      or a pytree); for `"modified_flow"` the order in `h` (1 = Thm 6) and `"corrected"` or the
-      paper's `"printed"` Thm 6 constant (docs/theory.md §4).
+      `ModifiedFlow(order=..., constant=...)`, `HessianDamped(...)`), whose fields are its
+      options (docs/theory.md §4), or the alias of a default object: `"gradient_flow"`,
+      `"hamiltonian"`, `"modified_flow"`, `"hessian_damped"`.
+    - `return_velocity`: for second-order models, return `u'` as well.
+    - `solver`: a `SolverConfig`, a diffrax solver, or None for the default tolerances of `u0`'s
+      dtype (`SolverConfig.for_dtype`); `ClosedForm()` returns the exact solution on a
+      quadratic loss instead (a `ValueError` before compiling where there is none).
 
     **Returns:** the solution at `ts`, shaped like `u0` with a leading time axis (and `u'` as well
     for second-order models when `return_velocity=True`). Raises `RuntimeError` with diffrax's
-    reason if the solver fails. `solver`: a `SolverConfig`, a diffrax solver, or None for the
-    default tolerances of `u0`'s dtype (`SolverConfig.for_dtype`); `SolverConfig(
-    closed_form=True)` returns the exact solution on a quadratic loss instead (a `ValueError`
-    before compiling where there is none).
+    reason if the solver fails.
     """
+    check_model_options("solve", removed)
     check_u0(u0)
     check_single_method(method, "solve")
     check_solvable_dtype(u0, "solve")
     check_loss(loss, u0)
     check_finite_start(loss, u0)
-    solver = as_solver_config(solver, _tree.dtype(u0))
-    model = as_model(model, velocity=velocity, order=order, constant=constant)
+    config = None if isinstance(solver, ClosedForm) else as_solver_config(solver, _tree.dtype(u0))
+    model = as_model(model)
     model.check(method)
     ts_last = concrete(ts)
     horizon = float(np.max(ts_last)) if ts_last is not None and ts_last.size else 1.0
@@ -205,18 +302,18 @@ def solve(
     if vel is not None and not isinstance(vel, str):
         check_init(vel, u0)
     if isinstance(vel, str) and vel == "manifold":
-        warn_outside_series_range(loss, u0, method.h, method.lam, "solve(velocity='manifold')")
+        warn_outside_series_range(loss, u0, method.h, method.lam, f"solve(model={model.key})")
     ts_np = concrete(ts)
     if ts_np is not None and (
         ts_np.ndim != 1 or ts_np.size == 0 or np.any(np.diff(ts_np) < 0) or ts_np[0] < 0
     ):
         raise ValueError("ts must be a non-empty 1-D array of non-decreasing times >= 0")
-    if solver.closed_form:
+    if config is None:
         check_closed_form(loss, u0, [model], method)
         ys = _closed(loss, model, u0, method, jnp.asarray(ts, dtype=_tree.dtype(u0)))
         return ys if model.second_order and return_velocity else model.position(ys)
-    warn_if_low_precision(u0, solver.rtol, "solve")
-    ys, result = _solve(loss, model, solver, u0, method, jnp.asarray(ts, dtype=_tree.dtype(u0)))
+    warn_if_low_precision(u0, config.rtol, "solve")
+    ys, result = _solve(loss, model, config, u0, method, jnp.asarray(ts, dtype=_tree.dtype(u0)))
     if not bool(result == diffrax.RESULTS.successful):
         raise RuntimeError(f"diffrax failed solving model={model.key!r}: {result}")
     if model.second_order and return_velocity:
@@ -228,7 +325,7 @@ def solve(
 def _closed(loss, model, u0, method, ts):
     method = method.astype(_tree.dtype(u0))
     eigen = Eigen.of(loss, _tree.dtype(u0))
-    form = ClosedForm.build(model, loss, eigen, u0, method)
+    form = ExactSolution.build(model, loss, eigen, u0, method)
     if not model.second_order:
         return eigen.back(form.position(ts))
     z, v = form.state(ts)

@@ -71,11 +71,42 @@ def loss_name(loss) -> str:
     return type(loss).__qualname__
 
 
+_CHECKED_LOSSES: dict = {}
+"""The `(loss, u0)` signatures `check_loss` has passed (`_loss_signature`), at most 256."""
+
+
+def _loss_signature(loss, u0):
+    """A hashable key of what `check_loss`'s answer depends on: the loss and `u0` with every
+    array leaf replaced by its shape and dtype; None when a leaf is not hashable."""
+    leaves, treedef = jax.tree.flatten((loss, u0))
+    key = tuple(
+        (x.shape, x.dtype) if isinstance(x, np.ndarray | jax.Array) else x
+        for x in leaves
+    )
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return treedef, key
+
+
 def check_loss(loss, u0):
     """The loss must be callable on `u0` and return a real floating scalar; checked by
-    abstract evaluation (`jax.eval_shape`), which compiles nothing."""
+    abstract evaluation (`jax.eval_shape`), which compiles nothing, once for each signature
+    (a later call with arrays of the same shapes and dtypes skips the tracing)."""
     if not callable(loss):
         raise TypeError(f"loss must be a callable taking a pytree shaped like u0, got {loss!r}")
+    signature = _loss_signature(loss, u0)
+    if signature is not None and signature in _CHECKED_LOSSES:
+        return
+    _check_loss(loss, u0)
+    if signature is not None:
+        if len(_CHECKED_LOSSES) >= 256:
+            _CHECKED_LOSSES.clear()
+        _CHECKED_LOSSES[signature] = True
+
+
+def _check_loss(loss, u0):
     name = loss_name(loss)
     try:
         out = jax.eval_shape(loss, u0)

@@ -45,6 +45,7 @@ from . import _tree
 from ._derivatives import hvp
 from ._iterate import MomentumState, saved_scan
 from ._rates import fit_order, observed_rates
+from ._runtime import check_hs
 from ._schemes import vanishing_step
 from ._solve import DEFAULT_SOLVER, SolverConfig, check_ode_solver, integrate
 from ._validate import check_choice, check_loss, check_range, check_u0, check_whole
@@ -157,7 +158,7 @@ def solve_limit(
     solver: SolverConfig = DEFAULT_SOLVER,
 ):
     """Solve the ODE limit of `scheme` (module table) at the times `ts` (`t = n sqrt(h)`) with
-    diffrax (`momentum_jax._solve.integrate`: Tsit5, tight tolerances).
+    diffrax (Tsit5, tight tolerances).
 
     **Returns:** `X(ts)`, shaped like `u0` with a leading time axis (`ts` before the Nesterov
     start time give `u0`). `h` and `mu` are traced. Raises `RuntimeError` if the solver fails.
@@ -233,11 +234,11 @@ def vanishing_study(
     `h`-vmapped call (the limit and the velocity are traced too: a scheme and loss compile
     once): every run takes `floor(T / sqrt(min hs))` steps and the error is the maximum over the
     steps with `n sqrt(h) <= T` (the others are masked out)."""
+    hs = check_hs(hs)
     _check(loss, u0, scheme, hs, mu)
     check_ode_solver(solver, "vanishing_study")
     _validate_limit(scheme, limit, velocity)
     check_range("T", T, low=0.0, low_open=True)
-    hs = np.asarray(hs, dtype=float)
     length = int(np.floor(T / np.sqrt(hs.min()) + 1e-9))
     dtype = jnp.result_type(*jax.tree.leaves(u0))
     high, vcoef = _switches(scheme, limit, velocity)

@@ -72,3 +72,31 @@ def fake_study_loop(loss, u0, points, steps, queues, *args, models, **kwargs):
         np.ones((D, P, M)),
         np.ones(D, int),
     )
+
+
+CLI_STUDY = ["study", "--loss", "quadratic", "--h", "2^-3:2^-4", "--lam", "0.5", "--T", "1"]
+"""A small `momentum-jax study` command line (with `main`, the CLI's entry point)."""
+
+
+def synthetic_study():
+    """A small `Study` made without computing anything (2 methods x 1 lam x 3 hs)."""
+    shape = (2, 1, 3)
+    hs = np.array([0.1, 0.05, 0.025])
+    errors = {"gradient_flow": np.broadcast_to(hs, shape) * 0.3}
+    return mj.Study(
+        methods=("hb", "nag"),
+        lams=np.array([0.9]),
+        hs=hs,
+        models=("gradient_flow",),
+        errors=errors,
+        diverged_at=np.full(shape, -1),
+        solver_failure={"gradient_flow": np.full(shape, "", dtype=object)},
+        config={"loss": "synthetic"},
+        meta={},
+        fit_points=2,
+        solver_steps={"gradient_flow": np.full(shape, 7)},
+    )
+
+
+def scaled_quadratic(u, k):
+    return 0.5 * jnp.sum(k * u**2)

@@ -56,8 +56,22 @@ def test_closed_form_baseline_agrees_with_solve_ivp_and_the_engine():
     kappa = 10.0
     base = baseline.errors([kappa, 1.0], [1.0, 1.0], hs=HS, lam=0.9, T=2.0)
     closed = baseline.errors([kappa, 1.0], [1.0, 1.0], hs=HS, lam=0.9, T=2.0, closed_form=True)
-    st = _study(kappa, mj.SolverConfig(closed_form=True))
+    st = _study(kappa, mj.ClosedForm())
     for model in baseline.MODELS:
         np.testing.assert_allclose(closed[model], base[model], rtol=1e-8, atol=0)
         # both exact to rounding: they differ by the rounding of the discrete iterates
         np.testing.assert_allclose(st.errors[model][:, 0, :], closed[model], rtol=1e-10, atol=0)
+
+
+def test_the_bare_vmap_baseline_is_the_same_run_as_iterate_final():
+    """`benchmarks/bare.py` (the `sweep` rows' alternative) runs eq. (15) from a zero velocity:
+    its final losses equal `iterate_final`'s to rounding (1e-12 relative over 300 steps)."""
+    bare_spec = importlib.util.spec_from_file_location("bare", _PATH.parent / "bare.py")
+    bare = importlib.util.module_from_spec(bare_spec)
+    bare_spec.loader.exec_module(bare)
+    loss, u0 = paper_quadratic(10.0), jnp.array([1.0, 1.0])
+    methods = [mj.heavy_ball(0.1, 0.9), mj.nesterov(0.05, 0.5), mj.heavy_ball(0.02, 0.0)]
+    h, lam, a = (jnp.asarray([float(getattr(m, f)) for m in methods]) for f in ("h", "lam", "a"))
+    got = bare.final_losses(loss, 300)(u0, h, lam, a)
+    ref = [float(mj.iterate_final(loss, u0, m, 300).loss) for m in methods]
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)

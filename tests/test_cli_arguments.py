@@ -36,8 +36,8 @@ def capture(monkeypatch):
     def stand_in(*args, **kwargs):
         raise Called(args, kwargs)
 
-    monkeypatch.setattr("momentum_jax._study.convergence_study", stand_in)
-    monkeypatch.setattr("momentum_jax._sweep.sweep", stand_in)
+    monkeypatch.setattr("momentum_jax.convergence_study", stand_in)
+    monkeypatch.setattr("momentum_jax.sweep", stand_in)
 
     def run(argv, positional=False):
         with pytest.raises(Called) as info:
@@ -55,8 +55,8 @@ def nothing_runs(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("computed before the argument was checked")
 
-    monkeypatch.setattr("momentum_jax._study.convergence_study", refuse)
-    monkeypatch.setattr("momentum_jax._sweep.sweep", refuse)
+    monkeypatch.setattr("momentum_jax.convergence_study", refuse)
+    monkeypatch.setattr("momentum_jax.sweep", refuse)
 
 
 def usage_error(capsys, argv) -> str:
@@ -208,6 +208,27 @@ def test_help_says_the_suffix_rule_and_study_out_nc_is_netcdf(capsys, tmp_path):
     assert code == 0, capsys.readouterr().err
     assert path.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"  # netCDF-4 (HDF5), not JSON
     assert mj.load_study(path).hs.tolist() == [0.25, 0.125]
+
+
+# -- the study's models are objects, built from --model, --velocity, --order, --constant -------
+
+
+def test_study_passes_model_objects_and_no_model_flags(capture):
+    argv = [*STUDY, "--model", "gradient_flow,hamiltonian,modified_flow,hessian_damped"]
+    kwargs = capture(argv)
+    # the default options: the plain aliases (so the study's keys stay the aliases)
+    assert kwargs["models"] == ["gradient_flow", "hamiltonian", "modified_flow", "hessian_damped"]
+    assert kwargs["init_order"] == 1
+    assert not {"hamiltonian_velocity", "order", "constant"} & set(kwargs)
+    kwargs = capture([*argv, "--velocity", "taylor", "--order", "2", "--constant", "printed"])
+    assert kwargs["models"] == [
+        "gradient_flow",
+        mj.Hamiltonian(velocity="taylor"),
+        mj.ModifiedFlow(order=2, constant="printed"),
+        mj.HessianDamped(velocity="taylor"),
+    ]
+    assert kwargs["init_order"] == 2  # --order is also the manifold start's order
+    assert not {"hamiltonian_velocity", "order", "constant"} & set(kwargs)
 
 
 # -- item 16: the float32 warning says what the start's dtype implies --------------------------

@@ -1,8 +1,9 @@
-"""`SolverConfig(closed_form=True)`: the models' exact solutions on quadratic losses, in `solve`
+"""`solver=ClosedForm()`: the models' exact solutions on quadratic losses, in `solve`
 and in `convergence_study`, against the NumPy closed forms of `tests/closed_form.py`, 50-digit
 decimal arithmetic and the diffrax solves (`solve` on the paper's quadratic: test_solve.py)."""
 
 import contextlib
+import dataclasses
 import decimal
 
 import closed_form as cf
@@ -16,7 +17,7 @@ import momentum_jax as mj
 from momentum_jax._losses import DenseQuadratic, dense_quadratic_matrix, paper_quadratic
 from momentum_jax._model._closed_form import propagator
 
-EXACT = mj.SolverConfig(closed_form=True)
+EXACT = mj.ClosedForm()
 TS = np.linspace(0.0, 2.0, 129)
 U0 = jnp.array([1.0, 1.0])
 
@@ -87,6 +88,7 @@ def test_propagator_in_float32_and_its_gradient():
         M = np.array([[0.0, 1.0], [-q / hal, -beta / hal]])
         (p11, p12), _ = propagator(jnp.asarray(M, jnp.float32), jnp.asarray(ts, jnp.float32))
         assert p11.dtype == jnp.float32
+        p11, p12 = np.asarray(p11, float), np.asarray(p12, float)
         ref = np.array([_exp_2x2_reference(M, t)[0] for t in ts])
         scale = np.max(np.abs(ref), axis=1)
         keep = scale > 1e-30  # beyond, the stiff solution underflows float32 (to 0, not NaN)
@@ -129,6 +131,13 @@ def test_second_order_velocity_and_higher_order_flow():
 def test_study_errors_equal_closed_forms(init, norm):
     hs = 2.0 ** -np.arange(4, 11)
     models = ("gradient_flow", "hamiltonian", "modified_flow", "hessian_damped")
+    start = "paper" if init == "zero" else "match"  # "match": the discrete start's velocity
+    objects = (
+        mj.GradientFlow(),
+        mj.Hamiltonian(velocity=start),
+        mj.ModifiedFlow(),
+        mj.HessianDamped(velocity=start),
+    )
     warns = pytest.warns(RuntimeWarning) if init == "manifold" else contextlib.nullcontext()
     with warns:  # the manifold start is far from the manifold at the large h
         st = mj.convergence_study(
@@ -137,16 +146,15 @@ def test_study_errors_equal_closed_forms(init, norm):
             hs=hs,
             lams=[0.0, 0.5, 0.9],
             methods=("hb", "nag", "gd"),
-            models=models,
+            models=objects,
             T=2.0,
             init=init,
             norm=norm,
-            hamiltonian_velocity="paper" if init == "zero" else None,
             solver=EXACT,
         )
     assert st.config["solver"]["method"] == "closed form"
-    for model in models:
-        assert np.all(st.solver_steps[model] == 0)
+    for model, key in zip(models, st.models):
+        assert np.all(st.solver_steps[key] == 0)
         for i, meth in enumerate(st.methods):
             for j, lam in enumerate(st.lams):
                 for k, h in enumerate(hs):
@@ -156,7 +164,7 @@ def test_study_errors_equal_closed_forms(init, norm):
                         [10.0, 1.0], [1.0, 1.0], method, 2.0, model=model, init=init,
                         velocity=velocity, norm=norm,
                     )  # fmt: skip
-                    got = st.errors[model][i, j, k]
+                    got = st.errors[key][i, j, k]
                     # the reference's iterates (powers of eigendecompositions, in NumPy) are
                     # good to about 5e-7 relative at the manifold start (the diffrax engine
                     # differs from it by as much)
@@ -195,13 +203,13 @@ def test_closed_form_is_refused_where_it_does_not_apply(monkeypatch):
         monkeypatch.setattr(module, name, compiled)
     monkeypatch.setattr(study_module, "_run", compiled)
     m = mj.heavy_ball(0.1, 0.9)
-    with pytest.raises(ValueError, match="closed_form=True needs a quadratic loss"):
+    with pytest.raises(ValueError, match=r"solver=ClosedForm\(\) needs a quadratic loss"):
         mj.solve(mj.double_well, jnp.array([0.5]), m, TS, model="hamiltonian", solver=EXACT)
-    with pytest.raises(ValueError, match="closed_form=True needs a quadratic loss"):
+    with pytest.raises(ValueError, match=r"solver=ClosedForm\(\) needs a quadratic loss"):
         mj.convergence_study(
             lambda u: 0.5 * jnp.sum(u**2), U0, hs=[0.1], lams=[0.9], T=1.0, solver=EXACT
         )
-    with pytest.raises(ValueError, match="closed_form=True needs a flat 1-D start"):
+    with pytest.raises(ValueError, match=r"solver=ClosedForm\(\) needs a flat 1-D start"):
         mj.solve(paper_quadratic(5.0), U0[None], m, TS, model="gradient_flow", solver=EXACT)
 
     class Nonlinear(mj.GradientFlow):
@@ -225,13 +233,25 @@ def test_closed_form_is_refused_where_it_does_not_apply(monkeypatch):
 
     with pytest.raises(ValueError, match="differs from its closed form"):
         mj.solve(paper_quadratic(5.0), U0, m, TS, model=Cubic(), solver=EXACT)
-    with pytest.raises(TypeError, match="closed_form must be True or False"):
-        mj.SolverConfig(closed_form=1)  # type: ignore[arg-type]
+
+
+def test_the_closed_form_is_a_solver_not_a_flag():
+    # the old spelling is refused with the new one in its message, and `ClosedForm()` gives
+    # the same numbers as the exact oracle wherever a solver goes
+    with pytest.raises(TypeError, match=r"write solver=mj\.ClosedForm\(\)"):
+        mj.SolverConfig(closed_form=True)
+    with pytest.raises(TypeError, match=r"write solver=mj\.ClosedForm\(\)"):
+        mj.SolverConfig(closed_form=False)
+    assert "closed_form" not in [f.name for f in dataclasses.fields(mj.SolverConfig)]
+    assert mj.ClosedForm() == mj.ClosedForm()
 
 
 def test_closed_form_is_refused_where_models_are_always_integrated():
     loss = paper_quadratic(5.0)
-    with pytest.raises(ValueError, match=r"closed_form=True\) applies to solve and convergence"):
+    refused = r"solver=ClosedForm\(\) applies to solve and convergence_study"
+    with pytest.raises(ValueError, match=refused):
         mj.sweep(loss, U0, hs=[0.1], lams=[0.5], steps=10, models=("gradient_flow",), solver=EXACT)
-    with pytest.raises(ValueError, match=r"closed_form=True\) applies to solve and convergence"):
+    with pytest.raises(ValueError, match=refused):
         mj.vanishing_study(loss, U0, "hb_mu", [0.01], 1.0, solver=EXACT)
+    with pytest.raises(ValueError, match=refused):
+        mj.solve_limit(loss, U0, "hb_mu", 0.01, jnp.array([0.0, 1.0]), solver=EXACT)

@@ -1,4 +1,4 @@
-"""The engine's dense-output tables (`momentum_jax._study._dense`) against diffrax's own
+"""The engine's dense-output tables (`momentum_jax._dense`) against diffrax's own
 `Solution.evaluate`, and the sorted-chunk lookup against the general one, bit for bit."""
 
 import diffrax
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from momentum_jax._study import _dense
+from momentum_jax import _dense
 
 A = jnp.asarray([[-1.0, 0.3], [-0.2, -4.0]])
 

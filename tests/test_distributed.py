@@ -2,7 +2,7 @@
 localhost, CPU, 2 devices per process: 4 global devices) give the one-process results (issue 5).
 
 Each worker process holds the whole grid on the host and computes its own devices' shards; the
-results are gathered to every process (`momentum_jax._distributed.to_host`). Cross-process CPU
+results are gathered to every process (`momentum_jax._runtime.to_host`). Cross-process CPU
 collectives use gloo (`jax_cpu_collectives_implementation`)."""
 
 import json
@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 import momentum_jax as mj
-from momentum_jax._distributed import sweep_final
 from momentum_jax._losses import paper_quadratic
 
 WORKER = textwrap.dedent(
@@ -32,19 +31,18 @@ WORKER = textwrap.dedent(
     import jax.numpy as jnp
     import numpy as np
     import momentum_jax as mj
-    from momentum_jax import _distributed
     from momentum_jax._losses import paper_quadratic
 
     assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
 
     loss, u0 = paper_quadratic(20.0), jnp.array([1.0, 1.0])
     st = mj.convergence_study(loss, u0, devices=jax.devices(), **json.loads(sys.argv[3]))
-    H, L = np.meshgrid(np.geomspace(1e-3, 0.2, 7), np.linspace(0.0, 0.9, 5), indexing="ij")
-    sw = _distributed.sweep_final(loss, u0, mj.heavy_ball(H.ravel(), L.ravel()), 300)
+    sw = mj.sweep(loss, u0, devices=jax.devices(), **json.loads(sys.argv[4]))
     print("RESULT " + json.dumps({
         "errors": {m: st.errors[m].tolist() for m in st.models},
         "diverged_at": st.diverged_at.tolist(), "devices": st.config["devices"],
-        "sweep_u": sw.u.tolist(), "sweep_diverged_at": sw.diverged_at.tolist()}))
+        "sweep_final_loss": sw.final_loss.tolist(), "sweep_min_loss": sw.min_loss.tolist(),
+        "sweep_diverged_at": sw.diverged_at.tolist(), "sweep_devices": sw.config["devices"]}))
     """
 )
 
@@ -55,6 +53,12 @@ STUDY = dict(
     chunk_size=32,
     divergence_limit=1e2,
     models=["gradient_flow"],
+)
+SWEEP = dict(
+    hs=np.geomspace(1e-3, 0.2, 7).tolist(),
+    lams=np.linspace(0.0, 0.9, 5).tolist(),
+    methods=["hb"],
+    steps=300,
 )
 
 
@@ -71,7 +75,7 @@ def start_workers():
     port = free_port()
     return [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(port), str(i), json.dumps(STUDY)],
+            [sys.executable, "-c", WORKER, str(port), str(i), json.dumps(STUDY), json.dumps(SWEEP)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -102,10 +106,7 @@ def test_two_processes_give_the_one_process_results():
     # the one-process reference, computed while the workers run
     loss, u0 = paper_quadratic(20.0), jnp.array([1.0, 1.0])
     ref = mj.convergence_study(loss, u0, devices=jax.local_devices()[:1], **STUDY)
-    H, L = np.meshgrid(np.geomspace(1e-3, 0.2, 7), np.linspace(0.0, 0.9, 5), indexing="ij")
-    sw = sweep_final(
-        loss, u0, mj.heavy_ball(H.ravel(), L.ravel()), 300, devices=jax.local_devices()[:1]
-    )
+    sw = mj.sweep(loss, u0, devices=jax.local_devices()[:1], **SWEEP)
     results = wait_for(procs)
     for code, out, err in results:
         if code != 0 and ("gloo" in err.lower() or "collectives" in err.lower()):
@@ -127,5 +128,9 @@ def test_two_processes_give_the_one_process_results():
         )
     np.testing.assert_array_equal(got["diverged_at"], ref.diverged_at)
     assert ref.diverged_at[0, 0, 0] > 0  # the grid includes a diverging point
-    np.testing.assert_array_equal(np.asarray(got["sweep_u"]), sw.u)
+    assert got["sweep_devices"] == 4
+    # elementwise arithmetic on a diagonal quadratic: bit for bit
+    np.testing.assert_array_equal(np.asarray(got["sweep_final_loss"]), sw.final_loss)
+    np.testing.assert_array_equal(np.asarray(got["sweep_min_loss"]), sw.min_loss)
     np.testing.assert_array_equal(got["sweep_diverged_at"], sw.diverged_at)
+    assert np.any(sw.diverged_at > 0) and np.any(sw.diverged_at < 0)

@@ -128,15 +128,6 @@ def test_fig10(tmp_path):
     assert len(s["toy"]["max_dist_hb_to_modified_flow"]) == 4
 
 
-def test_fig10_verdict_needs_every_seed():
-    module = load_module("fig10_implicit_regularisation")
-    a = np.array([[1.0, 1.0, 3.0], [1.0, 3.0, 3.0]])  # (seeds, h)
-    b = np.array([[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]])
-    ok = np.array([[True, True, True], [True, True, False]])
-    assert module.verdict(a, b, ok) == ["yes", "mixed 1/2", "no"]
-    assert module.verdict(a, b, np.zeros_like(ok)) == ["n/a"] * 3
-
-
 def write_idx(path, array, gz=False):
     header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
     raw = header + array.astype(np.uint8).tobytes()

@@ -134,7 +134,7 @@ def observed_errors(loss_name):
     ]
     if loss_name != "quadratic":  # all iterate times n h <= T, padded with T to one length
         longest = max(round(T / r[2]) for r in runs) + 1
-        grids = jnp.stack([jnp.minimum(r[2] * jnp.arange(longest), T) for r in runs])
+        grids = jnp.stack([jnp.minimum(r[2] * jnp.arange(float(longest)), T) for r in runs])
         flows = _flows_on_grids(loss, u0, _stack([r[3] for r in runs]), grids)
     out = {}
     for order in ORDERS:
@@ -144,7 +144,7 @@ def observed_errors(loss_name):
             us = mj.iterate(loss, u0, method, n, init=w0)
             if loss_name == "quadratic":  # du/dt = -m * u exactly, m = -f(1, 1)
                 rate = -modified_field(loss, jnp.ones(2), method, order)
-                flow = jnp.exp(-rate * (h * jnp.arange(n + 1))[:, None]) * u0
+                flow = jnp.exp(-rate[None, :] * (h * jnp.arange(n + 1.0))[:, None]) * u0[None, :]
             else:
                 flow = jax.tree.map(lambda y, i=i: y[i, : n + 1], flows[order])
             err = jnp.max(tree_err(us, flow))

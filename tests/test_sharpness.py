@@ -43,7 +43,7 @@ def test_negative_dominant_eigenvalue_is_shifted():
     # Hessian diag(-5, 2, 1): the dominant eigenvalue is -5, the top one 2.
     d = jnp.array([-5.0, 2.0, 1.0])
     R = jnp.asarray(np.linalg.qr(np.random.default_rng(1).standard_normal((3, 3)))[0])
-    A = (R * d) @ R.T
+    A = (R * d[None, :]) @ R.T
     loss = lambda u: 0.5 * u @ (A @ u) + jnp.sum(u**4) * 0.0  # noqa: E731
     # The iteration maximises the Rayleigh quotient: no shift needed.
     top = top_hessian_eigenvalue(loss, jnp.ones(3), rtol=1e-12, key=jax.random.PRNGKey(3))

@@ -2,6 +2,7 @@
 paper's Figs 2 and 4."""
 
 import json
+import re
 
 import closed_form as cf
 import jax.numpy as jnp
@@ -73,16 +74,18 @@ def test_errors_equal_closed_forms(init):
 
 def test_paper_velocity_and_printed_constant_equal_closed_forms():
     hs = 2.0 ** -np.arange(5, 11)
-    st = study(5.0, hs, models=("hamiltonian",), hamiltonian_velocity="paper")
-    st2 = study(5.0, hs, models=("modified_flow",), init="manifold", constant="printed")
+    st = study(5.0, hs, models=(mj.Hamiltonian(velocity="paper"),))
+    st2 = study(5.0, hs, models=(mj.ModifiedFlow(constant="printed"),), init="manifold")
+    assert st.models == ("hamiltonian[velocity='paper']",)
+    assert st2.models == ("modified_flow[constant='printed']",)
     for i, meth in enumerate(st.methods):
         np.testing.assert_allclose(
-            st.errors["hamiltonian"][i, 0],
+            st.errors["hamiltonian[velocity='paper']"][i, 0],
             closed_form_errors(5.0, meth, hs, "hamiltonian", velocity="paper"),
             rtol=1e-6,
         )
         np.testing.assert_allclose(
-            st2.errors["modified_flow"][i, 0],
+            st2.errors["modified_flow[constant='printed']"][i, 0],
             closed_form_errors(5.0, meth, hs, "modified_flow", init="manifold", constant="printed"),
             rtol=1e-6,
         )
@@ -224,7 +227,7 @@ def test_load_rejects_foreign_and_corrupted_files(tmp_path, text):
         (dict(methods=("hb", "adam")), "method='adam'"),
         (dict(models=("gradient_flow", "euler")), "model='euler'"),
         (dict(init="random"), "init='random'"),
-        (dict(hamiltonian_velocity="fast"), "velocity='fast'"),
+        (dict(init_order=-1), "init_order=-1"),
         (dict(fit_points=1), "fit_points=1"),
     ],
 )
@@ -285,8 +288,9 @@ def test_acceptance_zero_start(kappa):
     assert np.all(rates["gradient_flow"][..., IDX_2M16] >= 0.9)
     assert np.all(np.diff(rates["gradient_flow"][..., 6:]) > 0)  # rising towards 1
     assert np.all(np.abs(rates["hamiltonian"][..., IDX_2M16] - 1) <= 0.05)
-    paper = study(kappa, HS_PAPER, models=("hamiltonian",), hamiltonian_velocity="paper")
-    assert np.all(np.abs(paper.rates["hamiltonian"][..., IDX_2M16] - 1) <= 0.05)
+    paper = study(kappa, HS_PAPER, models=(mj.Hamiltonian(velocity="paper"),))
+    (key,) = paper.models
+    assert np.all(np.abs(paper.rates[key][..., IDX_2M16] - 1) <= 0.05)
 
 
 @pytest.mark.slow
@@ -300,13 +304,14 @@ def test_acceptance_manifold_start(kappa):
             # errors reach 1e-11 here: 1e-6 relative plus a 1e-14 absolute rounding floor
             np.testing.assert_allclose(st.errors[model][i, 0], ref, rtol=1e-6, atol=1e-14)
         assert np.all(np.abs(st.rates[model][..., IDX_2M16] - 2) <= 0.05)
-    printed = study(kappa, HS_PAPER, models=("modified_flow",), init="manifold", constant="printed")
-    assert np.all(printed.rates["modified_flow"][..., IDX_2M16] <= 1.1)
+    printed = study(kappa, HS_PAPER, models=(mj.ModifiedFlow(constant="printed"),), init="manifold")
+    (key,) = printed.models
+    assert np.all(printed.rates[key][..., IDX_2M16] <= 1.1)
 
 
 @pytest.mark.parametrize("R", [0, 2, 3])
 def test_order_R_study_on_double_well(R):
-    # convergence_study(order=R): discrete start on the order-R manifold, order-R modified flow
+    # discrete start on the order-R manifold (init_order=R), order-R modified flow
     hs = 2.0 ** -np.arange(4, 8)
     st = mj.convergence_study(
         double_well,
@@ -314,12 +319,27 @@ def test_order_R_study_on_double_well(R):
         hs=hs,
         lams=[0.5],
         T=1.0,
-        models=("modified_flow",),
+        models=(mj.ModifiedFlow(order=R),),
         init="manifold",
-        order=R,
+        init_order=R,
     )
-    assert np.all(np.abs(st.orders["modified_flow"] - (R + 1)) < 0.25)
-    assert st.config["order"] == R
+    assert np.all(np.abs(st.orders[f"modified_flow[order={R}]"] - (R + 1)) < 0.25)
+    assert st.config["init_order"] == R
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        (dict(hamiltonian_velocity="paper"), "models=(mj.Hamiltonian(velocity='paper'),)"),
+        (dict(constant="printed"), "mj.ModifiedFlow(constant='printed')"),
+        (dict(order=2), "mj.ModifiedFlow(order=2), and init_order= for the manifold start"),
+        (dict(velocity="paper"), "model=mj.Hamiltonian(velocity='paper')"),
+    ],
+)
+def test_model_options_go_on_the_model_objects(kwargs, text):
+    # the engine takes no model options beside the models: the error says what to write
+    with pytest.raises(TypeError, match=re.escape(text)):
+        mj.convergence_study(paper_quadratic(5.0), U0, hs=[0.1], lams=[0.9], T=1.0, **kwargs)
 
 
 def test_gd_is_gradient_descent_against_the_unscaled_flow():
@@ -442,3 +462,15 @@ def test_undefined_start_is_refused_before_compiling():
         ],
         rtol=1e-6,
     )
+
+
+def test_T_not_a_multiple_of_h_rounds_down():
+    # T / h = 2.5 / 0.5 ... = 5.4: the errors are taken over n h <= T, i.e. N = floor(T / h)
+    st = mj.convergence_study(
+        paper_quadratic(5.0), U0, hs=[0.37, 0.185], lams=[0.9], T=2.0, models=("gradient_flow",)
+    )
+    assert st.config["steps"] == [5, 10]
+    import closed_form as cf
+
+    ref = cf.error([5, 1], [1, 1], mj.heavy_ball(0.37, 0.9), 2.0, model="gradient_flow")
+    assert st.errors["gradient_flow"][0, 0, 0] == pytest.approx(ref, rel=1e-8)

@@ -139,7 +139,7 @@ def test_mini_batches_in_fixed_order_equal_train():
     params0 = {"W": jnp.full((4, 4), 0.1), "b": jnp.zeros(4)}
 
     def per_example(p, batch):
-        return jnp.sum((batch @ p["W"] + p["b"] - batch) ** 2, axis=-1)
+        return jnp.sum((batch @ p["W"] + p["b"][None, :] - batch) ** 2, axis=-1)
 
     sw = mj.sweep(
         per_example,
@@ -262,3 +262,29 @@ def test_cli_sweep_errors_are_one_line_exit_2(tmp_path, capsys, monkeypatch, ext
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and text in err
+
+
+def test_sweep_of_hundreds_with_diverging_points():
+    # 2 methods x 10 momenta x 10 learning rates = 200 points; HB/NAG with h kappa well beyond
+    # their stability bounds diverge, the rest must be what they are when run alone (to the last
+    # bit but one: the lane count, and with it XLA's vectorisation, differs between the runs).
+    loss = mj.paper_quadratic(20.0)
+    hs = 2.0 ** -np.arange(0, 10)
+    lams = np.linspace(0.0, 0.9, 10)
+    st = mj.convergence_study(loss, U0, hs=hs, lams=lams, T=16.0, models=("gradient_flow",))
+    assert st.diverged_at.size == 200
+    bad = st.diverged_at >= 0
+    assert 5 <= bad.sum() < 120
+    assert np.all(bad[:, :, 0])  # h = 1, h kappa = 20: every method and momentum diverges
+    assert not np.any(bad[:, :, 5:])  # small h: none does
+    assert np.all(np.isnan(st.errors["gradient_flow"][bad]))
+    assert np.all(np.isfinite(st.errors["gradient_flow"][~bad]))
+    assert f"{bad.sum()} diverged" in st.summary_line()
+    assert all(s.startswith("diverged at step") for s in st.status[bad])
+    alone = mj.convergence_study(
+        loss, U0, hs=hs[5:], lams=lams[[3, 9]], T=16.0, models=("gradient_flow",)
+    )
+    np.testing.assert_allclose(
+        alone.errors["gradient_flow"], st.errors["gradient_flow"][:, [3, 9], 5:], rtol=4e-16, atol=0
+    )
+    assert np.all(np.isfinite(st.orders["gradient_flow"]))  # fits use the valid points only

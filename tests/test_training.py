@@ -10,8 +10,9 @@ from helpers import count_compiles
 
 from momentum_jax._autoencoder import init_autoencoder, squared_error
 from momentum_jax._batches import make_batches
+from momentum_jax._gaps import parameter_gap
 from momentum_jax._method import vanishing_friction_lam
-from momentum_jax._training import parameter_gap, train
+from momentum_jax._training import train
 
 Q = 3.0
 

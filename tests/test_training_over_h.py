@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from momentum_jax._training import parameter_gap, parameter_gap_over_h, train, train_over_h
+from momentum_jax._gaps import parameter_gap, parameter_gap_over_h
+from momentum_jax._training import train, train_over_h
 
 
 def quad(params, x):
@@ -39,6 +40,8 @@ def test_errors():
     with pytest.raises(ValueError, match=r"hs=\[-0.1\] is outside"):
         train_over_h("hb", jnp.asarray(1.0), XS, [0.1, -0.1], epochs=1, loss=quad)
     with pytest.raises(ValueError, match="1-D"):
-        parameter_gap_over_h("hb", "gd_effective", jnp.asarray(1.0), XS, 0.1, epochs=1, loss=quad)
+        parameter_gap_over_h(
+            "hb", "gd_effective", jnp.asarray(1.0), XS, [[0.1]], epochs=1, loss=quad
+        )
     with pytest.raises(ValueError, match="on_epoch"):
         train_over_h("hb", jnp.asarray(1.0), XS, HS, epochs=1, loss=quad, on_epoch=print)

@@ -31,7 +31,7 @@ def _digits_subset(n: int | None):
 
 def softmax_cross_entropy(params, x, y):
     """Per-example `-log softmax(x W + b)[y]` of multinomial logistic regression, shape `(B,)`."""
-    logits = x @ params["W"] + params["b"]
+    logits = x @ params["W"] + params["b"][None, :]
     logp = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
 

@@ -37,7 +37,12 @@ class DiagonalQuadratic(eqx.Module):
         return "quadratic" if q is None else f"quadratic{tuple(q.tolist())}"
 
     def __call__(self, u):
-        return 0.5 * jnp.sum(jnp.asarray(self.q) * jnp.square(u))
+        """The loss at `u`, an array of `q.size` entries (read flat), in the wider of the
+        dtypes of `q` and `u` (NumPy's promotion: float64 for a float32 `u` beside a float64
+        `q`)."""
+        u, q = jnp.asarray(u), jnp.asarray(self.q)
+        dtype = np.promote_types(q.dtype, u.dtype)
+        return 0.5 * jnp.sum(q.astype(dtype).reshape(u.shape) * jnp.square(u).astype(dtype))
 
     def spectrum(self):
         """The Hessian's eigenvalues `q` and eigenvectors (None: the standard basis)."""

@@ -11,6 +11,7 @@ for these objects (`as_model`).
 """
 
 from ._base import AbstractModel as AbstractModel
+from ._closed_form import ClosedForm as ClosedForm
 from ._gradient_flow import GradientFlow as GradientFlow
 from ._modified_flow import CONSTANTS as CONSTANTS
 from ._modified_flow import ModifiedFlow as ModifiedFlow
@@ -27,34 +28,37 @@ MODELS: dict[str, type[AbstractModel]] = {
 """Alias -> model class."""
 
 
-def as_model(model, *, velocity=None, order=None, constant=None) -> AbstractModel:
-    """The model object for `model`: an `AbstractModel` is returned as it is; an alias of
-    `MODELS` is built with the given options (`velocity` for the second-order models, `order`
-    and `constant` for `"modified_flow"`; None keeps the model's default)."""
+def as_model(model) -> AbstractModel:
+    """The model object for `model`: an `AbstractModel` is returned as it is, an alias of
+    `MODELS` is its class's default object (options are set on the object itself:
+    `Hamiltonian(velocity="paper")`)."""
     if isinstance(model, AbstractModel):
-        given = [
-            k
-            for k, v in (("velocity", velocity), ("order", order), ("constant", constant))
-            if v is not None
-        ]
-        if given:
-            raise ValueError(
-                f"{', '.join(given)} given beside the model object {model.key!r}: set the "
-                "options on the object itself"
-            )
         return model
     if not isinstance(model, str) or model not in MODELS:
         allowed = ", ".join(repr(m) for m in MODELS)
         raise ValueError(f"model={model!r} is not one of {allowed} or a model object")
-    cls = MODELS[model]
-    if model == "modified_flow":
-        options = {
-            "order": 1 if order is None else order,
-            "constant": "corrected" if constant is None else constant,
-        }
-        return cls(**options)
-    if order not in (None, 1):
-        raise ValueError(f"order={order} applies to model='modified_flow' only")
-    if cls.second_order:
-        return cls(velocity=velocity)
-    return cls()  # `velocity` is the option of the second-order models only
+    return MODELS[model]()
+
+
+_OPTIONS = {
+    "velocity": "a model object, e.g. model=mj.Hamiltonian(velocity='paper')",
+    "hamiltonian_velocity": "model objects, e.g. models=(mj.Hamiltonian(velocity='paper'),)",
+    "constant": "a model object, e.g. mj.ModifiedFlow(constant='printed')",
+    "order": "a model object, e.g. mj.ModifiedFlow(order=2)",
+}
+"""The model options that are fields of the model objects, not arguments of the engines."""
+
+
+def check_model_options(function: str, given: dict, *, extra: str = "") -> None:
+    """Refuse the keyword arguments `given` that `function` does not take (collected by its
+    `**removed`), saying where a model option goes instead (`extra`: a further hint for the
+    option `order`)."""
+    for name in given:
+        if name in _OPTIONS:
+            hint = _OPTIONS[name] + (extra if name == "order" else "")
+            raise TypeError(
+                f"{function}() takes no {name}=: model options are fields of the model "
+                f"objects; pass {hint}"
+            )
+    if given:
+        raise TypeError(f"{function}() got an unexpected keyword argument {next(iter(given))!r}")

@@ -32,7 +32,7 @@ class AbstractModel(eqx.Module):
     linear: ClassVar[bool] = False
     """Whether, on a quadratic loss `1/2 u^T A u`, the field is linear in the state and a
     function of `A` (true of a field built from `grad Phi` and Hessian-vector products alone):
-    the model then has a closed form there (`SolverConfig(closed_form=True)`, `_closed_form`)."""
+    the model then has a closed form there (`solver=ClosedForm()`, `_closed_form`)."""
 
     @abc.abstractmethod
     def vector_field(self, loss) -> Callable:

@@ -33,24 +33,39 @@ _COSH = tuple(1.0 / math.factorial(2 * k) for k in range(_SERIES_TERMS))
 _SINHC = tuple(1.0 / math.factorial(2 * k + 1) for k in range(_SERIES_TERMS))
 
 
+class ClosedForm(eqx.Module):
+    """Solve no ODE: evaluate the models' exact solutions on a quadratic loss
+    `1/2 u^T A u` (docs/theory.md §2). Pass it where a solver goes:
+    `solve(..., solver=ClosedForm())`, `convergence_study(..., solver=ClosedForm())`.
+
+    On such a loss every linear model (`linear = True`: the gradient flow, the damped
+    Hamiltonian, the Hessian-damped model, the modified flow) is a linear ODE that splits, in the
+    Hessian's eigenbasis, into one scalar or 2 x 2 system per eigenvalue, solved by one
+    exponential each: exact to rounding at any time and much faster than an ODE solver. The loss
+    must report its spectrum (`DiagonalQuadratic`, `DenseQuadratic`) and the start `u0` be a flat
+    1-D array; anything else is refused with a `ValueError` before compiling. `sweep`,
+    `vanishing_study` and `solve_limit` always integrate their models and refuse it.
+    """
+
+
 def check_closed_form(loss, u0, models, method: Momentum) -> None:
-    """Raise `ValueError` naming `closed_form` unless every model has a closed form on `loss`
+    """Raise `ValueError` naming `ClosedForm` unless every model has a closed form on `loss`
     from the start `u0` (a flat 1-D array). Besides the declarations (`spectrum()`,
     `linear = True`) this checks their premise concretely, at the first point of `method`: the
     model's field at a random state equals the one the closed form integrates."""
     if not callable(getattr(loss, "spectrum", None)):
         raise ValueError(
-            "closed_form=True needs a quadratic loss with a spectrum() (DiagonalQuadratic, "
-            f"DenseQuadratic), got {type(loss).__name__}; use closed_form=False"
+            "solver=ClosedForm() needs a quadratic loss with a spectrum() (DiagonalQuadratic, "
+            f"DenseQuadratic), got {type(loss).__name__}; solve the ODE instead (solver=None)"
         )
     leaves = jax.tree.leaves(u0)
     if len(leaves) != 1 or jnp.ndim(leaves[0]) != 1:
-        raise ValueError("closed_form=True needs a flat 1-D start u0")
+        raise ValueError("solver=ClosedForm() needs a flat 1-D start u0")
     for model in models:
         if not model.linear:
             raise ValueError(
-                f"closed_form=True needs linear models; model={model.key!r} is not "
-                "(its class does not set linear = True); use closed_form=False"
+                f"solver=ClosedForm() needs linear models; model={model.key!r} is not "
+                "(its class does not set linear = True); solve the ODE instead (solver=None)"
             )
     dtype = jnp.result_type(leaves[0])
     point = jax.tree.map(lambda x: jnp.ravel(jnp.asarray(x, dtype))[0], method)
@@ -64,10 +79,10 @@ def check_closed_form(loss, u0, models, method: Momentum) -> None:
         # dense matrix, say), about d eps
         if not gap <= 10 * float(jnp.finfo(dtype).eps) ** 0.5 * max(size, 1e-300):
             raise ValueError(
-                f"closed_form=True: the field of model={model.key!r} differs from its closed "
+                f"solver=ClosedForm(): the field of model={model.key!r} differs from its closed "
                 f"form by {gap:.3g} (relative {gap / max(size, 1e-300):.3g}) at a random state: "
                 "the loss is not 1/2 u^T A u with the spectrum() it reports, or the model is "
-                "not linear in the state; use closed_form=False"
+                "not linear in the state; solve the ODE instead (solver=None)"
             )
 
 
@@ -81,7 +96,7 @@ def _premise_gaps(loss, u0, models, point, states):
     for model, y in zip(models, states):
         state = (y[0], y[1]) if model.second_order else y[0]
         got = jax.tree.leaves(model.vector_field(loss)(0.0, state, point))
-        coef = ClosedForm.build(model, loss, eigen, u0, point).coef
+        coef = ExactSolution.build(model, loss, eigen, u0, point).coef
         z = [eigen.to(y[0]), eigen.to(y[1])]
         if model.second_order:
             want = [eigen.back(coef[:, i, 0] * z[0] + coef[:, i, 1] * z[1]) for i in range(2)]
@@ -114,7 +129,7 @@ class Eigen(eqx.Module):
         return z if self.Q is None else z @ self.Q.T
 
 
-class ClosedForm(eqx.Module):
+class ExactSolution(eqx.Module):
     """One model at one grid point in eigen-coordinates: `coef` (`(d,)` rates `g_i`, or
     `(d, 2, 2)` matrices `M_i`) and the initial state `z0` (`(d,)`, or `(d, 2)`: `(z, z')`)."""
 
@@ -138,10 +153,12 @@ class ClosedForm(eqx.Module):
     def _propagator(self, t):
         """The rows of `exp(M t)` (first-order models: the one row `exp(g t)`) at the times `t`
         (any shape), each a tuple of arrays of shape `t.shape + (d,)`."""
-        t = jnp.asarray(t, self.z0.dtype)[..., None]
+        t = jnp.asarray(t, self.z0.dtype)
+        shape = t.shape + self.z0.shape[:1]  # one time per eigen-direction
+        t = jnp.broadcast_to(t[..., None], shape)
         if self.coef.ndim == 1:
-            return ((jnp.exp(self.coef * t),),)
-        return propagator(self.coef, t)
+            return ((jnp.exp(jnp.broadcast_to(self.coef, shape) * t),),)
+        return propagator(jnp.broadcast_to(self.coef, shape + (2, 2)), t)
 
     def _start(self):
         """The initial state as a tuple `(z,)` or `(z, z')` of arrays of shape `(d,)`."""
@@ -164,11 +181,11 @@ class ClosedForm(eqx.Module):
 
 
 def along(row: tuple[jax.Array, ...], state: tuple[jax.Array, ...]) -> jax.Array:
-    """The position reached from `state` (from `ClosedForm.state`) after the times of `row`
-    (from `ClosedForm.rows`): `sum_k row[k] * state[k]`."""
-    out = row[0] * state[0]
+    """The position reached from `state` (from `ExactSolution.state`) after the times of `row`
+    (from `ExactSolution.rows`): `sum_k row[k] * state[k]`."""
+    out = row[0] * jnp.broadcast_to(state[0], row[0].shape)
     for r, x in zip(row[1:], state[1:]):
-        out = out + r * x
+        out = out + r * jnp.broadcast_to(x, r.shape)
     return out
 
 
@@ -182,7 +199,7 @@ def _horner(x, coefficients):
 def propagator(M: jax.Array, t: jax.Array):
     """`exp(M t)` of real 2 x 2 matrices at times `t`.
 
-    **Arguments:** `M` of shape `(..., 2, 2)`; `t`, broadcasting against `M[..., 0, 0]`.
+    **Arguments:** `M` of shape `(..., 2, 2)`; `t` of the shape of `M[..., 0, 0]`.
 
     **Returns:** `((p11, p12), (p21, p22))`, the entries of `exp(M t)`.
 

@@ -156,7 +156,7 @@ def _sde_moments(loss, drift, start, u0, method, data, ts, f):
 
     def centred(u):
         g = example_gradients(loss, u, data)
-        return (g - jnp.mean(g, axis=0)).reshape(-1)
+        return (g - jnp.mean(g, axis=0, keepdims=True)).reshape(-1)
 
     zj, z0, r2 = _affine(centred, d, dtype)
     n = zj.shape[0] // d

@@ -27,7 +27,7 @@ def noise_covariance(loss, u, data) -> jax.Array:
     r"""$\Sigma(u) = \frac1N\sum_i z_i z_i^T$ with $z_i = \nabla\ell_i(u) - \nabla\Phi(u)$:
     the covariance of one uniformly drawn per-example gradient, shape `(d, d)` (flat `u`)."""
     g = example_gradients(loss, u, data)
-    z = g - jnp.mean(g, axis=0)
+    z = g - jnp.mean(g, axis=0, keepdims=True)
     return z.T @ z / g.shape[0]
 
 
@@ -44,4 +44,4 @@ def psd_sqrt(s) -> jax.Array:
         safe = jnp.where(t > 0, t, 1.0)
         return jnp.where(t > 0, (s + root_det * jnp.eye(2, dtype=s.dtype)) / safe, 0.0)
     w, v = jnp.linalg.eigh(s)
-    return (v * jnp.sqrt(jnp.maximum(w, 0.0))) @ v.T
+    return (v * jnp.sqrt(jnp.maximum(w, 0.0))[None, :]) @ v.T

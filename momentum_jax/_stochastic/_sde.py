@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from .._batches import batch_mean, num_examples
 from .._method import Momentum
 from .._model import GradientFlow, ModifiedFlow
-from .._solve import integrate
+from .._solve import diffeqsolve, integrate
 from .._validate import check_choice, check_u0, check_whole
 from ._brownian import GridBrownianPath
 from ._minibatch import _keys, noise_factor
@@ -41,7 +41,7 @@ _MAX_SDE_STEPS = 2**20
 
 def sde_drift(loss, data, drift: str = "modified") -> Callable:
     """The drift `(t, u, method) -> -lbar grad Phi_h(u)` (`"modified"`, docs/theory.md §2, with
-    the corrected `c`) or `-lbar grad Phi(u)` (`"gradient_flow"`), from `momentum_jax._models`."""
+    the corrected `c`) or `-lbar grad Phi(u)` (`"gradient_flow"`), the models' own vector fields."""
     check_choice("drift", drift, DRIFTS)
     return DRIFTS[drift].vector_field(batch_mean(loss, data))
 
@@ -140,17 +140,16 @@ def _solve_sde(loss, batch_size, replace, drift, start, config, u0, method, data
 
     def solve(bm, step):
         terms = diffrax.MultiTerm(diffrax.ODETerm(f), diffrax.ControlTerm(g, bm))
-        sol = diffrax.diffeqsolve(
+        sol = diffeqsolve(
             terms,
             diffrax.Euler(),
-            t0=0.0,
-            t1=ts[-1],
+            0.0,
+            ts[-1],
+            y0,
             dt0=step,
-            y0=y0,
             args=method,
             saveat=diffrax.SaveAt(ts=ts),
             max_steps=_MAX_SDE_STEPS,
-            throw=False,
         )
         return sol.ys, sol.result == diffrax.RESULTS.successful
 
@@ -173,7 +172,7 @@ def _solve_sde(loss, batch_size, replace, drift, start, config, u0, method, data
 
 def modified_flow(loss, u0, method: Momentum, data, ts, *, start: str = "plain") -> jax.Array:
     """The noise-free modified flow `U' = -lbar grad Phi_h(U)` of the full-batch loss from
-    `sde_start(u0)`, at `ts` (diffrax, `momentum_jax._solve.integrate`): the SDE without its
+    `sde_start(u0)`, at `ts` (diffrax, the package's tolerances): the SDE without its
     diffusion. **Returns:** `(len(ts), d)`."""
     check_choice("start", start, STARTS)
     ts = jnp.asarray(ts, jnp.result_type(float))

@@ -13,6 +13,7 @@ import numpy as np
 from .._batches import batch_mean
 from .._method import method_from_name
 from .._rates import fit_order
+from .._runtime import check_hs
 from .._validate import check_choice, check_whole
 from ._minibatch import minibatch_final
 from ._moments import minibatch_moments, quadratic_expectation, sde_moments
@@ -154,7 +155,7 @@ def weak_error_study(
         check_choice("model", m, MODELS)
     check_choice("init", init, ("zero", "manifold"))
     check_whole("num_paths", num_paths, low=2)
-    hs = np.asarray(hs, dtype=float)
+    hs = check_hs(hs)
     steps = np.rint(T / hs).astype(int)
     if np.any(np.abs(steps * hs - T) > 1e-9 * T):
         raise ValueError(f"T={T} must be a whole multiple of every h in hs")

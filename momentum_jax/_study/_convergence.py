@@ -13,16 +13,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _tree
-from .._distributed import GRID_AXIS, default_devices, shard_grid, to_host
-from .._divergence import DIVERGENCE_LIMIT, check_divergence_limit
 from .._io import provenance
 from .._manifold import warn_outside_series_range
 from .._method import METHODS, method_from_name
-from .._model import MODELS, AbstractModel, as_model
+from .._model import MODELS, AbstractModel, ClosedForm, as_model, check_model_options
 from .._model._closed_form import check_closed_form
-from .._report import register_progress, release_progress
+from .._runtime import (
+    DIVERGENCE_LIMIT,
+    GRID_AXIS,
+    check_devices,
+    check_divergence_limit,
+    check_grid_axes,
+    check_progress,
+    grid_mesh,
+    progress_token,
+    shard_grid,
+    to_host,
+    vectorize_on,
+)
 from .._sharpness import stability_threshold
-from .._solve import SolverConfig, as_solver_config
+from .._solve import SolverConfig, as_solver_config, grow_dense_steps, table_short
 from .._types import PyTree
 from .._validate import (
     as_names,
@@ -56,16 +66,15 @@ def convergence_study(
     T: float,
     init: str = "zero",
     norm: str = "euclidean",
-    hamiltonian_velocity: str | None = None,
-    order: int = 1,
-    constant: str | None = None,
+    init_order: int = 1,
     fit_points: int = 4,
     divergence_limit: float = DIVERGENCE_LIMIT,
     chunk_size: int | None = None,
     lanes: int | None = None,
     devices=None,
     progress: Callable[[int, int], object] | None = None,
-    solver: SolverConfig | diffrax.AbstractSolver | None = None,
+    solver: SolverConfig | diffrax.AbstractSolver | ClosedForm | None = None,
+    **removed,
 ) -> Study:
     """Errors of every `(method, lam, h)` against every continuous-time model, from one compiled
     call (docs/theory.md §2; the paper's Figs 2 and 4 are such studies).
@@ -79,60 +88,55 @@ def convergence_study(
     - `methods`: names of the method table `METHODS`: `"hb"`, `"nag"`, `"gd"` (gradient descent
       at the learning rate `h`, against `u' = -grad Phi`; its row is the same for every `lam`).
     - `models`: model objects (`GradientFlow()`, `Hamiltonian(velocity=...)`,
-      `ModifiedFlow(order=..., constant=...)`, `HessianDamped(...)`) or their aliases.
+      `ModifiedFlow(order=..., constant=...)`, `HessianDamped(...)`), whose fields are their
+      options, or the aliases of default objects (`"gradient_flow"`, `"hamiltonian"`, ...).
     - `T`: the time horizon; errors are over `n h <= T`, i.e. `N = floor(T / h)` steps (a `T / h`
       that is not an integer is rounded down, so the last time compared is `N h <= T`).
     - `init`: `"zero"` (the paper's start) or `"manifold"`: the discrete runs start on the
-      invariant manifold (to `order` in `h`) and second-order models (with `velocity=None`)
-      start with that velocity.
+      invariant manifold (to `init_order` in `h`, an integer `>= 0`) and second-order models
+      (with `velocity="match"`, their default) start with that velocity.
     - `norm`: `"euclidean"` (over all components) or `"max"` (the component-wise maximum, the
       norm of the paper's Figs 2 and 4); either way the maximum over `n h <= T` is taken.
-    - `hamiltonian_velocity`, `order`, `constant`: options of the aliases (see the model
-      classes); `order` is also the order of the manifold start.
     - `fit_points`: how many of the smallest valid `hs` the fitted `orders` use.
     - `divergence_limit`: a discrete run has diverged at the first step whose iterate is not
-      finite or has norm above `divergence_limit * max(1, |u0|)` (the rule of `iterate_final`,
-      `sweep` and `train`, `momentum_jax._divergence`); it is then stopped and left out of
-      rates and fits.
-    - `chunk_size`, `lanes`: steps per loop iteration and points run side by side (powers of
-      two chosen from the step counts by default; see `momentum_jax._study._grid`).
+      finite or has norm above `divergence_limit * max(1, |u0|)` (the one rule of
+      `iterate_final`, `sweep` and `train`); it is then stopped and left out of rates and fits.
+    - `chunk_size`, `lanes`: steps per loop iteration and points run side by side (by default
+      powers of two chosen from the step counts alone, so that new hyperparameters with the
+      same step counts reuse the compiled loop).
     - `devices`: devices to split the points over (default: every device of every process).
     - `progress`: optional `progress(done_steps, total_steps)`, called from the host once per
       loop iteration; a new callback does not recompile.
     - `solver`: a `SolverConfig`, a diffrax solver, or None: the default tolerances for `u0`'s
       dtype (`SolverConfig.for_dtype`: float32 gets `rtol = 1e-6`).
-      `SolverConfig(closed_form=True)` evaluates the models' exact solutions instead, on
-      quadratic losses (`DiagonalQuadratic`, `DenseQuadratic`): no ODE is solved.
+      `ClosedForm()` evaluates the models' exact solutions instead, on quadratic losses
+      (`DiagonalQuadratic`, `DenseQuadratic`): no ODE is solved.
 
     **Returns:** a `Study`.
     """
+    check_model_options(
+        "convergence_study",
+        removed,
+        extra=", and init_order= for the manifold start of the discrete runs",
+    )
     methods, models = as_names("methods", methods), as_names("models", models)
     check_u0(u0)
-    solver = as_solver_config(solver, _tree.dtype(u0))
+    closed = isinstance(solver, ClosedForm)
+    solver = solver if isinstance(solver, ClosedForm) else as_solver_config(solver, _tree.dtype(u0))
     hs_np, lams_np = _check_grid(hs, lams, methods, models, T, fit_points)
     check_solvable_dtype(u0, "convergence_study")
     check_loss(loss, u0)
     check_choice("init", init, ("zero", "manifold"))
     check_choice("norm", norm, NORMS)
-    check_whole("order", order, low=0)
+    check_whole("init_order", init_order, low=0)
     check_divergence_limit(divergence_limit)
     for name, value in (("chunk_size", chunk_size), ("lanes", lanes)):
         if value is not None:
             check_whole(name, value, low=1)
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be a callable (done, total) or None, got {progress!r}")
-    if isinstance(devices, str | jax.Device):
-        raise TypeError(f"devices must be jax devices (jax.devices()), got {devices!r}")
+    check_progress(progress)
+    devices = check_devices(devices)
     check_finite_start(loss, u0)
-    objects = tuple(
-        as_model(
-            m,
-            velocity=_velocity_for(m, hamiltonian_velocity, init),
-            order=order if m == "modified_flow" else None,
-            constant=constant if m == "modified_flow" else None,
-        ).for_start(init)
-        for m in models
-    )
+    objects = tuple(as_model(m).for_start(init) for m in models)
     keys = tuple(m if isinstance(m, str) else m.key for m in models)
     if len(set(keys)) != len(keys):
         raise ValueError(f"models must be distinct, got {list(keys)}")
@@ -141,25 +145,20 @@ def convergence_study(
         warn_outside_series_range(
             loss, u0, grid.points.h, grid.points.lam, "convergence_study(init='manifold')"
         )
-    if solver.closed_form:
+    if closed:
         check_closed_form(loss, u0, objects, grid.points)
     for obj in objects:
         obj.check(grid.points)
     objects = tuple(obj.resolve(grid.points, u0, float(T)) for obj in objects)
-    devices = list(devices) if devices is not None else default_devices()
-    if not devices:
-        raise ValueError("devices must name at least one device (default: jax.devices())")
-    if not all(isinstance(d, jax.Device) for d in devices):
-        raise TypeError(f"devices must be jax devices (jax.devices()), got {devices!r}")
     schedule = make_schedule(grid.steps, len(devices), lanes=lanes, chunk=chunk_size)
-    if not solver.closed_form:
+    if isinstance(solver, SolverConfig):
         warn_if_low_precision(u0, solver.rtol, "convergence_study")
-    limit = divergence_limit  # the kernel's bound: _divergence.divergence_bound(limit, u0)
+    limit = divergence_limit  # the kernel bounds the iterates by divergence_bound(limit, u0)
 
-    token = register_progress(progress) if progress is not None else -1
-    try:
+    with progress_token(progress) as token:
         queues = shard_grid([schedule.assignment], devices)[0]
-        while True:
+
+        def run(config):
             out = _run(
                 loss,
                 u0,
@@ -171,22 +170,20 @@ def convergence_study(
                 jnp.asarray(token, jnp.int32),
                 models=objects,
                 init=init,
-                order=order,
-                solver=solver,
+                init_order=init_order,
+                solver=config,
                 norm=norm,
                 lanes=schedule.lanes,
                 chunk=schedule.chunk,
-                vectorize_solves=devices[0].platform != "cpu",
+                vectorize_solves=vectorize_on(devices),
                 report_progress=progress is not None,
-                mesh=_mesh(devices),
+                mesh=None if len(devices) == 1 else grid_mesh(devices),
             )
-            errs, div, res, work, scales, iterations = (to_host(x) for x in out)
-            grown = _grown_dense_steps(objects, loss, solver, res, work)
-            if grown is None:
-                break
-            solver = dataclasses.replace(solver, dense_steps=grown)
-    finally:
-        release_progress(token)
+            out = tuple(to_host(x) for x in out)
+            return out, not closed and _shared_short(objects, loss, config, out[2], out[3])
+
+        out, solver = grow_dense_steps(run, solver)
+        errs, div, res, work, scales, iterations = out
     # each device returns every row; a point's row is that of the device that ran it
     D, P = len(devices), grid.size
     owner = np.zeros(P, dtype=int)
@@ -222,8 +219,8 @@ def convergence_study(
         "norm": norm,
         "models": {key: _describe(obj) for key, obj in zip(keys, objects)},
         "labels": {key: obj.key for key, obj in zip(keys, objects)},
-        "order": order,
-        "steps": np.floor(T / hs_np * (1 + 1e-12)).astype(np.int64).tolist(),
+        "init_order": init_order,
+        "steps": grid.steps_of_hs().tolist(),
         "divergence_limit": divergence_limit,
         "chunk_size": schedule.chunk,
         "lanes": schedule.lanes,
@@ -231,7 +228,9 @@ def convergence_study(
         "points": P,
         "devices": D,
         "solver": {f.name: getattr(solver, f.name) for f in dataclasses.fields(solver)}
-        | {"method": "closed form" if solver.closed_form else type(solver.solver()).__name__},
+        | {"method": type(solver.solver()).__name__}
+        if isinstance(solver, SolverConfig)
+        else {"method": "closed form"},
     }
     return Study(
         methods,
@@ -265,23 +264,14 @@ def _stability_margin(loss, methods, lams, hs) -> np.ndarray | None:
     return out
 
 
-def _grown_dense_steps(models, loss, solver: SolverConfig, res, work) -> int | None:
-    """A larger `dense_steps` when a solve shared by every point (the gradient flow) ran out of
-    its dense table (`dense_steps` steps) before `max_steps`: four times larger, at most
-    `max_steps`, so that the table grows as the solve needs and only `max_steps` bounds a solve.
-    None when no shared solve needs it."""
-    if solver.closed_form or solver.dense_steps >= solver.max_steps:
-        return None
-    for i, model in enumerate(models):
-        if model.shared_field(loss) is None:
-            continue
-        hit = (res[..., i] == _RESULT_MAX_STEPS) & (work[..., i] >= solver.dense_steps)
-        if np.any(hit):
-            return min(solver.max_steps, 4 * solver.dense_steps)
-    return None
-
-
-_RESULT_MAX_STEPS = int(diffrax.RESULTS.max_steps_reached._value)  # type: ignore[attr-defined]
+def _shared_short(models, loss, solver: SolverConfig, res, work) -> bool:
+    """Whether a solve shared by every point (the gradient flow) ran out of its dense table
+    (`SharedSolve.short`) at some point."""
+    return any(
+        np.any(table_short(res[..., i], work[..., i], solver.dense_steps))
+        for i, model in enumerate(models)
+        if model.shared_field(loss) is not None
+    )
 
 
 def _describe(model) -> str:
@@ -293,19 +283,6 @@ def _describe(model) -> str:
         if isinstance(v, str | int | float | bool | type(None))
     )
     return f"{type(model).__name__}({shown})"
-
-
-def _velocity_for(model, velocity, init):
-    """The velocity option of a second-order alias: the given one, or None (the model's default
-    `"match"`: Taylor matching from a zero start, the discrete start's velocity from the
-    manifold)."""
-    if isinstance(model, str) and model in MODELS and MODELS[model].second_order:
-        return velocity
-    return None
-
-
-def _mesh(devices):
-    return None if len(devices) == 1 else jax.sharding.Mesh(np.asarray(devices), (GRID_AXIS,))
 
 
 @eqx.filter_jit
@@ -343,23 +320,8 @@ def _run(loss, u0, points, steps, queues, total, limit, token, *, mesh, **option
 
 
 def _check_grid(hs, lams, methods, models, T, fit_points):
-    hs_np = np.asarray(hs, dtype=float).ravel()
-    if hs_np.size == 0:
-        raise ValueError("hs must contain at least one learning rate")
-    check_range("hs", hs_np, low=0.0, low_open=True)
-    if np.any(np.diff(hs_np) >= 0):
-        raise ValueError(f"hs must be strictly decreasing (largest first), got {hs_np.tolist()}")
-    lams_np = np.asarray(lams, dtype=float).ravel()
-    if lams_np.size == 0:
-        raise ValueError("lams must contain at least one momentum")
-    check_range("lams", lams_np, low=0.0, high=1.0, high_open=True)
+    hs_np, lams_np = check_grid_axes(hs, lams, methods, allowed=tuple(METHODS), decreasing=True)
     check_range("T", T, low=0.0, low_open=True)
-    if not methods:
-        raise ValueError(f"methods must name at least one of {', '.join(map(repr, METHODS))}")
-    for meth in methods:
-        check_choice("method", meth, METHODS)
-    if len(set(methods)) != len(methods):
-        raise ValueError(f"methods must be distinct, got {list(methods)}")
     if not models:
         raise ValueError(f"models must name at least one of {', '.join(map(repr, MODELS))}")
     for model in models:

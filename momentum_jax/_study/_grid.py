@@ -30,12 +30,10 @@ STEP_LIMIT = np.iinfo(np.int32).max
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
-    """The points of a study grid. `points` holds the distinct points (fields of shape `(P,)`),
-    `steps` their step counts, `index[i, j, k]` the point of `(methods[i], lams[j], hs[k])`."""
+    """The points of a study grid `methods x lams x hs`. `points` holds the distinct points
+    (fields of shape `(P,)`), `steps` their step counts, `index[i, j, k]` the point of
+    `(methods[i], lams[j], hs[k])`."""
 
-    methods: tuple[str, ...]
-    lams: np.ndarray
-    hs: np.ndarray
     points: Momentum
     steps: np.ndarray
     index: np.ndarray
@@ -43,6 +41,11 @@ class Grid:
     @property
     def size(self) -> int:
         return int(self.steps.shape[0])
+
+    def steps_of_hs(self) -> np.ndarray:
+        """The step count of every learning rate of `hs`, in their order (a point's step count
+        depends on its `h` alone)."""
+        return self.steps[self.index[0, 0]]
 
 
 def build_grid(methods, lams, hs, T: float) -> Grid:
@@ -66,7 +69,7 @@ def build_grid(methods, lams, hs, T: float) -> Grid:
     if np.any(steps < 1):
         raise ValueError(f"T={T} is shorter than the largest h={hs.max()}: no step fits in [0, T]")
     points = Momentum(rows[:, 0], rows[:, 1], rows[:, 2])
-    return Grid(tuple(methods), lams, hs, points, steps, inverse.reshape(fields.shape[:3]))
+    return Grid(points, steps, inverse.reshape(fields.shape[:3]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +81,6 @@ class Schedule:
     assignment: np.ndarray
     lanes: int
     chunk: int
-
-    @property
-    def per_device(self) -> int:
-        return int(self.assignment.shape[1])
 
 
 def _pow2_at_least(x: float) -> int:

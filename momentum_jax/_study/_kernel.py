@@ -8,12 +8,13 @@ start of every point (its discrete state and every model's initial state) is com
 the loop, so taking a point is a gather.
 
 **Shared solves.** A model whose solution is `v(s t)` for one `v` common to every point (the
-gradient flow, `s = 1 / (1 - lam)`) is solved once, before the loop, with dense output, and
-evaluated at `s n h` for every step of every lane. A chunk's times are sorted, so their steps
+gradient flow, `s = 1 / (1 - lam)`) is solved once, before the loop, with dense output
+(`_solve.solve_shared`, the sweep's solve too), and evaluated at `s n h` for every step of
+every lane. A chunk's times are sorted, so their steps
 of the solve are found by locating the few step boundaries the chunk spans among its times
 (`_dense.evaluate_sorted`, `SHARED_WINDOW`) rather than by a binary search per time.
 
-**Closed forms.** With `SolverConfig(closed_form=True)` no model is solved: each is evaluated
+**Closed forms.** With `solver=ClosedForm()` no model is solved: each is evaluated
 exactly in the eigenbasis of the quadratic loss (`_model/_closed_form.py`). A lane keeps the
 propagator's first row at `1 .. chunk` steps of its point (recomputed only in the iterations
 where some lane takes a new point), and each chunk applies it to the exact state at the
@@ -38,15 +39,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .. import _tree
-from .._divergence import divergence_bound, is_bounded
+from .. import _dense, _tree
 from .._iterate import initial_state, step
 from .._method import Momentum
 from .._model import AbstractModel
-from .._model._closed_form import ClosedForm, Eigen, along
-from .._report import report
-from .._solve import SolverConfig
-from . import _dense
+from .._model._closed_form import ClosedForm, Eigen, ExactSolution, along
+from .._runtime import divergence_bound, is_bounded, report
+from .._solve import SolverConfig, diffeqsolve, solve_shared
 
 SHARED_WINDOW = 128
 """A chunk's times are located among at most this many steps of a shared solve after its first
@@ -103,8 +102,8 @@ def run_points(
     *,
     models: tuple[AbstractModel, ...],
     init: str,
-    order: int,
-    solver: SolverConfig,
+    init_order: int,
+    solver: SolverConfig | ClosedForm,
     norm: str,
     lanes: int,
     chunk: int,
@@ -126,7 +125,8 @@ def run_points(
     points = points.astype(dtype)
     P = steps.shape[0]
     euclidean = norm == "euclidean"
-    closed = solver.closed_form
+    closed = isinstance(solver, ClosedForm)
+    config = SolverConfig() if isinstance(solver, ClosedForm) else solver  # unused when closed
     shared_index = [
         i for i, m in enumerate(models) if not closed and m.shared_field(loss) is not None
     ]
@@ -134,16 +134,14 @@ def run_points(
     local_index = [i for i in range(len(models)) if i not in direct_index]
     local = [models[i] for i in local_index]
     terms = [diffrax.ODETerm(m.vector_field(loss)) for m in local]
-    solvers = [m.ode_solver(loss, solver) for m in local]  # per model (a stiff one, say)
+    solvers = [m.ode_solver(loss, config) for m in local]  # per model (a stiff one, say)
     degrees = [_dense.interpolant_degree(ode) for ode in solvers]
-    controller = solver.controller()
-    shared_solver = solver.solver()
-    shared_degree = _dense.interpolant_degree(shared_solver)
+    controller = config.controller()
     eigen = Eigen.of(loss, dtype) if closed else None
 
     # --- the start of every point, before the loop
     def point_start(m):
-        s = initial_state(loss, u0, m, init, order)
+        s = initial_state(loss, u0, m, init, init_order)
         w0 = s.w if init == "manifold" else None
         ys = tuple(mod.initial_state(loss, u0, m, w0) for mod in local)
         lanes_state = []
@@ -154,7 +152,7 @@ def run_points(
             ss = ode.init(term, 0.0, tnext, y, m)
             lanes_state.append((y, tnext, ss, cs))
         forms = tuple(
-            ClosedForm.build(models[i], loss, eigen, u0, m, w0) for i in direct_index if closed
+            ExactSolution.build(models[i], loss, eigen, u0, m, w0) for i in direct_index if closed
         )
         return s, tuple(lanes_state), forms
 
@@ -190,28 +188,13 @@ def run_points(
         s_max = jnp.max(steps.astype(dtype) * points.h * scale)
         field = mod.shared_field(loss)
         assert field is not None
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field),
-            shared_solver,
-            t0=0.0,
-            t1=s_max,
-            dt0=None,
-            y0=u0,
-            saveat=diffrax.SaveAt(t1=True, dense=True),
-            stepsize_controller=controller,
-            max_steps=solver.dense_steps,
-            throw=False,
-            adjoint=diffrax.ForwardMode(),
-        )
-        tab = _dense.table(sol, shared_degree)
+        shared_sol = solve_shared(field, u0, s_max, config)
 
-        def shared(lane, times, tab=tab, scale=scale):
+        def shared(lane, times, shared_sol=shared_sol, scale=scale):
             at = times * scale[jnp.maximum(lane["p"], 0)][:, None]
-            if sorted_window >= 16:
-                return _dense.evaluate_sorted(tab, at, sorted_window)
-            return _dense.evaluate(tab, at)
+            return shared_sol.evaluate(at, window=sorted_window)
 
-        direct.append((shared, sol.result._value.astype(int32), sol.stats["num_steps"]))
+        direct.append((shared, shared_sol.result, shared_sol.steps))
 
     # --- lane state
     first = (
@@ -229,7 +212,7 @@ def run_points(
         mls = []
         for degree, (y, tnext, ss, cs) in zip(degrees, _take(start_models, q)):
             zeros = jnp.zeros(p.shape, dtype)
-            empty = _dense.empty(y, solver.window_steps, degree)
+            empty = _dense.empty(y, config.window_steps, degree)
             mls.append(
                 _ModelLane(
                     y,
@@ -323,24 +306,22 @@ def run_points(
             return go & (ml.result == 0) & jnp.any(ok & (times > ml.t))
 
         def window(ml):
-            sol = diffrax.diffeqsolve(
+            sol = diffeqsolve(
                 term,
                 ode,
-                t0=ml.t,
-                t1=t_final,
+                ml.t,
+                t_final,
+                ml.y,
                 dt0=ml.dt,
-                y0=ml.y,
                 args=m,
                 saveat=diffrax.SaveAt(
                     t1=True, dense=True, solver_state=True, controller_state=True
                 ),
-                stepsize_controller=controller,
-                max_steps=solver.window_steps,
+                controller=controller,
+                max_steps=config.window_steps,
                 solver_state=ml.solver_state,
                 controller_state=ml.controller_state,
                 made_jump=False,
-                throw=False,
-                adjoint=diffrax.ForwardMode(),
             )
             code = sol.result._value.astype(int32)
             usable = (code == 0) | (code == _RESULT_MAX_STEPS)
@@ -356,7 +337,7 @@ def run_points(
             steps_taken = ml.steps + taken
             stalled = usable & (t_reach <= ml.t)
             result = jnp.where(usable & ~stalled, 0, jnp.where(usable, _RESULT_MAX_STEPS, code))
-            result = jnp.where(steps_taken > solver.max_steps, _RESULT_MAX_STEPS, result)
+            result = jnp.where(steps_taken > config.max_steps, _RESULT_MAX_STEPS, result)
             new = _ModelLane(
                 jax.tree.map(lambda v: v[-1], sol.ys),
                 t_reach,

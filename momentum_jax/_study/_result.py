@@ -1,5 +1,5 @@
 """The result of a convergence study: errors on a named grid, rates, fitted orders, status,
-and its open JSON format."""
+and its files (the open JSON format of `to_dict`, netCDF of `to_xarray`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,26 @@ import diffrax
 import numpy as np
 
 from .._io import as_float_array
+from .._labelled import (
+    METHOD_DIM,
+    int_attr,
+    json_attr,
+    json_value,
+    labels,
+    load_result,
+    save_result,
+    strings,
+    values,
+    xarray,
+)
 from .._rates import fit_order, observed_rates
 
 STUDY_FORMAT = "momentum_jax.study"
+VERSION = 3
+"""The version of the study format this code writes (`SUPPORTED_VERSIONS` are read)."""
+
+_DIMS = ("model", METHOD_DIM, "lam", "h")
+_GRID = (METHOD_DIM, "lam", "h")
 
 
 def result_message(code: int) -> str:
@@ -216,7 +233,7 @@ class Study:
         """The open representation written by `save` (named axes, configuration, provenance)."""
         return {
             "format": STUDY_FORMAT,
-            "version": 3,
+            "version": VERSION,
             "axes": {"method": list(self.methods), "lam": self.lams, "h": self.hs},
             "models": list(self.models),
             "errors": self.errors,
@@ -245,24 +262,76 @@ class Study:
           the allowed suffixes, before anything is written: the same rule as `Sweep.save` and
           `momentum-jax study --out`. `load_study` reads either back.
         """
-        from .._labelled import save_labelled
+        save_result(path, self.to_dict, self.to_xarray)
 
-        save_labelled(self, path)
+    def to_xarray(self) -> Any:
+        """The study as an `xarray.Dataset`: coordinates `model`, `optimizer` (the methods:
+        `method` is a keyword of xarray's `.sel`), `lam`, `h` and `h_pair` (the larger `h` of
+        each pair the `rates` compare; the smaller one is the coordinate `h_next` on the same
+        dimension); every one selects by keyword,
+        `ds.errors.sel(model="hamiltonian", optimizer="hb", lam=0.9)`.
 
-    def to_xarray(self):
-        """The study as an `xarray.Dataset` with the coordinates `model`, `optimizer` (the
-        methods: `method` is a keyword of xarray's `.sel`), `lam`, `h` and `h_pair` (the larger
-        `h` of each pair the `rates` compare; the smaller one is the coordinate `h_next`); every
-        one selects by keyword, `ds.errors.sel(model="hamiltonian", optimizer="hb", lam=0.9)`.
-        The layout is in `momentum_jax._labelled`.
-
-        **Returns:** an `xarray.Dataset` of `errors`, `rates`, `orders`, `diverged_at`, `status`,
-        `solver_failure` and, where recorded, `solver_steps`; `config` and `meta` are JSON string
-        attributes. Needs the `xarray` extra (`ImportError` with the install hint otherwise).
+        **Returns:** an `xarray.Dataset` of `errors`, `solver_failure` (strings, `""` where the
+        solve succeeded) and, where recorded, `solver_steps` and `solution_norms` on
+        `(model, optimizer, lam, h)`; `rates` on `(model, optimizer, lam, h_pair)`; `orders` on
+        `(model, optimizer, lam)`; `diverged_at` (integers, `-1` if not), `status` (strings) and,
+        where recorded, `stability_margin` on `(optimizer, lam, h)`. The attributes `format`,
+        `version` and `fit_points`, and `config` and `meta` (JSON strings), make it a complete
+        record. Needs the `xarray` extra (`ImportError` with the install hint otherwise).
         """
-        from .._labelled import to_xarray
+        xr = xarray()
+        models = list(self.models)
 
-        return to_xarray(self)
+        def stack(per_model, dtype=float):
+            return np.stack([np.asarray(per_model[m], dtype=dtype) for m in models])
+
+        data: dict[str, Any] = {
+            "errors": (_DIMS, stack(self.errors), {"long_name": "max_{n h <= T} error"}),
+            "rates": (
+                ("model", METHOD_DIM, "lam", "h_pair"),
+                stack(self.rates),
+                {"long_name": "observed rate between h_pair and h_next"},
+            ),
+            "orders": (
+                ("model", METHOD_DIM, "lam"),
+                stack(self.orders),
+                {"long_name": f"fitted order over the {self.fit_points} smallest valid h"},
+            ),
+            "diverged_at": (_GRID, np.asarray(self.diverged_at, np.int64), {"missing": -1}),
+            "status": (_GRID, strings(self.status)),
+            "solver_failure": (_DIMS, np.stack([strings(self.solver_failure[m]) for m in models])),
+        }
+        if self.solver_steps is not None:
+            data["solver_steps"] = (_DIMS, stack(self.solver_steps, np.int64))
+        if self.solution_norms is not None:
+            data["solution_norms"] = (
+                _DIMS,
+                stack(self.solution_norms),
+                {"long_name": "largest norm of the model's solution over 0 <= t <= T"},
+            )
+        if self.stability_margin is not None:
+            data["stability_margin"] = (
+                _GRID,
+                np.asarray(self.stability_margin, dtype=float),
+                {"long_name": "q_max / q*: above 1 the discrete run is linearly unstable"},
+            )
+        hs = np.asarray(self.hs, dtype=float)
+        coords = {
+            "model": strings(models),
+            METHOD_DIM: strings(self.methods),
+            "lam": np.asarray(self.lams, dtype=float),
+            "h": hs,
+            "h_pair": ("h_pair", hs[:-1], {"long_name": "the larger h of each pair"}),
+            "h_next": ("h_pair", hs[1:], {"long_name": "the smaller h of each pair"}),
+        }
+        attrs = {
+            "format": STUDY_FORMAT,
+            "version": VERSION,
+            "fit_points": int(self.fit_points),
+            "config": json_attr(self.config),
+            "meta": json_attr(self.meta),
+        }
+        return xr.Dataset(data, coords=coords, attrs=attrs)
 
     def plot(self, **kw):
         """Errors against `h` with the fitted slopes (top row) and the observed rates `Delta(h)`
@@ -287,9 +356,7 @@ def load_study(path) -> Study:
     `xarray` extra); any other suffix raises `ValueError`, as for `load_sweep`. Corrupted,
     truncated, edited or foreign files raise `ValueError` naming the file and what is wrong
     (format, version, shapes, ranges); nothing is ever unpickled."""
-    from .._labelled import load_labelled
-
-    return load_labelled(path, kind=STUDY_FORMAT)
+    return load_result(path, STUDY_FORMAT, study_from_dict, _dataset_dict)
 
 
 def study_from_dict(d: dict, path) -> Study:
@@ -388,3 +455,31 @@ def _shaped(arr: np.ndarray, shape, name: str) -> np.ndarray:
     if arr.shape != shape:
         raise ValueError(f"{name} has shape {arr.shape}, the axes give {shape}")
     return arr
+
+
+def _dataset_dict(ds) -> dict:
+    """`to_dict`'s representation of a dataset written by `Study.to_xarray` (as read from a
+    netCDF file), for `study_from_dict` to validate."""
+    models = labels(ds, "model")
+
+    def per_model(name, integer=False):
+        arr = values(ds, name, _DIMS, integer)
+        return {m: arr[i] for i, m in enumerate(models)}
+
+    optional = {
+        "solver_steps": lambda: per_model("solver_steps", True),
+        "solution_norms": lambda: per_model("solution_norms"),
+        "stability_margin": lambda: values(ds, "stability_margin", _GRID),
+    }
+    return {
+        "format": STUDY_FORMAT,
+        "version": int_attr(ds, "version"),
+        "axes": {"method": labels(ds, METHOD_DIM), "lam": ds["lam"].values, "h": ds["h"].values},
+        "models": models,
+        "errors": per_model("errors"),
+        "diverged_at": values(ds, "diverged_at", _GRID, integer=True),
+        "solver_failure": {m: strings(v) for m, v in per_model("solver_failure").items()},
+        "fit_points": int_attr(ds, "fit_points"),
+        "config": json_value(ds, "config"),
+        "meta": json_value(ds, "meta"),
+    } | {name: read() if name in ds else None for name, read in optional.items()}

@@ -10,8 +10,30 @@ from typing import Any
 import numpy as np
 
 from .._io import as_float_array
+from .._labelled import (
+    METHOD_DIM,
+    int_attr,
+    integer_coordinate,
+    json_attr,
+    json_value,
+    labels,
+    load_result,
+    save_result,
+    strings,
+    values,
+    xarray,
+)
 
 SWEEP_FORMAT = "momentum_jax.sweep"
+VERSION = 1
+"""The version of the sweep format (the one this code writes and reads)."""
+
+_DIMS = (METHOD_DIM, "lam", "h", "seed")
+_RECORDED = (
+    ("curve", "curve_steps", "step", "t"),
+    ("sharpness", "sharpness_steps", "sharpness_step", "sharpness_t"),
+)
+"""The recorded quantities: name, their steps, the steps' dimension, the time coordinate."""
 
 
 @dataclasses.dataclass
@@ -33,7 +55,7 @@ class Sweep:
       is not evaluated at every step: take the minimum of `curve` instead.
     - `diverged_at`: the first step `n` whose iterate `u_n` was not finite or had norm above
       `divergence_limit * max(1, |u_0|)`, `-1` if none (the rule of `iterate_final`, `train`
-      and `convergence_study`, `momentum_jax._divergence`).
+      and `convergence_study`).
     - `curve_steps`, `curve`: the loss after the steps `curve_steps` (the multiples of
       `record_every` up to `steps`; the coarse time grid is `t = curve_steps * h`), shape
       `(..., len(curve_steps))`; NaN from the divergence step on. None when not asked for.
@@ -93,7 +115,7 @@ class Sweep:
         """The open representation written by `save` to a `.json` file."""
         return {
             "format": SWEEP_FORMAT,
-            "version": 1,
+            "version": VERSION,
             "axes": {
                 "method": list(self.methods),
                 "lam": self.lams,
@@ -114,30 +136,91 @@ class Sweep:
             "meta": self.meta,
         }
 
+    def table(self) -> str:
+        """A few lines per method: the runs that diverged, the lowest final loss and where, and
+        per `lam` the largest `h` whose runs stayed bounded (`nan` where none did)."""
+        lines = [self.summary_line()]
+        for i, method in enumerate(self.methods):
+            diverged = self.diverged[i]
+            final = np.where(diverged, np.inf, self.final_loss[i])
+            j, k, s = np.unravel_index(np.argmin(final), final.shape)
+            stable = ~diverged.any(axis=-1)  # (lam, h)
+            largest = [float(self.hs[row].max()) if row.any() else float("nan") for row in stable]
+            lines.append(
+                f"{method:>12}: {int(diverged.sum())} of {diverged.size} diverged; "
+                f"lowest final loss {final[j, k, s]:.4g} at lam={self.lams[j]:.3g}, "
+                f"h={self.hs[k]:.3g}; largest h that stayed bounded, per lam: "
+                + ", ".join(f"{lam:.3g}:{h:.3g}" for lam, h in zip(self.lams, largest))
+            )
+        return "\n".join(lines)
+
     def save(self, path) -> None:
         """Write the sweep atomically: JSON for a `.json` path, netCDF for `.nc` (needs the
         `xarray` extra); any other suffix raises `ValueError` naming the path and the allowed
         suffixes, before anything is written (the rule of `Study.save`)."""
-        from .._labelled import save_labelled
+        save_result(path, self.to_dict, self.to_xarray)
 
-        save_labelled(self, path)
+    def to_xarray(self) -> Any:
+        """The sweep as an `xarray.Dataset`: coordinates `optimizer` (the methods: `method` is
+        a keyword of xarray's `.sel`), `lam`, `h`, `seed`, each of which selects by keyword
+        (`ds.final_loss.sel(optimizer="hb", lam=0.5, h=0.1)`), and, where recorded, `step` with
+        the 2-D coordinate `t = h * step` on `(h, step)` (the time of a curve point depends on
+        `h`), `sharpness_step` with `sharpness_t` on `(h, sharpness_step)`, and `model`.
 
-    def to_xarray(self):
-        """The sweep as an `xarray.Dataset` with the coordinates `optimizer` (the methods:
-        `method` is a keyword of xarray's `.sel`), `lam`, `h`, `seed`, each of which selects by
-        keyword (`ds.final_loss.sel(optimizer="hb", lam=0.5, h=0.1)`), and, where recorded,
-        `step` with the 2-D coordinate `t = h * step` on `(h, step)` (the curve),
-        `sharpness_step` with `sharpness_t`, and `model` (the distances); the layout is in
-        `momentum_jax._labelled`.
-
-        **Returns:** an `xarray.Dataset` of `final_loss`, `min_loss`, `diverged_at` and the
-        optional `curve`, `sharpness`, `distance`; `steps` is an attribute, `config` and `meta`
-        JSON string attributes. Needs the `xarray` extra (`ImportError` with the install hint
+        **Returns:** an `xarray.Dataset` of `final_loss`, `min_loss` (where recorded) and
+        `diverged_at` (integers, `-1` if not) on `(optimizer, lam, h, seed)`; where recorded,
+        `curve` on `(..., step)`, `sharpness` and `sharpness_residual` on
+        `(..., sharpness_step)`, `distance` on `(model, optimizer, lam, h, seed)`. The attributes
+        `format`, `version` and `steps`, and `config` and `meta` (JSON strings), make it a
+        complete record. Needs the `xarray` extra (`ImportError` with the install hint
         otherwise).
         """
-        from .._labelled import to_xarray
-
-        return to_xarray(self)
+        xr = xarray()
+        hs = np.asarray(self.hs, dtype=float)
+        coords: dict[str, Any] = {
+            METHOD_DIM: strings(self.methods),
+            "lam": np.asarray(self.lams, dtype=float),
+            "h": hs,
+            "seed": np.asarray(self.seeds, dtype=np.int64),
+        }
+        data: dict[str, Any] = {"final_loss": (_DIMS, np.asarray(self.final_loss, dtype=float))}
+        if self.min_loss is not None:  # None with mini-batches (the full loss is not evaluated)
+            data["min_loss"] = (_DIMS, np.asarray(self.min_loss, dtype=float))
+        data["diverged_at"] = (_DIMS, np.asarray(self.diverged_at, np.int64), {"missing": -1})
+        for name, steps_name, dim, t_name in _RECORDED:
+            recorded, steps = getattr(self, name), getattr(self, steps_name)
+            if steps is not None:
+                steps = np.asarray(steps, dtype=np.int64)
+                coords[dim] = steps
+                coords[t_name] = (
+                    ("h", dim),
+                    hs[:, None] * steps[None, :],
+                    {"long_name": "h * step"},
+                )
+            if recorded is not None:
+                if steps is None:
+                    raise ValueError(f"Sweep.{name} is set but Sweep.{steps_name} is None")
+                data[name] = ((*_DIMS, dim), np.asarray(recorded, dtype=float))
+        if self.sharpness_residual is not None and self.sharpness_steps is not None:
+            data["sharpness_residual"] = (
+                (*_DIMS, "sharpness_step"),
+                np.asarray(self.sharpness_residual, dtype=float),
+            )
+        if self.distances:
+            models = list(self.distances)
+            coords["model"] = strings(models)
+            data["distance"] = (
+                ("model", *_DIMS),
+                np.stack([np.asarray(self.distances[m], dtype=float) for m in models]),
+            )
+        attrs = {
+            "format": SWEEP_FORMAT,
+            "version": VERSION,
+            "steps": int(self.steps),
+            "config": json_attr(self.config),
+            "meta": json_attr(self.meta),
+        }
+        return xr.Dataset(data, coords=coords, attrs=attrs)
 
     def plot(self, quantity: str = "final_loss", **kw):
         """Heat maps of `quantity` over `(h, lam)`, one per method, diverged cells masked and
@@ -156,15 +239,15 @@ class Sweep:
 def sweep_from_dict(d: dict, path) -> Sweep:
     """A `Sweep` from `to_dict`'s representation; `ValueError` naming `path` if malformed."""
     try:
-        if d.get("version") != 1:
-            raise ValueError(f"version {d.get('version')!r} is not 1")
+        if d.get("version") != VERSION:
+            raise ValueError(f"version {d.get('version')!r} is not {VERSION}")
         methods = tuple(d["axes"]["method"])
         lams, hs = as_float_array(d["axes"]["lam"]), as_float_array(d["axes"]["h"])
         seeds = np.asarray(d["axes"]["seed"], dtype=int)
         shape = (len(methods), lams.size, hs.size, seeds.size)
 
-        def grid(name, dtype=float, extra=None):
-            value = d.get(name)
+        def grid(name, dtype=float, extra=None, value=None):
+            value = d.get(name) if value is None else value
             if value is None:
                 return None
             arr = as_float_array(value) if dtype is float else np.asarray(value, dtype=dtype)
@@ -196,7 +279,7 @@ def sweep_from_dict(d: dict, path) -> Sweep:
             ),
             distances=None
             if distances is None
-            else {m: grid_value(v, shape, m) for m, v in distances.items()},
+            else {m: grid(f"distances[{m!r}]", value=v) for m, v in distances.items()},
             config=d["config"],
             meta=d["meta"],
         )
@@ -204,15 +287,38 @@ def sweep_from_dict(d: dict, path) -> Sweep:
         raise ValueError(f"{path}: malformed sweep file ({type(e).__name__}: {e})") from None
 
 
-def grid_value(value, shape, name) -> np.ndarray:
-    arr = as_float_array(value)
-    if arr.shape != shape:
-        raise ValueError(f"distances[{name!r}] has shape {arr.shape}, the axes give {shape}")
-    return arr
-
-
 def load_sweep(path) -> Sweep:
     """Read a sweep written by `Sweep.save` (`.json` or `.nc`); nothing is ever unpickled."""
-    from .._labelled import load_labelled
+    return load_result(path, SWEEP_FORMAT, sweep_from_dict, _dataset_dict)
 
-    return load_labelled(path, kind=SWEEP_FORMAT)
+
+def _dataset_dict(ds) -> dict:
+    """`to_dict`'s representation of a dataset written by `Sweep.to_xarray` (as read from a
+    netCDF file), for `sweep_from_dict` to validate."""
+    data: dict[str, Any] = {"final_loss": values(ds, "final_loss", _DIMS)}
+    if "min_loss" in ds.data_vars:  # absent for a sweep on mini-batches
+        data["min_loss"] = values(ds, "min_loss", _DIMS)
+    for name, steps_name, dim, _ in _RECORDED:
+        data[steps_name] = integer_coordinate(ds, dim) if dim in ds.coords else None
+        data[name] = values(ds, name, (*_DIMS, dim)) if name in ds.data_vars else None
+    if "sharpness_residual" in ds.data_vars:
+        data["sharpness_residual"] = values(ds, "sharpness_residual", (*_DIMS, "sharpness_step"))
+    distances = None
+    if "distance" in ds.data_vars:
+        arr = values(ds, "distance", ("model", *_DIMS))
+        distances = {m: arr[i] for i, m in enumerate(labels(ds, "model"))}
+    return data | {
+        "format": SWEEP_FORMAT,
+        "version": int_attr(ds, "version"),
+        "axes": {
+            "method": labels(ds, METHOD_DIM),
+            "lam": ds["lam"].values,
+            "h": ds["h"].values,
+            "seed": integer_coordinate(ds, "seed"),
+        },
+        "steps": int_attr(ds, "steps"),
+        "diverged_at": values(ds, "diverged_at", _DIMS, integer=True),
+        "distances": distances,
+        "config": json_value(ds, "config"),
+        "meta": json_value(ds, "meta"),
+    }

@@ -10,6 +10,7 @@ from ._problems import DATASETS as DATASETS
 from ._problems import TRAINING_LOSSES as TRAINING_LOSSES
 from ._problems import U0 as U0
 from ._problems import Section5Problem as Section5Problem
+from ._problems import config_model as config_model
 from ._problems import h_label as h_label
 from ._problems import manifold_run as manifold_run
 from ._problems import mean_image_error as mean_image_error
@@ -24,6 +25,10 @@ from ._problems import trajectories as trajectories
 from ._problems import unpack as unpack
 from ._progress import Progress as Progress
 from ._progress import log as log
+from ._regularisation import double_well_picture as double_well_picture
+from ._regularisation import measured_training as measured_training
+from ._regularisation import modified_loss_constant as modified_loss_constant
+from ._regularisation import sharpness as sharpness
 from ._runner import Context as Context
 from ._runner import available as available
 from ._runner import load_module as load_module
@@ -31,4 +36,6 @@ from ._runner import resolve as resolve
 from ._runner import run as run
 from ._runner import run_experiment as run_experiment
 from ._runner import script_main as script_main
+from ._seeds import spread as spread
+from ._seeds import verdict as verdict
 from .figures import FIGURES as FIGURES

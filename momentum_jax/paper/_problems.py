@@ -25,9 +25,21 @@ from momentum_jax import (
 from ._progress import log
 
 U0 = (1.0, 1.0)
-EXACT = mj.SolverConfig(closed_form=True)
+EXACT = mj.ClosedForm()
 """The quadratic experiments' models are evaluated in closed form (no ODE solver; exact to
-rounding, `SolverConfig.closed_form`)."""
+rounding, `ClosedForm`)."""
+
+
+def config_model(name: str, *, velocity=None, constant=None) -> mj.AbstractModel:
+    """The model object of a figure's configuration: the alias `name` of `MODELS` with the start
+    `velocity` (second-order models) or the Thm 6 `constant` (the modified flow); a figure's
+    configuration may name an option its model does not have, which is then not used."""
+    cls = mj.MODELS[name]
+    if cls.second_order and velocity is not None:
+        return cls(velocity=velocity)
+    if name == "modified_flow" and constant is not None:
+        return cls(constant=constant)
+    return cls()
 
 
 def paper_values() -> dict:
@@ -47,8 +59,9 @@ def paper_rates(figure: str, method: str, kappa: float) -> tuple[np.ndarray, np.
     return values, unc
 
 
-def trajectories(kappas, hs, *, lam, T, model, velocity="paper", methods=("hb", "nag")):
-    """Discrete iterates and model solutions in the `(u_1, u_2)` plane (paper Figs 1 and 3).
+def trajectories(kappas, hs, *, lam, T, model, methods=("hb", "nag")):
+    """Discrete iterates and solutions of `model` (an object or an alias) in the `(u_1, u_2)`
+    plane (paper Figs 1 and 3).
 
     Returns `(discrete, continuous, gaps)`: nested lists `[method][kappa][h]` of `(N+1, 2)`
     arrays, the model evaluated at the same times `n h`, and `max_n |u_n - u(n h)|`."""
@@ -71,7 +84,6 @@ def trajectories(kappas, hs, *, lam, T, model, velocity="paper", methods=("hb", 
                             m,
                             np.arange(n + 1) * h,
                             model=model,
-                            velocity=velocity,
                             solver=EXACT,
                         )
                     )
@@ -116,19 +128,15 @@ def rate_grid(
     *,
     lam,
     T,
-    models,
+    model,
     init="zero",
-    velocity="taylor",
-    constant="corrected",
     methods=("hb", "nag"),
     norm="euclidean",
     progress=None,
 ):
-    """`convergence_study` for each `kappa`: errors and rates stacked as
-    `[kappa, method, h]` per model (Figs 2, 4, 8, 9)."""
-    errors = {m: [] for m in models}
-    rates = {m: [] for m in models}
-    diverged = []
+    """`convergence_study` of `model` (an object or an alias) for each `kappa`: its errors,
+    rates and divergence steps stacked as `[kappa, method, h]` (Figs 2, 4, 8, 9)."""
+    errors, rates, diverged = [], [], []
     for kappa in kappas:
         st = convergence_study(
             paper_quadratic(float(kappa)),
@@ -136,25 +144,19 @@ def rate_grid(
             hs=hs,
             lams=[lam],
             T=T,
-            models=models,
+            models=(model,),
             methods=methods,
             init=init,
-            hamiltonian_velocity=velocity,
-            constant=constant,
             norm=norm,
             solver=EXACT,
         )
-        for m in models:
-            errors[m].append(st.errors[m][:, 0])
-            rates[m].append(st.rates[m][:, 0])
+        (key,) = st.models
+        errors.append(st.errors[key][:, 0])
+        rates.append(st.rates[key][:, 0])
         diverged.append(st.diverged_at[:, 0])
         if progress is not None:
             progress.advance()
-    return (
-        {m: np.array(v) for m, v in errors.items()},
-        {m: np.array(v) for m, v in rates.items()},
-        np.array(diverged),
-    )
+    return np.array(errors), np.array(rates), np.array(diverged)
 
 
 def manifold_run(kappa, h, *, lam, steps, methods=("hb", "nag")):

@@ -31,7 +31,13 @@ from types import ModuleType
 
 import numpy as np
 
-from momentum_jax import atomic_path, dump_json, load_json, provenance
+from momentum_jax import (
+    atomic_path,
+    dump_json,
+    enable_compilation_cache,
+    load_json,
+    provenance,
+)
 
 from ._progress import Progress, log
 from .figures import FIGURES
@@ -227,13 +233,16 @@ def run(name: str, **kw) -> dict:
 
 
 def script_main(module_name: str, argv=None):
-    """`python -m momentum_jax.paper.figures.figN_<name> [--quick] [--out DIR]`: float64 is
-    switched on once, here at program start, then the figure is run."""
+    """`python -m momentum_jax.paper.figures.figN_<name> [--quick] [--out DIR]`: float64 and
+    the persistent compilation cache (`enable_compilation_cache`: `MOMENTUM_JAX_COMPILE_CACHE`,
+    else the user's cache folder) are switched on once, here at program start, then the figure
+    is run."""
     import argparse
 
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    enable_compilation_cache()
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(description=module.DESCRIPTION)
     parser.add_argument("--quick", action="store_true")

@@ -2,22 +2,22 @@
 reached by HB and NAG against GD at the effective rate (the Section 5 autoencoder, full batch,
 over several initialisations), and a picture of Phi against Phi_h on a 2-D nonconvex loss."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 import momentum_jax as mj
-from momentum_jax import (
-    double_well,
-    heavy_ball,
-    iterate,
-    scheme_method,
-    solve,
-    squared_gradient_norm,
-    stability_threshold,
-    top_hessian_eigenvalue,
+from momentum_jax import scheme_method, stability_threshold
+from momentum_jax.paper import (
+    TRAINING_LOSSES,
+    double_well_picture,
+    h_label,
+    measured_training,
+    modified_loss_constant,
+    script_main,
+    section5_from_config,
+    spread,
+    verdict,
 )
-from momentum_jax.paper import TRAINING_LOSSES, h_label, script_main, section5_from_config
 from momentum_jax.plotting import COLORS, new_figure, save_figure
 
 NAME = "fig10_implicit_regularisation"
@@ -26,12 +26,12 @@ DESCRIPTION = (
     "rate h/(1-lam) on the Section 5 autoencoder (full batch, 5 initialisations); Phi vs "
     "Phi_h on a 2-D double well with HB trajectories."
 )
-# A single run's sharpness is not a result (it changed from 3.70 to 2.08 between two CPUs for
-# the same code): every number is over `seeds` Glorot initialisations, and a claim is made only
-# where all of them agree. The learning rates are those of the training loss (the pixel mean):
-# h = 8, 4, 1, where GD at rate h/(1-lam) is at, near and below its linear-stability limit.
-# Full batch on the first 250 images for 100 steps keeps the figure to a few minutes on 2 CPU
-# cores; --full: 5000 images, 1000 steps, 10 seeds.
+# A single run's sharpness is not a result (near the stability limit it depends on the rounding
+# of the machine it runs on): every number is over `seeds` Glorot initialisations, and a claim
+# is made only where all of them agree. The learning rates are those of the training loss (the
+# pixel mean): h = 8, 4, 1, where GD at rate h/(1-lam) is at, near and below its
+# linear-stability limit. Full batch on the first 250 images for 100 steps keeps the figure to a
+# few minutes on 2 CPU cores; --full: 5000 images, 1000 steps, 10 seeds.
 CONFIG = {
     "dataset": "auto",
     "lam": 0.9,
@@ -76,13 +76,6 @@ def short(scheme):
     return LABELS[scheme].split()[0]
 
 
-def modified_loss_constant(scheme, h, lam):
-    """`h c` of Phi_h for a scheme: `c` of its `Momentum` at its own rate (GD: `h/(1-lam)` and
-    `c = 1/4`)."""
-    m = scheme_method(scheme, h, lam)
-    return float(m.h * m.c)
-
-
 def exponents(config):
     """The `e` of `h = 2^-e` (a list)."""
     return [int(e) for e in config["h_exponents"]]
@@ -100,23 +93,12 @@ def autoencoder_part(config, ctx):
     def phi(params):  # one function object for every run: compiled once
         return jnp.mean(per_example(params, data))
 
-    grad_sq = jax.jit(lambda p: squared_gradient_norm(phi, p))
     j = (
         exps.index(config["trajectory_h_exponent"])
         if config["trajectory_h_exponent"] in exps
         else 0
     )
     every = config["trajectory_every"]
-
-    def sharpness(p):  # to the relative residual sharpness_rtol (a lower bound if not reached)
-        top = top_hessian_eigenvalue(
-            phi,
-            p,
-            rtol=config["sharpness_rtol"],
-            max_iters=config["sharpness_max_iters"],
-            key=jax.random.PRNGKey(0),
-        )
-        return float(top.value), float(top.residual)
 
     keys = (
         "lam",
@@ -137,46 +119,25 @@ def autoencoder_part(config, ctx):
         parts = []
         for seed in config["seeds"]:
             prob = probs[seed]
-            trajectory = seed == config["seeds"][0]
+            trajectory = seed == config["seeds"][0]  # measured along the run at hs[j]
 
             def run(scheme=scheme, prob=prob, trajectory=trajectory):
-                r = mj.train_over_h(
-                    scheme,
-                    prob.params0,
-                    data,
-                    hs,
-                    epochs=config["steps"],
-                    batch_size=n,
-                    lam=config["lam"],
-                    loss=per_example,
-                    record_params_every=every if trajectory else None,
-                )
-                sharp, resid, gsq = [], [], []
-                for i in range(len(hs)):
-                    p = jax.tree.map(lambda x, i=i: x[i], r.params)
-                    value, residual = sharpness(p)
-                    sharp.append(value)
-                    resid.append(residual)
-                    gsq.append(float(grad_sq(p)))
-                out = {
-                    "loss": np.asarray(r.losses[:, -1]),
-                    "sharpness": np.array(sharp),
-                    "residual": np.array(resid),
-                    "grad_sq": np.array(gsq),
-                    "diverged_at": np.asarray(r.diverged_at),
-                    "curves": np.asarray(r.losses),
-                }
-                if trajectory:  # sharpness along the run at one h (first seed only)
-                    snaps = jax.tree.map(lambda x: x[j], r.snapshots)
-                    count = jax.tree.leaves(snaps)[0].shape[0]
-                    out["path_loss"] = np.asarray(r.losses[j, ::every][:count])
-                    out["path_sharpness"] = np.array(
-                        [
-                            sharpness(jax.tree.map(lambda x, k=k: x[k], snaps))[0]
-                            for k in range(count)
-                        ]
+                return {
+                    "arrays": measured_training(
+                        scheme,
+                        prob.params0,
+                        data,
+                        hs,
+                        phi,
+                        loss=per_example,
+                        steps=config["steps"],
+                        lam=config["lam"],
+                        rtol=config["sharpness_rtol"],
+                        max_iters=config["sharpness_max_iters"],
+                        path_at=j if trajectory else None,
+                        every=every,
                     )
-                return {"arrays": out}
+                }
 
             key = shared | {"scheme": scheme, "seed": seed, "trajectory": trajectory}
             parts.append(ctx.cached(f"{scheme}-seed{seed}", key, run)["arrays"])
@@ -199,74 +160,15 @@ def autoencoder_part(config, ctx):
 
 
 def toy_part(config):
-    lam, h, steps = config["lam"], config["toy_h"], config["toy_steps"]
-    hb = heavy_ball(h, lam)
-    hc = float(hb.h * hb.c)
-    lo, hi = config["toy_box"]
-    g = np.linspace(lo, hi, config["toy_grid"])
-    X, Y = np.meshgrid(g, g)
-    pts = jnp.asarray(np.stack([X.ravel(), Y.ravel()], axis=1))
-    phi = jax.vmap(double_well)(pts)
-    gsq = jnp.sum(jax.vmap(jax.grad(double_well))(pts) ** 2, axis=1)
-    ts = h * np.arange(steps + 1)
-    hb_paths, flow_paths, gd_paths, d_mod, d_flow = [], [], [], [], []
-    for start in config["toy_starts"]:
-        u0 = jnp.asarray(start, dtype=float)
-        us = np.asarray(iterate(double_well, u0, hb, steps, init="manifold"))
-        mod = np.asarray(solve(double_well, u0, hb, ts, model="modified_flow"))
-        flow = np.asarray(solve(double_well, u0, hb, ts, model="gradient_flow"))
-        hb_paths.append(us)
-        flow_paths.append(mod)
-        gd_paths.append(flow)
-        d_mod.append(float(np.max(np.linalg.norm(us - mod, axis=1))))
-        d_flow.append(float(np.max(np.linalg.norm(us - flow, axis=1))))
-    shape = X.shape
-    arrays = {
-        "toy/x": g,
-        "toy/phi": np.asarray(phi).reshape(shape),
-        "toy/reg": (hc * np.asarray(gsq)).reshape(shape),
-        "toy/hb": np.array(hb_paths),
-        "toy/modified_flow": np.array(flow_paths),
-        "toy/gradient_flow": np.array(gd_paths),
-    }
-    summary = {
-        "loss": "double_well (x^2-1)^2/4 + y^2/2 + xy/4",
-        "h": h,
-        "lam": lam,
-        "h_c": hc,
-        "steps": steps,
-        "hb_start": "on the invariant manifold (order 1)",
-        "max_dist_hb_to_modified_flow": d_mod,
-        "max_dist_hb_to_gradient_flow": d_flow,
-        "hb_closer_to_modified_flow": [bool(a < b) for a, b in zip(d_mod, d_flow)],
-    }
-    return arrays, summary
-
-
-def spread(values, diverged):
-    """`{"mean", "min", "max", "per_seed"}` over the seeds that did not diverge (None if none)."""
-    v = np.where(diverged, np.nan, values)
-    ok = np.isfinite(v)
-    out = {"per_seed": [None if not o else float(x) for x, o in zip(v, ok)]}
-    if not np.any(ok):
-        return out | {"mean": None, "min": None, "max": None}
-    return out | {
-        "mean": float(np.nanmean(v)),
-        "min": float(np.nanmin(v)),
-        "max": float(np.nanmax(v)),
-    }
-
-
-def verdict(a, b, ok):
-    """Per `h`: `"yes"` if `a < b` for every seed where both ran, `"no"` if for none, else
-    `"mixed k/n"`; `a`, `b`, `ok` are `(seeds, h)`."""
-    out = []
-    for i in range(a.shape[1]):
-        m = ok[:, i]
-        k = int(np.sum(a[m, i] < b[m, i]))
-        n = int(np.sum(m))
-        out.append("n/a" if n == 0 else "yes" if k == n else "no" if k == 0 else f"mixed {k}/{n}")
-    return out
+    arrays, summary = double_well_picture(
+        h=config["toy_h"],
+        lam=config["lam"],
+        steps=config["toy_steps"],
+        box=config["toy_box"],
+        points=config["toy_grid"],
+        starts=config["toy_starts"],
+    )
+    return {f"toy/{k}": v for k, v in arrays.items()}, summary
 
 
 def compute(config, ctx):

@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from momentum_jax import convergence_study, double_well
+from momentum_jax import ModifiedFlow, convergence_study, double_well
 from momentum_jax.paper import script_main
 from momentum_jax.plotting import (
     COLORS,
@@ -41,14 +41,15 @@ def compute(config, ctx):
             hs=hs,
             lams=[config["lam"]],
             T=config["T"],
-            models=("modified_flow",),
+            models=(ModifiedFlow(order=R),),
             init="manifold",
-            order=R,
+            init_order=R,
             fit_points=config["fit_points"],
         )
-        errors.append(st.errors["modified_flow"][:, 0])
+        (key,) = st.models
+        errors.append(st.errors[key][:, 0])
         for i, m in enumerate(st.methods):
-            slopes[f"R={R} {m}"] = float(st.orders["modified_flow"][i, 0])
+            slopes[f"R={R} {m}"] = float(st.orders[key][i, 0])
     hb = ", ".join(f"{slopes[f'R={R} hb']:.2f}" for R in config["orders"])
     headline = f"fitted slopes for R = 0..3 (HB, lam={config['lam']}): {hb}; expected R + 1"
     return {

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from momentum_jax.paper import pack, script_main, trajectories, unpack
+from momentum_jax.paper import config_model, pack, script_main, trajectories, unpack
 from momentum_jax.plotting import COLORS, METHOD_LABELS, new_figure, save_figure
 
 NAME = "fig1_gradient_flow"
@@ -67,8 +67,7 @@ def compute(config, ctx, claim=CLAIM):
         hs,
         lam=config["lam"],
         T=config["T"],
-        model=config["model"],
-        velocity=config["velocity"],
+        model=config_model(config["model"], velocity=config["velocity"]),
     )
     table = {
         f"{meth} kappa={kappa:g} h=2^-{e}": float(gaps[i, j, k])

@@ -4,7 +4,7 @@ the paper's own figure."""
 
 import numpy as np
 
-from momentum_jax.paper import paper_rates, rate_grid, script_main
+from momentum_jax.paper import config_model, paper_rates, rate_grid, script_main
 from momentum_jax.plotting import COLORS, METHOD_LABELS, new_figure, rate_panel, save_figure
 
 NAME = "fig2_rates"
@@ -58,19 +58,16 @@ def compare_with_paper(rates, hs, config):
 def compute(config, ctx):
     lo, hi = config["h_exponents"]
     hs = 2.0 ** -np.arange(lo, hi + 1)
-    model = config["model"]
-    errors, rates, diverged = rate_grid(
+    errors, r, diverged = rate_grid(
         config["kappas"],
         hs,
         lam=config["lam"],
         T=config["T"],
-        models=(model,),
+        model=config_model(config["model"], velocity=config["velocity"]),
         init=config["init"],
-        velocity=config["velocity"],
         norm=config["norm"],
         progress=ctx.progress(len(config["kappas"]), "kappa"),
     )
-    r = rates[model]
     last = {
         f"kappa={k:g}": {m: float(r[j, i, -1]) for i, m in enumerate(METHODS)}
         for j, k in enumerate(config["kappas"])
@@ -102,7 +99,7 @@ def compute(config, ctx):
         )
     summary["headline"] = headline
     return {
-        "arrays": {"hs": hs, "rates": r, "errors": errors[model], "diverged_at": diverged},
+        "arrays": {"hs": hs, "rates": r, "errors": errors, "diverged_at": diverged},
         "summary": summary,
     }
 

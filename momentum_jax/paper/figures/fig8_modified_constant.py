@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from momentum_jax.paper import rate_grid, script_main
+from momentum_jax.paper import config_model, rate_grid, script_main
 from momentum_jax.plotting import COLORS, METHOD_LABELS, new_figure, rate_panel, save_figure
 
 NAME = "fig8_modified_constant"
@@ -24,15 +24,14 @@ def compute(config, ctx):
             hs,
             lam=config["lam"],
             T=config["T"],
-            models=("modified_flow",),
+            model=config_model("modified_flow", constant=constant),
             init="manifold",
-            constant=constant,
             progress=ctx.progress(len(config["kappas"]), constant),
         )
-        arrays[f"rates_{constant}"] = rates["modified_flow"]
-        arrays[f"errors_{constant}"] = errors["modified_flow"]
+        arrays[f"rates_{constant}"] = rates
+        arrays[f"errors_{constant}"] = errors
         last[constant] = {
-            f"kappa={k:g} {m}": float(rates["modified_flow"][j, i, -1])
+            f"kappa={k:g} {m}": float(rates[j, i, -1])
             for j, k in enumerate(config["kappas"])
             for i, m in enumerate(("hb", "nag"))
         }

@@ -3,7 +3,7 @@
 import numpy as np
 
 from momentum_jax import fit_order
-from momentum_jax.paper import rate_grid, script_main
+from momentum_jax.paper import config_model, rate_grid, script_main
 from momentum_jax.plotting import (
     COLORS,
     METHOD_LABELS,
@@ -28,20 +28,18 @@ def compute(config, ctx):
     hs = 2.0 ** -np.arange(lo, hi + 1)
     arrays, summary = {"hs": hs}, {"order_fit": {}, "error_ratio_taylor_over_paper": {}}
     for start in STARTS:
-        errors, rates, _ = rate_grid(
+        errors, _, _ = rate_grid(
             config["kappas"],
             hs,
             lam=config["lam"],
             T=config["T"],
-            models=("hamiltonian",),
+            model=config_model("hamiltonian", velocity=start),
             init="manifold" if start == "manifold" else "zero",
-            velocity=start,
             progress=ctx.progress(len(config["kappas"]), start),
         )
-        arrays[f"errors_{start}"] = errors["hamiltonian"]
-        e = errors["hamiltonian"]
+        arrays[f"errors_{start}"] = errors
         fit = {
-            f"kappa={k:g} {m}": float(fit_order(hs, e[j, i], 4))
+            f"kappa={k:g} {m}": float(fit_order(hs, errors[j, i], 4))
             for j, k in enumerate(config["kappas"])
             for i, m in enumerate(("hb", "nag"))
         }

@@ -1,8 +1,5 @@
-"""Plotting helpers (matplotlib): panels for errors and observed rates against the learning rate,
-used by `Study.plot`, the sweep plots and the paper's figures. Every function draws on axes it is
-given or returns a matplotlib figure; nothing here selects a backend or shows a window
-(matplotlib picks a non-interactive backend when there is no display).
-"""
+"""`plot_sweep`: heat maps of a sweep over `(h, lam)`, the quantities they can show, the data of
+one panel (`sweep_map`), their colour scale, colour bar and legend."""
 
 from __future__ import annotations
 
@@ -11,234 +8,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from ._panels import METHOD_LABELS, new_figure, tick_text
+from ._selection import pick
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-METHOD_LABELS = {"hb": "HB", "nag": "NAG", "gd": "GD"}
-COLORS = ["C0", "C1", "C2", "C3", "C4", "C5", "C6"]
-EXCLUDED = "excluded from rates and fits"
-"""The legend entry of `plot_study`'s red crosses: points whose status is not "ok" (diverged,
-solver failed, or outside the asymptotic regime; `Study.status` says which)."""
-
-
-def new_figure(nrows=1, ncols=1, *, width=4.0, height=3.2, **kw):
-    """A figure with a grid of axes sized per panel (inches)."""
-    import matplotlib.pyplot as plt  # imported on first use: `import momentum_jax` stays light
-
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kw
-    )
-    return fig, axes
-
-
-def save_figure(fig, path, *, dpi=80):
-    """Save as a small PNG (explicit format, so temporary file names work) and close."""
-    import matplotlib.pyplot as plt
-
-    if fig.get_layout_engine() is None:
-        fig.tight_layout()
-    fig.savefig(path, format="png", dpi=dpi)
-    plt.close(fig)
-
-
-def rate_panel(
-    ax, hs, rates, *, label, color, valid=None, marker="o", cross_label="diverged / failed"
-):
-    """Plot `Delta(h)` against `-log2 h` (the x-axis of the paper's Figs 2 and 4).
-
-    `rates[i]` belongs to `hs[i]` (the rate between `h_i` and `h_i / 2`). Points that are not
-    valid (diverged or solver failure at either end) are drawn as red crosses at the bottom of the
-    panel, never silently dropped, named `cross_label` in the legend (when `label` is given).
-    """
-    x = -np.log2(np.asarray(hs)[: len(rates)])
-    rates = np.asarray(rates, dtype=float)
-    ok = np.isfinite(rates) if valid is None else (np.asarray(valid) & np.isfinite(rates))
-    ax.plot(x[ok], rates[ok], marker=marker, ms=3, color=color, label=label)
-    if np.any(~ok):
-        ax.plot(
-            x[~ok],
-            np.zeros(np.sum(~ok)),
-            "x",
-            color="red",
-            ms=6,
-            label=cross_label if label else None,
-        )
-    ax.set_xlabel(r"$-\log_2 h$")
-    ax.set_ylabel(r"$\Delta(h)$")
-
-
-def error_panel(ax, hs, errors, *, label, color, marker="o", ls="-", cross_label=None):
-    """Errors against `h` on log-log axes; non-finite (excluded) points marked with red crosses
-    at the top of the series, named `cross_label` in the legend when it is given."""
-    hs, errors = np.asarray(hs), np.asarray(errors, dtype=float)
-    ok = np.isfinite(errors) & (errors > 0)
-    ax.loglog(hs[ok], errors[ok], marker=marker, ms=3, ls=ls, color=color, label=label)
-    if np.any(~ok):
-        top = np.nanmax(errors[ok]) if np.any(ok) else 1.0
-        ax.loglog(hs[~ok], np.full(np.sum(~ok), top), "x", color="red", ms=6, label=cross_label)
-    ax.set_xlabel("h")
-    ax.set_ylabel(r"$\max_{nh\leq T} |u_n - u(nh)|$")
-
-
-def reference_slope(ax, hs, errors, order, *, color="0.5"):
-    """A dashed line of slope `order` through the smallest-h error, labelled `h^order`."""
-    hs, errors = np.asarray(hs), np.asarray(errors, dtype=float)
-    ok = np.isfinite(errors) & (errors > 0)
-    if not np.any(ok):
-        return
-    h0, e0 = hs[ok][-1], errors[ok][-1]
-    ax.loglog(hs, e0 * (hs / h0) ** order, "--", color=color, lw=0.8, label=f"$h^{order}$")
-
-
-def _legend(ax, **kw):
-    """A legend with each label once (the red crosses of several series share one entry)."""
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    if unique:
-        ax.legend(unique.values(), unique.keys(), **kw)
-
-
-def panel_title(ax, text: str, *, fontsize: float = 10.0):
-    """Set `text` as the title of `ax`, broken into lines (at spaces, after commas and before
-    `[`) so that no line is wider than the axes: a long model label
-    (`modified_flow[order=2, constant='printed']: observed rate`) is never cut off."""
-    import textwrap
-
-    fig = ax.get_figure()
-    width_pt = ax.get_position().width * fig.get_figwidth() * 72
-    per_line = max(12, int(width_pt / (0.6 * fontsize)))  # a generous mean glyph width
-    spaced = text.replace("[", " [") if len(text) > per_line else text
-    lines = textwrap.wrap(spaced, per_line, break_long_words=False, break_on_hyphens=False)
-    return ax.set_title("\n".join(line.replace(" [", "[") for line in lines), fontsize=fontsize)
-
-
-def _pick(what: str, chosen, available: Sequence) -> list[int]:
-    """Indices of `chosen` (None: all) in `available`; `ValueError` naming the allowed values."""
-    if chosen is None:
-        return list(range(len(available)))
-    if isinstance(chosen, (str, float, int, np.generic)):
-        chosen = [chosen]
-    out = []
-    for c in chosen:
-        if isinstance(c, str):
-            hits = [i for i, a in enumerate(available) if a == c]
-        else:
-            hits = [
-                i for i, a in enumerate(available) if not isinstance(a, str) and np.isclose(a, c)
-            ]
-        if not hits:
-            raise ValueError(f"{what} {c!r} is not one of {list(available)}")
-        out.append(hits[0])
-    return out
-
-
-def fit_line(ax, hs, errors, order, points, *, color="0.3"):
-    """Draw the fitted line of slope `order` over the `points` smallest `h` with a positive, finite
-    error (the points `fit_order` fits), dashed and labelled `slope <order>`; the intercept is the
-    least-squares one for that slope (the line passes through the mean of the fitted points).
-    Returns the line, or None when there are fewer than two such points or `order` is NaN."""
-    hs, errors = np.asarray(hs, dtype=float), np.asarray(errors, dtype=float)
-    ok = np.isfinite(errors) & (errors > 0)
-    chosen = [i for i in np.argsort(hs, kind="stable") if ok[i]][:points]
-    if len(chosen) < 2 or not np.isfinite(order):
-        return None
-    sel = np.sort(np.asarray(chosen))
-    logh, loge = np.log(hs[sel]), np.log(errors[sel])
-    intercept = np.mean(loge - order * logh)
-    (line,) = ax.loglog(
-        hs[sel],
-        np.exp(intercept + order * logh),
-        "--",
-        color=color,
-        lw=1.6,
-        alpha=0.8,
-        label=f"slope {order:.2f}",
-    )
-    line.set_gid("fit")
-    return line
-
-
-def plot_study(study, *, models=None, methods=None, lams=None, fit: bool = True) -> Figure:
-    """The errors and observed rates of a convergence study (as in the paper's Figs 2 and 4;
-    docs/theory.md §2), one column per model.
-
-    Top row: `max_{nh<=T} |u_n - u(nh)|` against `h` on log-log axes, one line per
-    `(method, lam)`, with (`fit=True`) the fitted line of slope `study.orders[model]` over the
-    `study.fit_points` smallest valid `h`, labelled `slope <order>`. Bottom row: `Delta(h)`
-    against `-log2 h` (`rate_panel`). Points left out of rates and fits (`Study.valid`: diverged,
-    solver failed, outside the asymptotic regime) are drawn as red crosses (at the top of the
-    error panel, at zero in the rate panel), never dropped silently. One legend below the panels
-    names the series and the crosses; each error panel names its fitted slopes. Log
-    axes are labelled `0.6`, not `6x10^-1` (`readable_log_ticks`); long model labels are broken
-    into lines to fit their panel (`panel_title`).
-
-    **Arguments:**
-
-    - `study`: a `Study`.
-    - `models`, `methods`: names (one or a sequence) to draw; all by default.
-    - `lams`: momenta (one or a sequence, matched to `study.lams` within rounding); all by
-      default.
-    - `fit`: draw the fitted slopes.
-
-    **Returns:** a matplotlib `Figure` with `2 x len(models)` axes (nothing is shown; close it
-    with `matplotlib.pyplot.close` when drawing many).
-    """
-    mod_idx = _pick("model", models, list(study.models))
-    meth_idx = _pick("method", methods, list(study.methods))
-    lam_idx = _pick("lam", lams, [float(x) for x in study.lams])
-    fig, axes = new_figure(2, len(mod_idx), layout="constrained")
-    rates, orders = study.rates, study.orders
-    for c, mi in enumerate(mod_idx):
-        model = study.models[mi]
-        top, bottom = axes[0, c], axes[1, c]
-        valid = study.valid(model)
-        k = 0
-        for i in meth_idx:
-            meth = study.methods[i]
-            for j in lam_idx:
-                color = COLORS[k % len(COLORS)]
-                k += 1
-                label = rf"{METHOD_LABELS.get(meth, meth)}, $\lambda={study.lams[j]:g}$"
-                errors = np.where(valid[i, j], study.errors[model][i, j], np.nan)
-                error_panel(top, study.hs, errors, label=label, color=color, cross_label=EXCLUDED)
-                if fit:
-                    fit_line(
-                        top, study.hs, errors, orders[model][i, j], study.fit_points, color=color
-                    )
-                rate_panel(
-                    bottom,
-                    study.hs,
-                    rates[model][i, j],
-                    label=label,
-                    color=color,
-                    cross_label=EXCLUDED,
-                )
-        readable_log_ticks(top.xaxis)
-        readable_log_ticks(top.yaxis)
-        panel_title(top, f"{study.label(model)}: error")
-        panel_title(bottom, f"{study.label(model)}: observed rate")
-        slopes = [ln for ln in top.get_lines() if ln.get_gid() == "fit"]
-        if slopes:  # the slopes differ per panel: their own legend, beside their lines
-            top.legend(slopes, [ln.get_label() for ln in slopes], fontsize=7)
-    # the series and the crosses are the same in every panel: one legend, below the panels
-    shared: dict[str, Any] = {}
-    for ax in axes.ravel():
-        for line in ax.get_lines():
-            if line.get_gid() != "fit" and not line.get_label().startswith("_"):
-                shared.setdefault(line.get_label(), line)
-    if EXCLUDED in shared:  # the crosses last, after the series
-        shared[EXCLUDED] = shared.pop(EXCLUDED)
-    if shared:
-        fig.legend(
-            list(shared.values()),
-            list(shared),
-            loc="outside lower center",
-            ncols=min(len(shared), max(1, int(fig.get_figwidth() // 2))),  # fits the width
-            fontsize=8,
-            frameon=False,
-        )
-    return fig
-
 
 SWEEP_QUANTITIES = ("final_loss", "min_loss", "diverged_at")
 """The quantities of every sweep; `curve`, `sharpness` and `distance:<model>` where recorded."""
@@ -317,10 +91,10 @@ def sweep_map(sweep, quantity: str = "final_loss", *, method: str, seed=None, lo
     `sweep.seeds`) picks that seed. For `"diverged_at"` the value is the first diverging step
     (the earliest over the seeds), masked where no run diverged."""
     values, diverged, _ = _sweep_quantity(sweep, quantity)
-    (mi,) = _pick("method", method, list(sweep.methods))
+    (mi,) = pick("method", method, list(sweep.methods))
     values, diverged = values[mi], diverged[mi]
     if seed is not None:
-        (si,) = _pick("seed", int(seed), [int(s) for s in sweep.seeds])
+        (si,) = pick("seed", int(seed), [int(s) for s in sweep.seeds])
         values, diverged = values[..., si], diverged[..., si]
     elif quantity == "diverged_at":
         values = np.min(np.where(np.isnan(values), np.inf, values), axis=-1)
@@ -373,39 +147,6 @@ def colour_limits(shown: np.ndarray, *, log: bool, limits=None) -> tuple[float, 
     if lo == hi:
         lo, hi = (lo / 2, hi * 2) if log else (lo - 0.5, hi + 0.5)
     return lo, hi
-
-
-def tick_text(value: float) -> str:
-    """A tick label: `4.88` for values from `1e-3` to `1e4`, else `4.88x10^-7` (mathtext), at
-    most three significant digits (never `4.875x10^0`)."""
-    if value == 0 or not np.isfinite(value):
-        return f"{value:g}"
-    if 1e-3 <= abs(value) < 1e4:
-        return f"{value:.3g}"
-    exponent = int(np.floor(np.log10(abs(value))))
-    mantissa = float(f"{value / 10.0**exponent:.3g}")
-    if abs(mantissa) >= 10:
-        mantissa, exponent = mantissa / 10, exponent + 1
-    head = "" if mantissa == 1 else ("-" if mantissa == -1 else f"{mantissa:g}\\times")
-    return f"${head}10^{{{exponent}}}$"
-
-
-def readable_log_ticks(axis) -> None:
-    """Label the ticks of a logarithmic `axis` (an `ax.xaxis`, `ax.yaxis`) as matplotlib decides
-    which ticks get a label, powers of ten as `10^k`, the others by `tick_text` (`0.6`, not
-    `6x10^-1`; `4.88`, not `4.875x10^0`)."""
-    from matplotlib.ticker import LogFormatterSciNotation
-
-    class Readable(LogFormatterSciNotation):
-        def __call__(self, x, pos=None):
-            text = super().__call__(x, pos)
-            if not text or x <= 0:
-                return text
-            exponent = np.log10(x)
-            return text if abs(exponent - round(exponent)) < 1e-9 else tick_text(x)
-
-    axis.set_major_formatter(Readable())
-    axis.set_minor_formatter(Readable(labelOnlyBase=False))
 
 
 def _colour_bar_ticks(cbar, lo: float, hi: float, log: bool) -> None:
@@ -480,7 +221,7 @@ def plot_sweep(
 
     _, _, default_label = _sweep_quantity(sweep, quantity)
     label = default_label if label is None else label
-    meth_idx = _pick("method", method, list(sweep.methods))
+    meth_idx = pick("method", method, list(sweep.methods))
     if ax is None:
         fig, grid = new_figure(1, len(meth_idx), layout="constrained")
         axes = list(grid[0])

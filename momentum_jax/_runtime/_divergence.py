@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _tree
-from ._validate import check_range, concrete
+from .. import _tree
+from .._validate import check_range, concrete
 
 DIVERGENCE_LIMIT = 1e8
 """The default `divergence_limit` of every entry point."""

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._model._stiff import DampedESDIRK
+from ._model._stiff import DampedESDIRK
 
 INTERPOLANT_DEGREE: dict[type, int] = {
     diffrax.Tsit5: 4,
@@ -188,7 +188,7 @@ def _at(tab: Table, t, idx):
     coeffs = row[2:].reshape((degree + 1, -1) + row.shape[1:])
     out = coeffs[degree]
     for j in range(degree - 1, -1, -1):
-        out = out * theta + coeffs[j]
+        out = out * theta[None] + coeffs[j]
     return _unflatten(tab.layout, out)
 
 

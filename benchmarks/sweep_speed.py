@@ -1,0 +1,156 @@
+"""The `sweep` rows of `benchmarks/run.py`: `mj.sweep` against the bare loop a JAX user writes
+first (`benchmarks/bare.py`: `jax.jit(jax.vmap(run))`, nothing recorded, no divergence check),
+side by side in one process, timed in alternation (the best of `repeats` calls of each), with
+the same final losses checked.
+
+- the regime map's quadratic (Fig 14: HB and NAG x 32 lam x 32 h, 2048 points, 4000 steps, the
+  paper's 2-D quadratic, kappa 10, float64);
+- a small MLP in float32: the digits autoencoder (64-32-16-8-16-32-64, 256 images, full batch),
+  HB and NAG x 8 lam x 16 h (256 points), 200 steps; its FLOP rate against one 2048 x 2048
+  float32 matmul's on the same machine. (The points share the input batch: `vmap` already
+  makes the first layer, and its weights' gradient, one wide product for every point, a
+  `(256, 64) x (64, 256 * 32)` dot in the compiled loop; the other layers are batched products.)
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import momentum_jax as mj
+
+from . import bare
+
+METHODS = ("hb", "nag")
+
+
+def alternate(fns: dict, repeats: int) -> dict:
+    """`{name: best warm seconds}` of the calls in `fns`, called in turn `repeats` times after one
+    call each (compiling), so that a change of the machine's load touches them alike."""
+    for fn in fns.values():
+        fn()
+    times: dict = {k: [] for k in fns}
+    for _ in range(max(repeats, 1)):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: min(v) for k, v in times.items()}
+
+
+def flat_points(hs, lams, dtype):
+    """`(h, lam, a)` of every `(method, lam, h)` point of a sweep, in `sweep`'s order."""
+    L, H = np.meshgrid(lams, hs, indexing="ij")
+    pts = [mj.method_from_name(m, H.ravel(), L.ravel()) for m in METHODS]
+    return tuple(
+        jnp.asarray(np.concatenate([np.ravel(getattr(p, f)) for p in pts]), dtype)
+        for f in ("h", "lam", "a")
+    )
+
+
+def _agreement(sw, ref, shape):
+    """The largest relative difference of the final losses over the points that stayed bounded
+    (the bare loop does not stop the others), and how many points diverged."""
+    ours = np.asarray(sw.final_loss[..., 0], dtype=float)
+    ref = np.asarray(ref, dtype=float).reshape(shape)
+    ok = sw.diverged_at[..., 0] < 0
+    scale = np.maximum(np.abs(ref[ok]), np.finfo(float).tiny)
+    return float(np.max(np.abs(ours[ok] - ref[ok]) / scale)), int(np.sum(~ok))
+
+
+def quadratic(quick: bool, repeats: int) -> dict:
+    n = 8 if quick else 32
+    hs, lams = 2.0 ** np.linspace(-1.0, -8.0, n), np.linspace(0.0, 0.95, n)
+    steps = 400 if quick else 4000
+    loss, u0 = mj.paper_quadratic(10.0), jnp.array([1.0, 1.0])
+    h, lam, a = flat_points(hs, lams, jnp.float64)
+    run_bare = bare.final_losses(loss, steps)
+    out = {}
+
+    def ours():
+        out["sweep"] = mj.sweep(loss, u0, hs=hs, lams=lams, methods=METHODS, steps=steps)
+
+    def theirs():
+        out["bare"] = jax.block_until_ready(run_bare(u0, h, lam, a))
+
+    t = alternate({"sweep": ours, "bare": theirs}, repeats)
+    diff, diverged = _agreement(out["sweep"], out["bare"], (2, n, n))
+    return {
+        "problem": "quadratic (kappa 10, float64)",
+        "points": 2 * n * n,
+        "steps": steps,
+        "sweep_s": t["sweep"],
+        "bare_s": t["bare"],
+        "speed_vs_bare": t["bare"] / t["sweep"],
+        "max_relative_difference_final_loss": diff,
+        "diverged_points": diverged,
+    }
+
+
+def _digits(n_images):
+    images, _ = mj.load_digits_images()
+    return jnp.asarray(images[:n_images], jnp.float32)
+
+
+def mlp_flops_per_step(sizes, examples: int) -> float:
+    """Multiply-adds of the dense layers times 2, for the forward pass and the two products of
+    the backward pass (`3 x 2 x examples x sum(n_in n_out)`), per point and step."""
+    return 3.0 * 2.0 * examples * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def matmul_rate(repeats: int) -> float:
+    """FLOP/s of one 2048 x 2048 float32 matmul on the default device."""
+    k = jax.random.split(jax.random.key(0))
+    x, y = (jax.random.normal(kk, (2048, 2048), jnp.float32) for kk in k)
+    f = jax.jit(jnp.matmul)
+    t = alternate({"mm": lambda: jax.block_until_ready(f(x, y))}, max(repeats, 5))
+    return 2.0 * 2048**3 / t["mm"]
+
+
+def mlp(quick: bool, repeats: int) -> dict:
+    n_h, n_lam = (4, 4) if quick else (16, 8)
+    hs, lams = 2.0 ** np.linspace(-1.0, -6.0, n_h), np.linspace(0.0, 0.95, n_lam)
+    steps, examples = (20 if quick else 200), 256
+    x = _digits(examples)
+    params = mj.init_autoencoder(mj.DIGITS_SIZES, seed=0, dtype=jnp.float32)
+
+    def loss(p):
+        return jnp.mean(mj.squared_error(p, x))
+
+    h, lam, a = flat_points(hs, lams, jnp.float32)
+    run_bare = bare.final_losses(loss, steps)
+    out = {}
+
+    def ours():
+        out["sweep"] = mj.sweep(loss, params, hs=hs, lams=lams, methods=METHODS, steps=steps)
+
+    def theirs():
+        out["bare"] = jax.block_until_ready(run_bare(params, h, lam, a))
+
+    t = alternate({"sweep": ours, "bare": theirs}, repeats)
+    diff, diverged = _agreement(out["sweep"], out["bare"], (2, n_lam, n_h))
+    points = 2 * n_lam * n_h
+    flops = mlp_flops_per_step(mj.DIGITS_SIZES, examples) * points * steps
+    peak = matmul_rate(repeats)
+    return {
+        "problem": "digits autoencoder (float32, 256 images, full batch)",
+        "points": points,
+        "steps": steps,
+        "sweep_s": t["sweep"],
+        "bare_s": t["bare"],
+        "speed_vs_bare": t["bare"] / t["sweep"],
+        "max_relative_difference_final_loss": diff,
+        "diverged_points": diverged,
+        "flops": flops,
+        "bare_gflops": flops / t["bare"] / 1e9,
+        "sweep_gflops": flops / t["sweep"] / 1e9,
+        "matmul_2048_gflops": peak / 1e9,
+        "sweep_fraction_of_matmul": flops / t["sweep"] / peak,
+    }
+
+
+def rows(quick: bool, repeats: int) -> list:
+    return [quadratic(quick, repeats), mlp(quick, repeats)]

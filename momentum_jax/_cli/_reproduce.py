@@ -1,0 +1,54 @@
+"""`momentum-jax reproduce`: the paper's figures (`momentum_jax.paper`), computed or loaded from
+the results cache, drawn and summarised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from momentum_jax import paper
+
+from ._arguments import UsageError
+from ._values import whole
+
+
+def run(args) -> int:
+    """Check the arguments, then run each figure named (all of them if none is)."""
+    try:
+        names = paper.resolve(args.figures)
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None
+    if args.mnist_dir is not None:
+        if not Path(args.mnist_dir).is_dir():
+            raise UsageError(f"--mnist-dir {args.mnist_dir!r} is not a folder")
+        if args.dataset not in (None, "auto"):
+            raise UsageError(f"--mnist-dir runs the MNIST IDX files; drop --dataset {args.dataset}")
+    epochs = None if args.epochs is None else whole("epochs", args.epochs, 1)
+    for name in names:
+        module = paper.load_module(name)
+        summary = paper.run_experiment(
+            module,
+            quick=args.quick,
+            out=args.out,
+            cache_dir=args.cache,
+            progress=not args.no_progress,
+            options={"mnist_dir": args.mnist_dir},
+            **overrides(module, args, epochs),
+        )
+        print(f"{name}: {args.out}/{name}.png  {summary['summary'].get('headline', '')}".rstrip())
+    return 0
+
+
+def overrides(module, args, epochs) -> dict:
+    """Configuration overrides of one figure from `--full`, `--epochs` and `--dataset`; the
+    data set is resolved here ("auto" -> what is installed), so that it keys the cache."""
+    config = dict(module.CONFIG) | (getattr(module, "QUICK", {}) if args.quick else {})
+    result = dict(getattr(module, "FULL", {})) if args.full else {}
+    if epochs is not None and "epochs" in config:
+        result["epochs"] = epochs
+    if "dataset" in config:
+        name = args.dataset or result.get("dataset") or config["dataset"]
+        try:
+            result["dataset"] = paper.section5_dataset(name, args.mnist_dir)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    return result
