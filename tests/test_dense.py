@@ -67,10 +67,10 @@ def test_generic_table_of_a_pytree_state_matches_diffrax():
 def test_sorted_lookup_is_the_general_one_bit_for_bit(window):
     sol = _solve(diffrax.Tsit5(), jnp.asarray([1.0, 1.0]), lambda t, y, args: A @ y)
     tab = _dense.table(sol, 4)
-    n = jnp.arange(1, 513)
+    n = jnp.arange(1.0, 513.0)
     # rows like the engine's chunks: n h s, clamped at a last step, and one past the solve
     h = jnp.asarray([2.0**-4, 2.0**-9, 2.0**-12, 2.0**-14])
-    t = 0.5 + jnp.minimum(n[None, :], 400) * h[:, None]
+    t = 0.5 + jnp.minimum(n[None, :], 400.0) * h[:, None]
     idx, fits = _dense.locate_sorted(tab, t, window)
     values = _dense.evaluate_sorted(tab, t, window)
     reference = _dense.evaluate(tab, t)
