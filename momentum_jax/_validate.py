@@ -79,10 +79,7 @@ def _loss_signature(loss, u0):
     """A hashable key of what `check_loss`'s answer depends on: the loss and `u0` with every
     array leaf replaced by its shape and dtype; None when a leaf is not hashable."""
     leaves, treedef = jax.tree.flatten((loss, u0))
-    key = tuple(
-        (x.shape, x.dtype) if isinstance(x, np.ndarray | jax.Array) else x
-        for x in leaves
-    )
+    key = tuple((x.shape, x.dtype) if isinstance(x, np.ndarray | jax.Array) else x for x in leaves)
     try:
         hash(key)
     except TypeError:
