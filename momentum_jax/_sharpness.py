@@ -14,6 +14,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 from . import _tree
 from ._method import Momentum
@@ -107,8 +108,15 @@ def sharpness(
 def top_eigenpair(loss, params, rtol, max_iters, key, sign=1.0) -> TopEigenpair:
     """The top eigenpair of `sign * Hess loss(params)` by the locally optimal Krylov iteration
     (see `top_hessian_eigenvalue`); unchecked, traceable in every argument but `loss`."""
-    _, lin = jax.linearize(jax.grad(loss), params)
+    _, lin_tree = jax.linearize(jax.grad(loss), params)
     dtype = _tree.dtype(params)
+    # the iteration on one flat vector: a dot or a norm is one operation, whatever the number of
+    # arrays in `params` (a network's layers), which keeps the compiled loop small
+    _, unravel = ravel_pytree(params)
+
+    def lin(x):
+        return ravel_pytree(lin_tree(unravel(x)))[0]
+
     sign = jnp.asarray(sign, dtype)
     rtol = jnp.asarray(rtol, dtype)
     tiny = jnp.finfo(dtype).tiny
@@ -124,7 +132,7 @@ def top_eigenpair(loss, params, rtol, max_iters, key, sign=1.0) -> TopEigenpair:
         treedef,
         [jax.random.normal(k, jnp.shape(x), jnp.result_type(x)) for k, x in zip(keys, leaves)],
     )
-    v0 = _tree.scale(1.0 / _tree.norm(v0), v0)
+    v0 = ravel_pytree(_tree.scale(1.0 / _tree.norm(v0), v0))[0]
 
     def residual(v, hv):
         theta = _tree.dot(v, hv)
@@ -193,7 +201,7 @@ def top_eigenpair(loss, params, rtol, max_iters, key, sign=1.0) -> TopEigenpair:
     inf = jnp.asarray(jnp.inf, dtype)
     start = (jnp.asarray(0, jnp.int32), v0, zero, zero, jnp.asarray(True), jnp.asarray(False), inf)
     k, v, hv, _, _, _, res = jax.lax.while_loop(lambda c: ~c[5], body, start)
-    return TopEigenpair(_tree.dot(v, hv) * sign, v, res, res <= rtol, k)
+    return TopEigenpair(_tree.dot(v, hv) * sign, unravel(v), res, res <= rtol, k)
 
 
 _top = eqx.filter_jit(top_eigenpair)

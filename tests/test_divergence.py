@@ -156,29 +156,51 @@ def test_a_new_divergence_limit_does_not_recompile():
     assert 0 < int(first.diverged_at) < int(second.diverged_at)
 
 
-def test_sweep_finds_the_first_divergent_step_inside_a_checked_chunk():
+@pytest.mark.parametrize("min_loss", [True, False])
+def test_sweep_finds_the_first_divergent_step_inside_a_checked_chunk(min_loss):
     """`sweep` checks the bound once per chunk of steps and runs a chunk in which points crossed
     it again under the per-step guard: every point's `diverged_at`, final and minimum loss are
     those of the NumPy loop. HB crosses at steps 24 ... 110 (18 points in the first chunk, more
     than are run again at once; steps 76 and 110 inside later chunks and record blocks), NAG at
     steps 14 ... 24; with limit 1, HB at h = 0.3 leaves the bound at step 1 and is back inside it
-    from step 2 on (a chunk that ends inside the bound still finds it)."""
+    from step 2 on (a chunk that ends inside the bound still finds it). Without `min_loss`, HB
+    and NAG run in one loop: the same steps."""
     u0 = jnp.asarray(U0)
     hs, lams = np.linspace(0.37, 0.45, 24), [0.9]
-    sw = mj.sweep(LOSS, u0, hs=hs, lams=lams, methods=("hb", "nag"), steps=300, record_every=100)
+    sw = mj.sweep(
+        LOSS,
+        u0,
+        hs=hs,
+        lams=lams,
+        methods=("hb", "nag"),
+        steps=300,
+        record_every=100,
+        min_loss=min_loss,
+    )
     for i, a in enumerate((0.0, 0.9)):  # HB, NAG (a = lam)
         for k, h in enumerate(hs):
             n, _, losses = numpy_divergence(h, 0.9, a, 300, 1e8)
             assert int(sw.diverged_at[i, 0, k, 0]) == n, (i, h)
             # the same floating-point operations in the same order: equal to rounding
             np.testing.assert_allclose(sw.final_loss[i, 0, k, 0], losses[-1], rtol=1e-12)
-            np.testing.assert_allclose(sw.min_loss[i, 0, k, 0], losses.min(), rtol=1e-12)
+            if min_loss:
+                np.testing.assert_allclose(sw.min_loss[i, 0, k, 0], losses.min(), rtol=1e-12)
+    assert (sw.min_loss is None) == (not min_loss)
     assert sorted(set(sw.diverged_at[0, 0, :, 0].tolist()) & {76, 110}) == [76, 110]
     assert np.sum((sw.diverged_at[0] > 0) & (sw.diverged_at[0] <= 64)) > 16
 
     n, u_last, losses = numpy_divergence(0.3, 0.9, 0.0, 300, 1.0)
     assert n == 1 and np.linalg.norm(u_last) <= np.linalg.norm(U0)
-    back = mj.sweep(LOSS, u0, hs=[0.3], lams=[0.9], methods=("hb",), steps=300, divergence_limit=1)
+    back = mj.sweep(
+        LOSS,
+        u0,
+        hs=[0.3],
+        lams=[0.9],
+        methods=("hb",),
+        steps=300,
+        divergence_limit=1,
+        min_loss=min_loss,
+    )
     assert int(back.diverged_at[0, 0, 0, 0]) == 1
     np.testing.assert_allclose(back.final_loss[0, 0, 0, 0], losses[-1], rtol=1e-13)
     fin = mj.iterate_final(LOSS, u0, mj.heavy_ball(0.3, 0.9), 300, divergence_limit=1)

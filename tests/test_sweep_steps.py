@@ -141,3 +141,34 @@ def test_iterate_refuses_steps_that_save_every_would_drop():
     _, us = numpy_run(0.05, 0.5, 0.0, 12)
     kept = mj.iterate(loss, jnp.asarray(U0), m, 12, save_every=3)
     np.testing.assert_allclose(kept, us[::3], rtol=RTOL, atol=1e-15)  # u_0, u_3, ..., u_12
+
+
+def test_sweep_without_min_loss_runs_the_same_steps_in_one_loop():
+    """`min_loss=False` runs HB, NAG, GD and the effective-rate scheme in one loop (Wilson's
+    scheme apart): every recorded number but the minimum is the default's, to rounding, and
+    invalid values are refused before compiling."""
+    kw = dict(
+        hs=[0.15, 0.05, 0.4],
+        lams=[0.9, 0.5],
+        methods=("hb", "wilson", "nag", "gd", "gd_effective"),
+        steps=50,
+        record_every=10,
+        sharpness_at=[20],
+        models=("gradient_flow",),
+    )
+    loss, u0 = mj.paper_quadratic(KAPPA), jnp.asarray(U0)
+    ref = mj.sweep(loss, u0, **kw)
+    got = mj.sweep(loss, u0, min_loss=False, **kw)
+    assert got.min_loss is None and ref.min_loss is not None
+    assert np.any(ref.diverged_at >= 0) and np.any(ref.diverged_at < 0)
+    np.testing.assert_array_equal(got.diverged_at, ref.diverged_at)
+    for name in ("final_loss", "curve", "sharpness"):
+        np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-13, atol=0)
+    np.testing.assert_allclose(
+        got.distances["gradient_flow"], ref.distances["gradient_flow"], rtol=1e-12
+    )
+    for k, h in enumerate((0.15, 0.05)):  # NAG against the NumPy loop (h = 0.4 diverges)
+        ref_np, _ = numpy_run(h, 0.5, 0.5, 50)
+        np.testing.assert_allclose(got.final_loss[2, 1, k, 0], ref_np[50], rtol=RTOL)
+    with pytest.raises(TypeError, match="min_loss must be True or False"):
+        mj.sweep(loss, u0, hs=[0.1], lams=[0.5], steps=5, min_loss="no")

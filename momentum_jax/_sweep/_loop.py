@@ -1,6 +1,7 @@
-"""The compiled loop of `sweep`: every point of the flat grid, `vmap`ped, in a `lax.scan` over
-record blocks of bare steps, the divergence bound checked at chunk ends (the crossing chunk is
-run again step by step for the exact first divergent step)."""
+"""The compiled loop of `sweep`: the points of the flat grid, `vmap`ped, in a `lax.scan` over
+record blocks of bare steps (the methods of the eq. (7) family side by side in one loop where
+they run the same code, `_groups`), the divergence bound checked at chunk ends (the crossing
+chunk is run again step by step for the exact first divergent step)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 from .. import _tree
 from .._batches import batched_mean_loss, make_batches, masked_batch_mean
 from .._iterate import MomentumState, initial_state, step, step_and_loss
+from .._method import Momentum
 from .._runtime import (
     divergence_bound,
     guard,
@@ -83,27 +85,33 @@ def _loop(
     blocks = steps // every
     rest = steps - blocks * every
     keep = bool(models)
+    P = lam.shape[0]
     bound = jax.vmap(lambda sd: divergence_bound(limit, start_of(sd)))(seed)
-    outs = []
-    for g, name in enumerate(methods):
+    groups = _groups(methods, every_step_loss)
+    order = [name for group in groups for name in group]  # the methods along the point axis
+    advances, starts = [], []
+    for group in groups:
+        G = len(group)
+        lookahead = group[0] in _LOOKAHEAD  # the same for the whole group when it matters
+        # the flat points of the group: every method's points one after the other
+        h_g, seed_g, bound_g = (jnp.tile(x, G) for x in (h, seed, bound))
+        meth_g = None if group == ("wilson",) else _stacked_methods(group, lam, h, mu, dtype)
 
-        def method(lam_i, h_i, name=name):
-            m = _momentum(name, h_i, lam_i, mu)
-            return None if m is None else m.astype(dtype)
-
-        def start(lam_i, h_i, seed_i, method=method):
-            u0, meth = start_of(seed_i), method(lam_i, h_i)
-            if meth is None:
+        def start(meth_i, seed_i):
+            u0 = start_of(seed_i)
+            if meth_i is None:
                 return MomentumState(u0, _tree.zeros_like(u0))
-            return initial_state(full, u0, meth, init)
+            return initial_state(full, u0, meth_i, init)
 
-        def run_steps(carry, first, count, lam_i, h_i, bound_i, checked, method=method, name=name):
-            """`count` steps `first .. first + count - 1` of one point with the running minimum
-            of the full loss `loss(u_n)` of every step's start `u_n`. `checked`: under the
-            divergence guard (the carry is `(state, diverged_at, min)`); otherwise bare, the
-            carry `(state, min, peak)` with `peak` the largest squared norm of the iterates
-            (NaN or inf once one is not finite), for `_advance` to check at the end."""
-            meth = method(lam_i, h_i)
+        def run_steps(carry, first, count, point, bound_i, checked, lookahead=lookahead):
+            """`count` steps `first .. first + count - 1` of one point `(Momentum or None for
+            Wilson's scheme, h)` with the running minimum of the full loss `loss(u_n)` of
+            every step's start `u_n`. `checked`: under the divergence guard (the carry is
+            `(state, diverged_at, min)`); otherwise bare, the carry `(state, min, peak)` with
+            `peak` the largest `|u_i|` of each component over the iterates (NaN or inf once
+            one is not finite; componentwise, so that the loop has no reduction of its own),
+            for `_advance` to check at the end."""
+            meth, h_i = point
 
             def one(j, c):
                 n = first + j
@@ -114,67 +122,104 @@ def _loop(
                     new = wilson_step(f, h_i.astype(dtype), jnp.asarray(mu, dtype), s)
                     value = full(s.u) if every_step_loss else None
                 elif every_step_loss:  # f is the full loss (no data, or one batch)
-                    new, value = step_and_loss(f, meth, s, lookahead=name in _LOOKAHEAD)
+                    new, value = step_and_loss(f, meth, s, lookahead=lookahead)
                 else:
                     new = step(f, meth, s)
                 if checked:
                     s, div, _ = guard(new, s, c[1], (n + 1).astype(jnp.int32), bound_i)
-                else:
-                    peak = jnp.maximum(c[2], _tree.sq_norm(new.u))
+                else:  # componentwise: no reduction in the loop (NaN and inf propagate)
+                    peak = jax.tree.map(lambda m, x: jnp.maximum(m, jnp.abs(x)), c[2], new.u)
                 best = best if value is None else jnp.minimum(best, value.astype(dtype))
                 return (s, div, best) if checked else (new, best, peak)
 
             return jax.lax.fori_loop(0, count, one, carry)
 
-        def advance(carry, first, count, run_steps=run_steps):
-            """`count` steps of every point from step `first` (`_advance`)."""
-            return _advance(run_steps, carry, first, count, lam, h, bound)
+        def advance(carry, first, count, run_steps=run_steps, points=(meth_g, h_g), bd=bound_g):
+            """`count` steps of every point of the group from step `first` (`_advance`)."""
+            return _advance(run_steps, carry, first, count, points, bd)
 
-        def block(carry, b, advance=advance, g=g):
-            s, div, best = advance(carry, b * every, every)
-            value = jax.vmap(full)(s.u)
-            ok = div < 0
-
-            def measure(u):  # (value, residual) of the top Hessian eigenvalue
-                top = top_eigenvalue(full, u, rtol=sharpness_rtol, max_iters=sharpness_max_iters)
-                return jnp.stack([top.value, top.residual]).astype(value.dtype)
-
-            sharp = jax.lax.cond(
-                jnp.asarray(sharp_blocks)[b],
-                lambda: jax.vmap(measure)(s.u),
-                lambda: jnp.full(value.shape + (2,), jnp.nan, value.dtype),
+        advances.append(advance)
+        starts.append(
+            (
+                jax.vmap(start)(meth_g, seed_g),
+                jnp.full(G * P, -1, jnp.int32),
+                jnp.full(G * P, jnp.inf, dtype),
             )
-            if report_progress:
-                report(token, 0, (g * steps + (b + 1) * every) * lam.shape[0], total)
-            kept = s.u if keep else None
-            return (s, div, best), (
-                jnp.where(ok, value, jnp.nan),
-                jnp.where(ok[:, None], sharp, jnp.nan),
-                kept,
-            )
-
-        s0 = jax.vmap(start)(lam, h, seed)
-        best0 = jnp.full(lam.shape, jnp.inf, dtype)
-        div0 = jnp.full(lam.shape, -1, jnp.int32)
-        (s, div, best), (curve, sharp, us) = jax.lax.scan(
-            block, (s0, div0, best0), jnp.arange(blocks, dtype=jnp.int32)
         )
-        if rest:  # the steps after the last recorded one
-            s, div, best = advance((s, div, best), blocks * every, rest)
-            if report_progress:
-                report(token, 0, (g + 1) * steps * lam.shape[0], total)
-        final = jax.vmap(full)(s.u)
-        best = jnp.minimum(best, final.astype(dtype))
-        curve, sharp = curve.T, jnp.moveaxis(sharp, 0, 1)  # (P, B), (P, B, 2)
+
+    def advance_all(carry, first, count):
+        """Every group `count` steps from step `first`, and the joined `(state, diverged_at,
+        min)` of every point (the groups' points one after the other, `order`)."""
+        carry = tuple(adv(c, first, count) for adv, c in zip(advances, carry))
+        return carry, jax.tree.map(lambda *x: jnp.concatenate(x), *carry)
+
+    def block(carry, b):
+        """One record block: the steps, then the full loss and (at the blocks of
+        `sharp_blocks`) the sharpness of every point, each written once for all groups."""
+        carry, (s, div, _) = advance_all(carry, b * every, every)
+        value = jax.vmap(full)(s.u)
+        ok = div < 0
+
+        def measure(u):  # (value, residual) of the top Hessian eigenvalue
+            top = top_eigenvalue(full, u, rtol=sharpness_rtol, max_iters=sharpness_max_iters)
+            return jnp.stack([top.value, top.residual]).astype(value.dtype)
+
+        sharp = jax.lax.cond(
+            jnp.asarray(sharp_blocks)[b],
+            lambda: jax.vmap(measure)(s.u),
+            lambda: jnp.full(value.shape + (2,), jnp.nan, value.dtype),
+        )
+        if report_progress:
+            report(token, 0, (b + 1) * every * len(methods) * P, total)
+        kept = s.u if keep else None
+        return carry, (jnp.where(ok, value, jnp.nan), jnp.where(ok[:, None], sharp, jnp.nan), kept)
+
+    carry, (curve, sharp, us) = jax.lax.scan(
+        block, tuple(starts), jnp.arange(blocks, dtype=jnp.int32)
+    )
+    # the steps after the last recorded one
+    carry, (s, div, best) = advance_all(carry, blocks * every, rest)
+    if report_progress and rest:
+        report(token, 0, steps * len(methods) * P, total)
+    final = jax.vmap(full)(s.u)
+    best = jnp.minimum(best, final.astype(dtype))
+    curve, sharp = curve.T, jnp.moveaxis(sharp, 0, 1)  # (M P, B), (M P, B, 2)
+    outs = {}
+    for k, name in enumerate(order):
+        part = slice(k * P, (k + 1) * P)
         if keep:
-            us = jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), us)  # (P, B, ...)
+            us_k = jax.tree.map(lambda x: jnp.moveaxis(x[:, part], 0, 1), us)  # (P, B, ...)
             seeds = jax.tree.leaves(params)[0].shape[0] if seeded else 1
             ctx = _Context(full, start_of, seeds, every, mu, dtype, solver, vectorize_solves, init)
-            dists = _distances(ctx, models, name, lam, h, seed, us, div)
+            dists = _distances(ctx, models, name, lam, h, seed, us_k, div[part])
         else:
-            dists = jnp.zeros((lam.shape[0], 0), dtype)
-        outs.append((final, best, div, curve, sharp, dists))
-    return tuple(jnp.stack(x) for x in zip(*outs))
+            dists = jnp.zeros((P, 0), dtype)
+        outs[name] = (final[part], best[part], div[part], curve[part], sharp[part], dists)
+    return tuple(jnp.stack(x) for x in zip(*(outs[name] for name in methods)))
+
+
+def _groups(methods, every_step_loss: bool) -> list[tuple[str, ...]]:
+    """The methods that run in one `vmap`ped loop (their points side by side, each point with its
+    own `Momentum`): the eq. (7) family together, which halves the loop's steps for heavy ball
+    and Nesterov; apart by look-ahead when the loss of every step is recorded (a look-ahead
+    method pays a forward pass for it that heavy ball does not); Wilson's scheme alone."""
+    family = [m for m in methods if m != "wilson"]
+    if every_step_loss:
+        groups = [tuple(m for m in family if (m in _LOOKAHEAD) == look) for look in (False, True)]
+    else:
+        groups = [tuple(family)]
+    return [g for g in groups if g] + ([("wilson",)] if "wilson" in methods else [])
+
+
+def _stacked_methods(names, lam, h, mu, dtype) -> Momentum:
+    """The `Momentum` of every point of a group: the points of `names[0]`, then those of
+    `names[1]`, ... (each field of shape `(len(names) P,)`)."""
+    ms = [_momentum(name, h, lam, mu) for name in names]
+    assert all(m is not None for m in ms), names  # Wilson's scheme has a group of its own
+    return jax.tree.map(
+        lambda *x: jnp.concatenate([jnp.broadcast_to(xi, lam.shape) for xi in x]).astype(dtype),
+        *ms,
+    )
 
 
 CHECK_EVERY = 64
@@ -183,25 +228,27 @@ RERUN = 16
 """How many points that crossed the bound in one chunk `_advance` runs again together."""
 
 
-def _advance(run_steps, carry, first, count: int, lam, h, bound):
+def _advance(run_steps, carry, first, count: int, points, bound):
     """`count` steps of every point from step `first`, the carry `(state, diverged_at, min)`
-    with a leading point axis: bare steps (`run_steps(..., checked=False)`) in chunks of
-    `CHECK_EVERY`, the bound checked once at the end of each on the largest norm of the chunk's
-    iterates; the points that crossed it in a chunk (the divergence rule of
-    `momentum_jax._runtime`) run that chunk again from its start under the per-step guard
-    (`checked=True`), `RERUN` at a time, which finds their first divergent step and freezes
-    them at the step before it. States, `diverged_at` and minima are those of the guard at
-    every step; the common case (no point crosses) pays one check per chunk."""
-    P = lam.shape[0]
+    with a leading point axis, `points` and `bound` the points' `run_steps` arguments: bare
+    steps (`run_steps(..., checked=False)`) in chunks of `CHECK_EVERY`, the bound checked once
+    at the end of each on the norm of the componentwise largest `|u_i|` of the chunk's
+    iterates (at least the largest norm of an iterate: a point near the bound may run its
+    chunk again for nothing, but none is missed). The points that crossed it in a chunk (the
+    divergence rule of `momentum_jax._runtime`) run that chunk again from its start under the
+    per-step guard (`checked=True`), `RERUN` at a time, which finds their first divergent step
+    and freezes them at the step before it. States, `diverged_at` and minima are those of the
+    guard at every step; the common case (no point crosses) pays one check per chunk."""
+    P = bound.shape[0]
     size = min(P, RERUN)
 
     def chunk(c, first, length):
         s, div, best = c
-        peak0 = jnp.zeros(P, _tree.dtype(s.u))
+        peak0 = jax.tree.map(jnp.abs, s.u)
         new, new_best, peak = jax.vmap(
-            lambda ci, lm, hh, bd: run_steps(ci, first, length, lm, hh, bd, False)
-        )((s, best, peak0), lam, h, bound)
-        norm = jnp.sqrt(peak)
+            lambda ci, pt, bd: run_steps(ci, first, length, pt, bd, False)
+        )((s, best, peak0), points, bound)
+        norm = jnp.sqrt(jax.vmap(_tree.sq_norm)(peak))
         live = div < 0
         ok = live & jnp.isfinite(norm) & (norm <= bound)
         s = jax.vmap(_tree.where)(ok, new, s)
@@ -214,8 +261,8 @@ def _advance(run_steps, carry, first, count: int, lam, h, bound):
             def take(tree):
                 return jax.tree.map(lambda a: a.at[idx].get(mode="clip"), tree)
 
-            sub = jax.vmap(lambda ci, lm, hh, bd: run_steps(ci, first, length, lm, hh, bd, True))(
-                take((s, div, best)), take(lam), take(h), take(bound)
+            sub = jax.vmap(lambda ci, pt, bd: run_steps(ci, first, length, pt, bd, True))(
+                take((s, div, best)), take(points), take(bound)
             )
             s, div, best = jax.tree.map(
                 lambda a, b: a.at[idx].set(b, mode="drop"), (s, div, best), sub
@@ -227,7 +274,7 @@ def _advance(run_steps, carry, first, count: int, lam, h, bound):
         )
         return s, div, best
 
-    chunks, rest = divmod(count, CHECK_EVERY)
+    chunks, rest = divmod(count, CHECK_EVERY)  # count = 0: the carry as it is
     if chunks:
         carry = jax.lax.fori_loop(
             0, chunks, lambda k, c: chunk(c, first + k * CHECK_EVERY, CHECK_EVERY), carry

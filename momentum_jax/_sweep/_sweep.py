@@ -70,6 +70,7 @@ def sweep(
     init: str = "zero",
     mu: float = 1.0,
     divergence_limit: float = DIVERGENCE_LIMIT,
+    min_loss: bool = True,
     solver=None,
     devices=None,
     progress: Callable[[int, int], object] | None = None,
@@ -109,6 +110,11 @@ def sweep(
       `seeds`); it is then frozen at step `n - 1` (its final and minimum loss are those of the
       steps before `n`) and its curve and sharpness are NaN from step `n` on. The rule of
       `iterate_final`, `train` and `convergence_study`.
+    - `min_loss`: record the minimum of the full loss over every step (`Sweep.min_loss`; it
+      needs the loss at every step: a reduction a step, and one more forward pass for the
+      look-ahead methods). `False` leaves it out (`Sweep.min_loss` is None) and runs every
+      method of the eq. (7) family in one loop: the speed of a bare `jit(vmap(scan))`
+      (benchmarks/RESULTS.md, "Sweeps against the bare vmap").
     - `solver`: a `SolverConfig` (or a diffrax solver) for the models' solves; default: the
       tolerances of the parameters' dtype with at most `2^14` steps a solve (a point whose model
       needs more, typically a stiff one far outside the model's regime, gets NaN).
@@ -123,6 +129,8 @@ def sweep(
     check_whole("steps", steps, low=1)
     check_range("mu", mu, low=0.0, low_open=True)
     check_divergence_limit(divergence_limit)
+    if not isinstance(min_loss, bool | np.bool_):
+        raise TypeError(f"min_loss must be True or False, got {min_loss!r}")
     check_choice("init", init, ("zero", "manifold"))
     check_range("sharpness_rtol", sharpness_rtol, low=0.0, high=1.0, high_open=True)
     check_whole("sharpness_max_iters", sharpness_max_iters, low=1)
@@ -170,7 +178,7 @@ def sweep(
     blocks = steps // every
     curve_at = np.arange(1, blocks + 1) * every
     # the full loss of every step comes with the steps' gradients unless there are mini-batches
-    every_step_loss = data is None or (batch_size or 0) >= num_examples(data)
+    every_step_loss = min_loss and (data is None or (batch_size or 0) >= num_examples(data))
     sharp_set = np.isin(curve_at, np.asarray(sharpness_at, dtype=int))
     with progress_token(progress) as token:
 
