@@ -255,3 +255,15 @@ def test_float32_warning_with_float64_off_says_how_to_enable_it():
     assert "float64 is disabled" in message and "jax.config.update('jax_enable_x64', True)" in (
         message
     )
+
+
+def test_sweep_no_min_loss_reaches_sweep(capture):
+    assert capture(SWEEP)["min_loss"] is True
+    assert capture([*SWEEP, "--no-min-loss"])["min_loss"] is False
+
+
+def test_sweep_no_min_loss_has_no_min_loss_to_plot(capsys, nothing_runs, tmp_path):
+    argv = [*SWEEP, "--no-min-loss", "--plot", str(tmp_path / "m.png"), "--quantity", "min_loss"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--quantity got 'min_loss'" in err and "final_loss" in err

@@ -254,6 +254,11 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument(
         "--record-every", default=None, action=Once, help="record the loss every this many steps"
     )
+    w.add_argument(
+        "--no-min-loss",
+        action="store_true",
+        help="leave out the minimum loss over every step (faster: the bare loop's speed)",
+    )
     w.add_argument("--plot", default=None, action=Once, help="draw a heat map to FILE.png")
     w.add_argument(
         "--quantity",

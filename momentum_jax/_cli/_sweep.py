@@ -19,7 +19,7 @@ def run(args) -> int:
     every = None if args.record_every is None else whole("record-every", args.record_every, 1)
     out = check_result_file(args.out) if args.out is not None else None
     plot = check_output_file("--plot", args.plot) if args.plot is not None else None
-    quantity = quantity_option(args.quantity, plot, every, models)
+    quantity = quantity_option(args.quantity, plot, every, models, not args.no_min_loss)
     loss, u0 = load_loss(args.loss, args.loss_arg, args.x0)
     with progress_bar(args, "sweep") as bar:
         try:
@@ -32,6 +32,7 @@ def run(args) -> int:
                 steps=steps,
                 record_every=every,
                 models=models,
+                min_loss=not args.no_min_loss,
                 progress=bar,
             )
         except (ValueError, TypeError) as e:
@@ -42,14 +43,16 @@ def run(args) -> int:
     return 0
 
 
-def quantity_option(text: str | None, plot, every, models) -> str:
+def quantity_option(text: str | None, plot, every, models, min_loss: bool = True) -> str:
     """`--quantity`, checked before the sweep runs: only with `--plot`, and one of the
     quantities that the sweep will record (`sweep_quantities`)."""
     if text is None:
         return "final_loss"
     if plot is None:
         raise UsageError(f"--quantity {text!r} chooses what --plot draws; give --plot FILE.png")
-    allowed = mj.sweep_quantities(curve=every is not None, sharpness=False, models=models)
+    allowed = mj.sweep_quantities(
+        curve=every is not None, sharpness=False, models=models, min_loss=min_loss
+    )
     if text not in allowed:
         raise UsageError(f"--quantity got {text!r}; allowed for this sweep: {', '.join(allowed)}")
     return text

@@ -97,6 +97,7 @@ def quadratic_part(config, ctx):
         lams=lams,
         methods=METHODS,
         steps=config["divergence_steps"],
+        min_loss=False,  # only where each run diverges is used: HB and NAG in one loop
     )
     diverged = long.diverged[..., 0]
     arrays = {"hs": hs, "lams": lams, "diverged_long": diverged}
@@ -162,6 +163,7 @@ def digits_part(config, ctx):
         sharpness_at=[steps],
         sharpness_rtol=config["sharpness_rtol"],
         sharpness_max_iters=config["sharpness_max_iters"],
+        min_loss=False,  # not drawn: HB and NAG in one loop, no extra forward pass for NAG
     )
     bar.advance()
     arrays = {
