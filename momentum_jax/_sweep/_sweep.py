@@ -192,16 +192,17 @@ def sweep(
                 lam=lam_d,
                 h=h_d,
                 seed=seed_d,
-                mu=jnp.asarray(mu),
-                limit=jnp.asarray(divergence_limit, _tree.dtype(params)),
-                token=jnp.asarray(token, jnp.int32),
-                total=jnp.asarray(M * lam_p.size * steps),  # the padded points too
+                # NumPy scalars: traced like JAX arrays, without a dispatch each on the host
+                mu=np.asarray(mu),
+                limit=np.asarray(divergence_limit, np.dtype(_tree.dtype(params))),
+                token=np.asarray(token, np.int32),
+                total=np.asarray(M * lam_p.size * steps),  # the padded points too
                 steps=steps,
                 every=every,
                 batch_size=batch_size,
                 sharp_blocks=tuple(bool(x) for x in sharp_set),
-                sharpness_rtol=jnp.asarray(sharpness_rtol),
-                sharpness_max_iters=jnp.asarray(sharpness_max_iters),
+                sharpness_rtol=np.asarray(sharpness_rtol),
+                sharpness_max_iters=np.asarray(sharpness_max_iters, np.int32),
                 models=objects,
                 init=init,
                 seeded=seeds is not None,
