@@ -6,7 +6,8 @@
   compilation cache and with it (`jax.config.update("jax_compilation_cache_dir", ...)`, every
   program written however quick to compile): a first process fills an empty cache, a second
   one reads it. Then the same study with every `h` one octave smaller, in the same process
-  (what a new grid of the same size costs).
+  (what a new grid of the same size costs), then with a new `T` (3 instead of 2), then that
+  again (warm).
 - `overhead`: the warm time of a 1-point, 4-step study and of a 1-point, 4-step sweep: nearly
   all of it the host's work per call.
 """
@@ -46,15 +47,16 @@ import momentum_jax as mj
 
 loss = lambda u: 0.5 * (10.0 * u[0] ** 2 + u[1] ** 2)
 u0 = jnp.array([1.0, 1.0])
-def study(shift):
+def study(shift, T=2.0):
     return mj.convergence_study(
-        loss, u0, hs=2.0 ** -(jnp.arange(4, 12) + shift), lams=[0.5, 0.9], T=2.0,
+        loss, u0, hs=2.0 ** -(jnp.arange(4, 12) + shift), lams=[0.5, 0.9], T=T,
         models=(mj.GradientFlow(), mj.Hamiltonian(velocity="taylor")), norm="max",
     )
 out = {}
-for key, shift in (("first", 0), ("octave_shift", 1), ("warm", 1)):
+steps = (("first", 0, 2.0), ("octave_shift", 1, 2.0), ("new_T", 1, 3.0), ("warm", 1, 3.0))
+for key, shift, T in steps:
     c, k, t = compiles[0], hits[0], time.perf_counter()
-    study(shift)
+    study(shift, T)
     out[key + "_s"] = time.perf_counter() - t
     out[key + "_programs"] = compiles[0] - c
     out[key + "_from_cache"] = hits[0] - k

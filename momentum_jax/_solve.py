@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import diffrax
 import equinox as eqx
@@ -145,7 +146,14 @@ def diffeqsolve(
     """diffrax's `diffeqsolve`, the one call to it in this package: never raises (the caller
     reads `sol.result`) and uses the forward-mode adjoint, since nothing is differentiated
     through a solve. `controller` defaults to diffrax's constant step `dt0`; `solver_state`,
-    `controller_state` and `made_jump` continue an earlier solve."""
+    `controller_state` and `made_jump` continue an earlier solve.
+
+    With an adaptive `controller`, a given `dt0` (the first step) is handed to the controller
+    (`_FirstStep`) instead of to diffrax: diffrax checks the sign of a traced `dt0` with an
+    equinox runtime check, a host callback, and JAX never writes a program with a host
+    callback to its persistent compilation cache. The steps are the same, bit for bit."""
+    if dt0 is not None and isinstance(controller, diffrax.AbstractAdaptiveStepSizeController):
+        controller, dt0 = _FirstStep(controller, jnp.asarray(dt0)), None
     return diffrax.diffeqsolve(
         terms,
         ode_solver,
@@ -163,6 +171,32 @@ def diffeqsolve(
         throw=False,
         adjoint=diffrax.ForwardMode(),
     )
+
+
+class _FirstStep(diffrax.AbstractAdaptiveStepSizeController):
+    """`inner` with a given first step `dt`: `init` proposes `t0 + dt` (as diffrax does with
+    `dt0 = dt`) and every later step is `inner`'s. `dt` must have the sign of `t1 - t0`
+    (unchecked: the callers continue a forward solve with a step it took)."""
+
+    inner: diffrax.AbstractAdaptiveStepSizeController
+    dt: jax.Array
+    rtol: Any
+    atol: Any
+    norm: Any
+
+    def __init__(self, inner: diffrax.AbstractAdaptiveStepSizeController, dt):
+        self.inner, self.dt = inner, dt
+        self.rtol, self.atol, self.norm = inner.rtol, inner.atol, inner.norm
+
+    def wrap(self, direction):
+        return _FirstStep(self.inner.wrap(direction), self.dt * direction)
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        del dt0
+        return self.inner.init(terms, t0, t1, y0, self.dt, args, func, error_order)
+
+    def adapt_step_size(self, *args, **kwargs):
+        return self.inner.adapt_step_size(*args, **kwargs)
 
 
 class SharedSolve(eqx.Module):

@@ -83,3 +83,58 @@ def test_the_commands_that_compile_take_the_options(capsys, command):
         main([command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--compile-cache DIR" in text and "--no-compile-cache" in text
+
+
+_STUDY_SCRIPT = """
+import json, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+import momentum_jax as mj
+mj.enable_compilation_cache(sys.argv[1])
+events = {"programs": 0, "hits": 0, "misses": 0}
+def on_duration(name, *args, **kwargs):  # a program compiled or read from the cache
+    if name == "/jax/core/compile/backend_compile_duration":
+        events["programs"] += 1
+def on_event(name, *args, **kwargs):
+    if name == "/jax/compilation_cache/cache_hits":
+        events["hits"] += 1
+    if name == "/jax/compilation_cache/cache_misses":
+        events["misses"] += 1
+jax.monitoring.register_event_duration_secs_listener(on_duration)
+jax.monitoring.register_event_listener(on_event)
+import jax.numpy as jnp
+st = mj.convergence_study(
+    mj.paper_quadratic(10.0), jnp.array([1.0, 1.0]), hs=[0.25, 0.125], lams=[0.5],
+    methods=("hb",), models=("gradient_flow", "hamiltonian"), T=0.5,
+)
+events["errors"] = {k: v.tolist() for k, v in st.errors.items()}
+print(json.dumps(events))
+"""
+
+
+def study_process(cache: Path) -> dict:
+    """A README-style study (a shared solve and a per-point solve) in a fresh process with the
+    persistent cache in `cache`; its compile events, cache hits and misses, and errors."""
+    env = {k: v for k, v in os.environ.items() if k != "MOMENTUM_JAX_COMPILE_CACHE"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _STUDY_SCRIPT, str(cache)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_process_reads_the_study_kernel_from_the_cache(tmp_path):
+    """Every program of a study, its compiled loop included, is written to the persistent cache
+    and read back by a second process: none holds a host callback (a traced `dt0` would put
+    diffrax's equinox sign check, a host callback, into the per-point solves)."""
+    cache = tmp_path / "jax"
+    first = study_process(cache)
+    assert first["hits"] == 0 and first["programs"] > 0
+    assert len(files(cache)) >= first["programs"]  # every program written, the loop included
+    second = study_process(cache)
+    assert second["misses"] == 0 and second["hits"] == second["programs"] == first["programs"]
+    assert second["errors"] == first["errors"]

@@ -59,22 +59,45 @@ def test_sweep_with_one_more_point_reuses_the_loop_mostly():
     assert compiles.n == 1
 
 
-def _study(lams=(0.5, 0.9), u0=U0):
+def _study(loss=None, u0=U0, hs=2.0 ** -np.arange(4, 8), lams=(0.5, 0.9), T=1.0):
     return mj.convergence_study(
-        mj.paper_quadratic(10.0),
+        mj.paper_quadratic(10.0) if loss is None else loss,
         u0,
-        hs=2.0 ** -np.arange(4, 8),
+        hs=hs,
         lams=list(lams),
-        T=1.0,
+        T=T,
         models=("gradient_flow",),
     )
 
 
 @pytest.mark.parametrize(
-    "change", [{}, {"lams": (0.3, 0.8)}, {"u0": jnp.array([2.0, -1.0])}], ids=["same", "lam", "u0"]
+    "change",
+    [
+        {},
+        {"hs": 2.0 ** -np.arange(5, 9)},  # every h one octave smaller: twice the steps
+        {"hs": 2.0 ** -np.arange(2, 6)},  # two octaves larger
+        {"T": 3.0},
+        {"lams": (0.3, 0.8)},
+        {"u0": jnp.array([2.0, -1.0])},
+        {"loss": mj.paper_quadratic(20.0)},  # the loss's data: new values, same shape
+    ],
+    ids=["same", "octave", "two octaves", "T", "lam", "u0", "loss data"],
 )
 def test_study_compiles_once_for_new_values(change):
+    """The loop's shapes do not depend on the values of `h` and `T` (a fixed chunk length,
+    `_study/_grid.py:CHUNK`), so nothing compiles again, not even the checks."""
     _study()
     with count_compiles() as compiles:
-        _study(**change)
+        st = _study(**change)
     assert compiles.n == 0
+    assert st.errors["gradient_flow"].shape == (2, 2, 4)
+
+
+def test_study_with_one_more_point_reuses_the_loop_mostly():
+    """The grid's points are padded to a few sizes (`padded_size`: 18 and 20 points both run as
+    20), so one more `h` reuses the compiled loop and everything else."""
+    hs = 2.0 ** -np.arange(2, 14)
+    _study(hs=hs[:9], lams=[0.5])
+    with count_compiles() as compiles:
+        st = _study(hs=hs[:10], lams=[0.5])
+    assert compiles.n == 0 and st.errors["gradient_flow"].shape == (2, 1, 10)

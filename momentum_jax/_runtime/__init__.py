@@ -14,6 +14,7 @@ from ._devices import default_devices as default_devices
 from ._devices import grid_mesh as grid_mesh
 from ._devices import grid_sharding as grid_sharding
 from ._devices import pad_to as pad_to
+from ._devices import padded_size as padded_size
 from ._devices import shard_grid as shard_grid
 from ._devices import to_host as to_host
 from ._devices import vectorize_on as vectorize_on

@@ -68,6 +68,18 @@ def grid_sharding(devices, axis: int = 0) -> jax.sharding.NamedSharding:
     return jax.sharding.NamedSharding(grid_mesh(devices), jax.sharding.PartitionSpec(*spec))
 
 
+def padded_size(points: int, devices: int = 1) -> int:
+    """The number of points a compiled grid loop runs for `points` points on `devices` devices:
+    the smallest `m 2^e >= points` with `m` in 4 ... 8 (at most 25% more; `points` itself up to
+    4), rounded up to a multiple of `devices`, so that a grid one point larger usually reuses
+    the compiled loop (the padding points are dropped)."""
+    size = points
+    if points > 4:
+        e = int(np.floor(np.log2(points / 4)))
+        size = next(m * 2**e for m in (4, 5, 6, 7, 8) if m * 2**e >= points)
+    return -(-size // devices) * devices
+
+
 def pad_to(arrays, multiple: int):
     """Pad every array's leading axis to a multiple of `multiple` with copies of its first entry
     (harmless work, dropped afterwards); returns `(padded, original_length)`."""

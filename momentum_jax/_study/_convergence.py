@@ -9,13 +9,12 @@ from collections.abc import Callable, Sequence
 import diffrax
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .. import _tree
 from .._io import provenance
 from .._manifold import warn_outside_series_range
-from .._method import METHODS, method_from_name
+from .._method import METHODS
 from .._model import MODELS, AbstractModel, ClosedForm, as_model, check_model_options
 from .._model._closed_form import check_closed_form
 from .._runtime import (
@@ -26,6 +25,7 @@ from .._runtime import (
     check_grid_axes,
     check_progress,
     grid_mesh,
+    pad_to,
     progress_token,
     shard_grid,
     to_host,
@@ -46,7 +46,7 @@ from .._validate import (
     loss_name,
     warn_if_low_precision,
 )
-from ._grid import build_grid, make_schedule
+from ._grid import build_grid, host_momentum, make_schedule
 from ._kernel import run_points
 from ._result import Study, result_message
 
@@ -102,8 +102,9 @@ def convergence_study(
       finite or has norm above `divergence_limit * max(1, |u0|)` (the one rule of
       `iterate_final`, `sweep` and `train`); it is then stopped and left out of rates and fits.
     - `chunk_size`, `lanes`: steps per loop iteration and points run side by side (by default
-      powers of two chosen from the step counts alone, so that new hyperparameters with the
-      same step counts reuse the compiled loop).
+      a fixed 256 steps, `_study/_grid.py:CHUNK`, and a power of two chosen from the ratios of
+      the step counts, so that new hyperparameters, an octave shift of `hs` or a new `T` reuse
+      the compiled loop).
     - `devices`: devices to split the points over (default: every device of every process).
     - `progress`: optional `progress(done_steps, total_steps)`, called from the host once per
       loop iteration; a new callback does not recompile.
@@ -155,6 +156,10 @@ def convergence_study(
         warn_if_low_precision(u0, solver.rtol, "convergence_study")
     limit = divergence_limit  # the kernel bounds the iterates by divergence_bound(limit, u0)
 
+    # the kernel's points: the grid's, padded with copies of the first (in no queue) to the
+    # schedule's size, as host arrays (placing them compiles nothing)
+    fields, steps = pad_to([grid.fields().astype(_tree.dtype(u0)), grid.steps], schedule.size)[0]
+    points = host_momentum(fields)
     with progress_token(progress) as token:
         queues = shard_grid([schedule.assignment], devices)[0]
 
@@ -162,12 +167,12 @@ def convergence_study(
             out = _run(
                 loss,
                 u0,
-                grid.points,
-                jnp.asarray(grid.steps),
+                points,
+                steps,
                 queues,
-                jnp.asarray(int(grid.steps.sum())),
-                jnp.asarray(limit, _tree.dtype(u0)),
-                jnp.asarray(token, jnp.int32),
+                np.asarray(int(grid.steps.sum()), np.int64),
+                np.asarray(limit, _tree.dtype(u0)),
+                np.asarray(token, np.int32),
                 models=objects,
                 init=init,
                 init_order=init_order,
@@ -189,9 +194,9 @@ def convergence_study(
     owner = np.zeros(P, dtype=int)
     for d, row in enumerate(schedule.assignment):
         owner[row[row >= 0]] = d
-    pick = owner * P + np.arange(P)
+    pick = owner * schedule.size + np.arange(P)
     errs, div, res, work, scales = (
-        x.reshape(D * P, *x.shape[2:])[pick] for x in (errs, div, res, work, scales)
+        x.reshape(D * schedule.size, *x.shape[2:])[pick] for x in (errs, div, res, work, scales)
     )
 
     idx = grid.index
@@ -245,23 +250,20 @@ def convergence_study(
         fit_points,
         solver_steps,
         solution_norms,
-        _stability_margin(loss, methods, lams_np, hs_np),
+        _stability_margin(loss, grid),
     )
 
 
-def _stability_margin(loss, methods, lams, hs) -> np.ndarray | None:
+def _stability_margin(loss, grid) -> np.ndarray | None:
     """`q_max / q*` per grid point on a loss with a known spectrum (a quadratic): the largest
     Hessian eigenvalue over the sharpness `q*` beyond which the method is linearly unstable
-    (`stability_threshold`); above 1 the discrete run grows. None for other losses."""
+    (`stability_threshold`, in NumPy on the grid's points); above 1 the discrete run grows.
+    None for other losses."""
     spectrum = getattr(loss, "spectrum", None)
     if spectrum is None:
         return None
     q_max = float(np.max(np.asarray(spectrum()[0])))
-    out = np.empty((len(methods), lams.size, hs.size))
-    for i, name in enumerate(methods):
-        m = method_from_name(name, hs[None, :], lams[:, None])
-        out[i] = q_max / np.asarray(stability_threshold(m), dtype=float)
-    return out
+    return q_max / np.asarray(stability_threshold(grid.points), dtype=float)[grid.index]
 
 
 def _shared_short(models, loss, solver: SolverConfig, res, work) -> bool:

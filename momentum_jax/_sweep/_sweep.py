@@ -23,6 +23,7 @@ from .._runtime import (
     check_grid_axes,
     check_progress,
     pad_to,
+    padded_size,
     progress_token,
     shard_grid,
     to_host,
@@ -259,17 +260,6 @@ def sweep(
         provenance(),
         sharpness_residual=residual,
     )
-
-
-def padded_size(points: int, devices: int) -> int:
-    """The number of points the compiled loop runs for `points` points on `devices` devices: the
-    smallest `m 2^e >= points` with `m` in 4 ... 7 (at most 25% more), rounded up to a multiple
-    of `devices`, so that a grid one point larger usually reuses the compiled loop."""
-    size = points
-    if points > 4:
-        e = int(np.floor(np.log2(points / 4)))
-        size = next(m * 2**e for m in (4, 5, 6, 7, 8) if m * 2**e >= points)
-    return -(-size // devices) * devices
 
 
 class _WithStatic(eqx.Module):
