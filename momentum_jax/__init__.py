@@ -73,7 +73,9 @@ from ._model import GradientFlow as GradientFlow
 from ._model import Hamiltonian as Hamiltonian
 from ._model import HessianDamped as HessianDamped
 from ._model import ModifiedFlow as ModifiedFlow
+from ._model import RodFlow as RodFlow
 from ._model import as_model as as_model
+from ._model import rod_threshold as rod_threshold
 from ._optax import as_optax as as_optax
 from ._optax import iterate_from_optax as iterate_from_optax
 from ._rates import fit_order as fit_order

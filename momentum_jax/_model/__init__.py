@@ -4,14 +4,19 @@
 - `Hamiltonian(velocity=...)`: `h alpha u'' + (1 - lam) u' = -grad Phi(u)` (Thm 3);
 - `ModifiedFlow(order=..., constant=...)`: `u' = -lbar grad Phi_h(u)` with
   `Phi_h = Phi + h c |grad Phi|^2` (Thms 5-6);
-- `HessianDamped(velocity=...)`: `h alpha_0 u'' + (1 - lam) u' + a h Hess Phi(u) u' = -grad Phi(u)`.
+- `HessianDamped(velocity=...)`: `h alpha_0 u'' + (1 - lam) u' + a h Hess Phi(u) u' = -grad Phi(u)`;
+- `RodFlow(track=..., floor=...)`: the rod `u_n = x + (-1)^n delta` at the edge of stability
+  (docs/edge_of_stability.md).
 
-The names `"gradient_flow"`, `"hamiltonian"`, `"modified_flow"`, `"hessian_damped"` are aliases
-for these objects (`as_model`).
+The names `"gradient_flow"`, `"hamiltonian"`, `"modified_flow"`, `"hessian_damped"`,
+`"rod_flow"` are aliases for these objects (`as_model`).
 """
 
 from ._base import AbstractModel as AbstractModel
 from ._closed_form import ClosedForm as ClosedForm
+from ._edge_flow import TRACKS as TRACKS
+from ._edge_flow import RodFlow as RodFlow
+from ._edge_flow import rod_threshold as rod_threshold
 from ._gradient_flow import GradientFlow as GradientFlow
 from ._modified_flow import CONSTANTS as CONSTANTS
 from ._modified_flow import ModifiedFlow as ModifiedFlow
@@ -24,6 +29,7 @@ MODELS: dict[str, type[AbstractModel]] = {
     "hamiltonian": Hamiltonian,
     "modified_flow": ModifiedFlow,
     "hessian_damped": HessianDamped,
+    "rod_flow": RodFlow,
 }
 """Alias -> model class."""
 

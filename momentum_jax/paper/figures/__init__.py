@@ -15,5 +15,6 @@ FIGURES = (
     "fig12_weak_error",
     "fig13_friction_regimes",
     "fig14_regime_map",
+    "fig15_edge_of_stability",
 )
 """Every figure's module name, in figure order."""

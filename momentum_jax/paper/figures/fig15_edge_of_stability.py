@@ -1,0 +1,377 @@
+"""Fig 15 (ours): HB, NAG and GD at the edge of stability on a small network trained full batch,
+against the stable (rescaled gradient) flow and the rod flow (docs/edge_of_stability.md).
+
+A tanh MLP 64-32-32-32-10 on 256 standardised digits, squared error on one-hot labels, trained
+full batch from the same start by each method at an `(h, lam)` whose linear-stability threshold
+`q* = 2 (1 + lam)/(h (1 + 2a))` the sharpness reaches after a short progressive sharpening.
+Rows: the sharpness of the iterates and of each model's position against `q*`; the loss of the
+iterates and of each model; the distance `|u_n - u(n h)|` to each model.
+"""
+
+import numpy as np
+
+from momentum_jax.paper import script_main
+
+NAME = "fig15_edge_of_stability"
+DESCRIPTION = (
+    "Edge of stability on a digits MLP (full batch): sharpness of HB, NAG and GD against "
+    "2(1+lam)/(h(1+2a)), loss and distance of the iterates to the stable flow and the rod flow."
+)
+CONFIG = {
+    "images": 256,
+    "sizes": [64, 32, 32, 32, 10],
+    "init_scale": 0.5,
+    "threshold": 4.0,
+    "T": 200.0,
+    "records": 50,
+    "runs": [["gd", 0.0], ["hb", 0.5], ["nag", 0.5]],
+    "seed": 0,
+    "map_h_exponents": [-6.0, -2.5],
+    "map_points_h": 8,
+    "map_lams": [0.0, 0.9],
+    "map_points_lam": 7,
+    "map_steps": 400,
+    "rtol": 1e-6,
+    "atol": 1e-9,
+    "sharpness_rtol": 1e-4,
+}
+QUICK = {"T": 120.0, "records": 20, "runs": [["hb", 0.5]], "map_points_h": 4, "map_points_lam": 3}
+TOY = {"c": 0.05, "s0": 15.0, "e": 0.01}
+"""The toy `Phi(x, y) = -c x + (s0 + x) y^2 / 2 + e y` (`toy_loss`): its sharpness `s0 + x` grows
+along the gradient flow at the rate `c lbar`; `e` keeps `y` off its invariant line `y = 0`."""
+
+
+def toy_loss(u):
+    """The toy potential of `TOY` at `u = (x, y)`."""
+    return -TOY["c"] * u[0] + 0.5 * (TOY["s0"] + u[0]) * u[1] ** 2 + TOY["e"] * u[1]
+
+
+def toy_map(config) -> dict:
+    """Over a grid of `(h, lam)`, HB and NAG on the toy for `map_steps` steps from `(0, 0.1)`,
+    in one `sweep`: the largest distance of the iterates (every second step) to the rod flow
+    and to the rescaled gradient flow, and their ratio (NaN where the iterates diverged)."""
+    import jax.numpy as jnp
+
+    import momentum_jax as mj
+
+    lo, hi = config["map_h_exponents"]
+    hs = 2.0 ** np.linspace(float(lo), float(hi), config["map_points_h"])
+    lam_lo, lam_hi = config["map_lams"]
+    lams = np.linspace(float(lam_lo), float(lam_hi), config["map_points_lam"])
+    sw = mj.sweep(
+        toy_loss,
+        jnp.array([0.0, 0.1]),
+        hs=hs,
+        lams=lams,
+        methods=("hb", "nag"),
+        steps=config["map_steps"],
+        record_every=2,
+        models=("gradient_flow", "rod_flow"),
+        min_loss=False,
+        solver=mj.SolverConfig(rtol=config["rtol"], atol=config["atol"]),
+    )
+    ratio = sw.distances["rod_flow"][..., 0] / sw.distances["gradient_flow"][..., 0]
+    return {"map_hs": hs, "map_lams": lams, "map_ratio": ratio}
+
+
+def mlp_problem(images: int, sizes, seed: int, init_scale: float = 1.0):
+    """`(loss, w0)`: the squared error of a tanh MLP on `images` standardised digits, as a
+    function of the flat parameter vector `w0` (normal init, standard deviation
+    `init_scale / sqrt(fan_in)`, seeded)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    import momentum_jax as mj
+
+    x_all, labels = mj.load_digits_images()
+    raw = np.asarray(x_all[:images], dtype=float)
+    x = jnp.asarray((raw - raw.mean(0)) / (raw.std(0) + 0.1))
+    y = jax.nn.one_hot(jnp.asarray(np.asarray(labels[:images])), sizes[-1], dtype=x.dtype)
+    rng = np.random.default_rng(seed)
+    layers = [
+        (
+            jnp.asarray(init_scale * rng.normal(size=(a, b)) / np.sqrt(a)),
+            jnp.zeros(b),
+        )
+        for a, b in zip(sizes[:-1], sizes[1:])
+    ]
+    w0, unravel = ravel_pytree(layers)
+
+    def loss(w):
+        act = x
+        params = unravel(w)
+        for i, (W, b) in enumerate(params):
+            act = act @ W + b
+            if i < len(params) - 1:
+                act = jnp.tanh(act)
+        return 0.5 * jnp.mean(jnp.sum(jnp.square(act - y), axis=-1))
+
+    return loss, w0
+
+
+def run_case(loss, w0, method, config) -> dict:
+    """The discrete run against both models over the time `T` of the rescaled gradient flow
+    (`steps = T (1 - lam)/h`), recorded `records` times: sharpness, loss and distance, and the
+    summary numbers of the edge-of-stability phase."""
+    import jax
+    import jax.numpy as jnp
+
+    import momentum_jax as mj
+
+    every = max(1, round(config["T"] / float(method.h * method.lbar) / config["records"]))
+    steps = every * config["records"]
+    us = mj.iterate(loss, w0, method, steps)
+    n = np.arange(0, steps + 1, every)
+    ts = jnp.asarray(n, dtype=w0.dtype) * method.h
+    solver = mj.SolverConfig(rtol=config["rtol"], atol=config["atol"])
+    models = {
+        "gradient_flow": mj.GradientFlow(),
+        "rod_flow": mj.RodFlow(),
+        "modified_flow": mj.ModifiedFlow(),
+        "rod_modified": mj.RodFlow(center="modified"),
+    }
+    sol = {k: mj.solve(loss, w0, method, ts, model=m, solver=solver) for k, m in models.items()}
+    ui = us[n]
+    sharp = jax.jit(
+        lambda w: mj.top_hessian_eigenvalue(loss, w, rtol=config["sharpness_rtol"]).value
+    )
+    batch_loss = jax.jit(jax.vmap(loss))
+    out = {
+        "steps": n.tolist(),
+        "h": float(method.h),
+        "threshold": float(mj.rod_threshold(method)),
+        "loss/iterates": np.asarray(batch_loss(ui)).tolist(),
+        "sharpness/iterates": [float(sharp(w)) for w in ui],
+    }
+    for k in MODELS:
+        out[f"loss/{k}"] = np.asarray(batch_loss(sol[k])).tolist()
+        out[f"distance/{k}"] = np.asarray(jnp.linalg.norm(ui - sol[k], axis=1)).tolist()
+    for k in MODELS:  # at the predicted iterate, as for the iterates themselves
+        out[f"sharpness/{k}"] = [float(sharp(w)) for w in sol[k]]
+    out["summary"] = summarise(out)
+    return out
+
+
+MODELS = ("gradient_flow", "rod_flow", "modified_flow", "rod_modified")
+"""The models compared: two stable flows (Thms 2 and 6) and the rod flow with each center."""
+PAIRS = {"rod_flow": "gradient_flow", "rod_modified": "modified_flow"}
+"""Each rod flow and the stable flow it reduces to where `delta = 0`."""
+
+
+def summarise(out: dict) -> dict:
+    """The edge-of-stability phase starts at the first recorded step whose measured sharpness is
+    at least 95% of the threshold; the mean distances over it and their ratio."""
+    s = np.asarray(out["sharpness/iterates"])
+    q = out["threshold"]
+    hit = np.nonzero(s >= 0.95 * q)[0]
+    res: dict = {"threshold": q, "max_sharpness_over_threshold": float(s.max() / q)}
+    if hit.size == 0:
+        res["edge_step"] = None
+        return res
+    k = int(hit[0])
+    res["edge_step"] = out["steps"][k]
+    for name in MODELS:
+        res[f"mean_distance/{name}"] = float(np.mean(out[f"distance/{name}"][k:]))
+        res[f"final_distance/{name}"] = float(out[f"distance/{name}"][-1])
+        res[f"late_sharpness_over_threshold/{name}"] = float(
+            np.mean(out[f"sharpness/{name}"][k:]) / q
+        )
+    res["late_sharpness_over_threshold/iterates"] = float(np.mean(s[k:]) / q)
+    for rod, stable in PAIRS.items():
+        res[f"mean_distance_ratio/{rod}"] = (
+            res[f"mean_distance/{rod}"] / res[f"mean_distance/{stable}"]
+        )
+    return res
+
+
+def method_at(name: str, lam: float, threshold: float):
+    """The method `name` at `lam` with `h` chosen so that its linear-stability threshold is
+    `threshold`: `h = 2 (1 + lam)/(threshold (1 + 2a))`."""
+    import momentum_jax as mj
+
+    a = lam if name == "nag" else 0.0
+    h = 2.0 * (1.0 + lam) / (threshold * (1.0 + 2.0 * a))
+    return mj.Momentum(h, lam, a)
+
+
+def compute(config, ctx):
+    loss, w0 = mlp_problem(config["images"], config["sizes"], config["seed"], config["init_scale"])
+    runs = config["runs"]
+    results = {}
+    for name, lam in ctx.progress_iter(runs, "edge of stability runs"):
+        method = method_at(name, lam, config["threshold"])
+        results[f"{name} lam={lam:g}"] = run_case(loss, w0, method, config)
+    arrays = {
+        f"{key}|{field}": np.asarray(value)
+        for key, r in results.items()
+        for field, value in r.items()
+        if field != "summary"
+    }
+    arrays |= toy_map(config)
+    parts = []
+    for k, r in results.items():
+        a = r["summary"].get("mean_distance_ratio/rod_flow")
+        b = r["summary"].get("mean_distance_ratio/rod_modified")
+        parts.append(f"{k}: no edge" if a is None else f"{k}: {a:.2f} / {b:.2f}")
+    summary = {
+        "runs": {k: r["summary"] for k, r in results.items()},
+        "toy_map": _map_summary(arrays),
+        "headline": (
+            "mean distance over the edge phase, rod / gradient flow and rod (modified center) / "
+            "modified flow: " + ", ".join(parts)
+        ),
+    }
+    return {"arrays": arrays, "summary": summary}
+
+
+def _map_summary(arrays) -> dict:
+    """Per method, how many grid points of the toy map the rod flow beats the gradient flow at
+    (ratio below 1, and below 1/2) and loses at (above 1.05), of those that did not diverge."""
+    out = {}
+    for g, name in enumerate(("hb", "nag")):
+        r = np.asarray(arrays["map_ratio"])[g]
+        ok = np.isfinite(r)
+        out[name] = {
+            "points": int(ok.sum()),
+            "rod_better": int(np.sum(r[ok] < 1.0)),
+            "rod_twice_better": int(np.sum(r[ok] < 0.5)),
+            "rod_worse_by_5_percent": int(np.sum(r[ok] > 1.05)),
+            "largest_ratio": float(np.max(r[ok])) if ok.any() else None,
+            "median_ratio": float(np.median(r[ok])) if ok.any() else None,
+        }
+    return out
+
+
+def _plot_map(data, config, axes) -> None:
+    """The last row: log2 of the ratio rod / gradient flow on the toy over `(h, lam)`, with the
+    lines where the threshold equals the start's sharpness `s0` (left of it the run is unstable
+    from the start) and the gradient flow's sharpness at the end of the run (right of it the
+    edge is never reached)."""
+    a = data["arrays"]
+    hs, lams, ratio = np.asarray(a["map_hs"]), np.asarray(a["map_lams"]), a["map_ratio"]
+    lam_line = np.linspace(lams[0], lams[-1], 50)
+    mesh = None
+    for g, name in enumerate(("hb", "nag")):
+        ax = axes[g]
+        mesh = ax.pcolormesh(
+            np.log2(hs),
+            lams,
+            np.log2(np.asarray(ratio)[g]),
+            cmap="coolwarm",
+            vmin=-3,
+            vmax=3,
+            shading="nearest",
+        )
+        grow = 1.0 + 2.0 * (lam_line if name == "nag" else 0.0)
+        for s_value, style in ((TOY["s0"], "-"), (None, "--")):
+            if s_value is None:  # the threshold reached at the end: q*(h) = s0 + c n h lbar
+                h_line = _end_threshold_h(lam_line, grow, config["map_steps"])
+            else:
+                h_line = 2.0 * (1.0 + lam_line) / (grow * s_value)
+            ax.plot(np.log2(h_line), lam_line, "k" + style, lw=0.8)
+        ax.set_xlim(np.log2(hs[0]) - 0.3, np.log2(hs[-1]) + 0.3)
+        ax.set_xlabel("log2 h", fontsize=7)
+        ax.set_ylabel("λ", fontsize=7)
+        ax.set_title(
+            f"toy, {name.upper()}: log2(max dist rod / max dist gradient flow)", fontsize=8
+        )
+    if mesh is not None:
+        axes[1].figure.colorbar(mesh, ax=axes[1], shrink=0.8, label="log2 ratio")
+    for ax in axes[2:]:
+        ax.axis("off")
+        ax.text(
+            0.0,
+            0.5,
+            "toy: Φ = -c x + (s0 + x) y²/2 + e y\n"
+            f"c={TOY['c']:g}, s0={TOY['s0']:g}, e={TOY['e']:g}, {config['map_steps']} steps\n"
+            "solid: q* = s0; to its right the run is\n  unstable from the start\n"
+            "dashed: q* = the gradient flow's sharpness\n  at the end; to its left no edge\n"
+            "blue: the rod flow is closer; red: farther\n  (the onset of the edge mistimed);"
+            " grey: equal;\n  white: the iterates diverged",
+            fontsize=7,
+            va="center",
+        )
+
+
+def _end_threshold_h(lams, grow, steps):
+    """The `h` at which the gradient flow's sharpness after `steps` steps, `s0 + c steps h
+    lbar`, equals the threshold `2 (1 + lam)/(h grow)`: the root of a quadratic in `h`."""
+    s0, c = TOY["s0"], TOY["c"]
+    a2 = c * steps / (1.0 - lams)
+    return (-s0 + np.sqrt(s0**2 + 4.0 * a2 * 2.0 * (1.0 + lams) / grow)) / (2.0 * a2)
+
+
+def _runs(data) -> dict:
+    """`{run: {field: array}}` from the flat arrays of `compute`, with each run's summary."""
+    runs: dict = {}
+    for name, value in data["arrays"].items():
+        if "|" not in name:
+            continue
+        key, field = name.split("|", 1)
+        runs.setdefault(key, {})[field] = np.asarray(value)
+    for key in runs:
+        runs[key]["summary"] = data["summary"]["runs"][key]
+    return runs
+
+
+def plot(data, config, path):
+    from momentum_jax.plotting import new_figure, save_figure
+
+    runs = _runs(data)
+    fig, axes = new_figure(4, max(len(runs), 2), width=3.6, height=2.6, layout="constrained")
+    colors = {
+        "iterates": "k",
+        "gradient_flow": "tab:blue",
+        "rod_flow": "tab:red",
+        "modified_flow": "tab:cyan",
+        "rod_modified": "tab:orange",
+    }
+    labels = {
+        "iterates": "iterates",
+        "gradient_flow": "gradient flow",
+        "rod_flow": "rod flow",
+        "modified_flow": "modified flow",
+        "rod_modified": "rod flow, modified center",
+    }
+    shown = ("iterates", *MODELS)
+    for col, (key, r) in enumerate(runs.items()):
+        steps = np.asarray(r["steps"])
+        ax = axes[0, col]
+        for k in shown:
+            ax.plot(steps, r[f"sharpness/{k}"], color=colors[k], lw=1.0, label=labels[k])
+        ax.axhline(float(r["threshold"]), color="0.5", ls="--", lw=0.8, label="2(1+λ)/(h(1+2a))")
+        ax.set_title(f"{key}: sharpness", fontsize=8)
+        ax = axes[1, col]
+        for k in shown:
+            ax.semilogy(steps, r[f"loss/{k}"], color=colors[k], lw=1.0, label=labels[k])
+        ax.set_title("loss", fontsize=8)
+        ax = axes[2, col]
+        for k in MODELS:
+            ax.plot(steps, r[f"distance/{k}"], color=colors[k], lw=1.0, label=labels[k])
+        a = r["summary"].get("mean_distance_ratio/rod_flow")
+        b = r["summary"].get("mean_distance_ratio/rod_modified")
+        title = "|u_n - u(nh)|"
+        if a is not None:
+            title += f"; edge ratios {a:.2f}, {b:.2f}"
+        edge = r["summary"].get("edge_step")
+        if edge is not None:
+            ax.axvline(edge, color="0.5", ls=":", lw=0.8)
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("step n (dotted: sharpness at 95% of q*)", fontsize=7)
+    for col in range(len(runs), axes.shape[1]):
+        for row in range(3):
+            axes[row, col].axis("off")
+    axes[0, 0].legend(fontsize=6)
+    axes[2, 0].legend(fontsize=6)
+    _plot_map(data, config, axes[3])
+    fig.suptitle(
+        f"Edge of stability, digits MLP {config['images']} images, full batch, "
+        f"threshold {config['threshold']:g}",
+        fontsize=9,
+    )
+    save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    script_main(__name__)
