@@ -114,8 +114,8 @@ def sweep(
     - `min_loss`: record the minimum of the full loss over every step (`Sweep.min_loss`; it
       needs the loss at every step: a reduction a step, and one more forward pass for the
       look-ahead methods). `False` leaves it out (`Sweep.min_loss` is None) and runs every
-      method of the eq. (7) family in one loop: the speed of a bare `jit(vmap(scan))`
-      (benchmarks/RESULTS.md, "Sweeps against the bare vmap").
+      method of the eq. (7) family in one loop: on a network the speed of a bare
+      `jit(vmap(scan))` (benchmarks/RESULTS.md, "Sweeps against the bare vmap").
     - `solver`: a `SolverConfig` (or a diffrax solver) for the models' solves; default: the
       tolerances of the parameters' dtype with at most `2^14` steps a solve (a point whose model
       needs more, typically a stiff one far outside the model's regime, gets NaN).
