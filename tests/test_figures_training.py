@@ -25,27 +25,52 @@ def run(name, tmp_path, **overrides):
 
 
 def test_fig6(tmp_path):
-    module, s = run("fig6_training", tmp_path, h_exponents=[0, 1], epochs=2)
+    module, s = run("fig6_training", tmp_path, seeds=[0, 1])
     assert s["dataset"] == "digits" and "digits" in s["data"]
+    assert s["seeds"] == [0, 1] and s["h"] == ["2^0", "2^-1"]
     table = s["final_training_error"]
     assert set(table) == {"gd_effective", "hb", "nag", "wilson", "hb_mu", "nag_mu"}
-    assert all(len(v) == 2 for v in table.values()) and s["h"] == ["2^0", "2^-1"]
-    for row in table.values():
-        assert all(v is None or (math.isfinite(v) and v > 0) for v in row)
-    for flags in (s["qualitative"], s["paper_qualitative"]):
-        for key in (
-            "hb_nag_track_gd",
-            "momentum_beats_vanishing_friction",
-            "nag_best_at_largest_h",
-            "gd_diverges_at_largest_h",
-        ):
-            assert isinstance(flags[key], bool)
-    assert isinstance(s["paper_result_holds"], bool)
-    # The published table itself satisfies every claim the paper makes about it.
-    paper = s["paper_qualitative"]
+    assert all(len(v) == 2 for v in table.values())
+    assert table["wilson"][1] is None  # the vanishing-friction schemes run at h = 1 only
+    for key, row in s["final_training_error_per_seed"].items():
+        assert len(row["per_seed"]) == 2 and row["steps"] in (40, 60)
+        assert all(v is None or (math.isfinite(v) and v > 0) for v in row["per_seed"])
+        spread = s["spread"][key]
+        assert spread["min"] <= spread["mean"] <= spread["max"]
+    for seed in ("0", "1"):
+        claims = s["claims"]["per_seed"][seed]
+        for key in ("gd_rate10_diverges", "gd_rate5_trains", "nag_below_hb_at_h1"):
+            assert isinstance(claims[key], bool)
+        # equal steps: the vanishing-friction runs' 40 steps, HB/NAG recorded there too
+        eq = claims["momentum_vs_vanishing_equal_steps"]["hb-wilson"]
+        assert eq["step"] == 40 and eq["hb"] is not None
+        # equal gradient-flow time: Wilson's 40 steps of sqrt(h)/2 are HB's 2 steps of 10
+        eq_t = claims["momentum_vs_vanishing_equal_time"]["hb-wilson"]
+        assert eq_t["t"] == pytest.approx(20.0) and eq_t["step_hb"] == pytest.approx(2.0)
+    assert set(s["claims"]["survive_every_seed"]) <= set(module.CLAIMS)
+    # the runs of the first seed, keyed by the step at the reference scale 1/128
+    assert set(s["protocol_runs"]) >= {"hb@128", "nag@128", "gd_effective@64"}
+    paper = s["paper_qualitative"]  # the published table satisfies the paper's claims
     assert paper["hb_nag_track_gd"] and paper["momentum_beats_vanishing_friction"]
     assert paper["nag_best_at_largest_h"] and paper["gd_diverges_at_largest_h"]
-    assert len(s["paper_final_training_error"]["hb"]) == 7
+
+
+def test_fig6_epochs_run_every_group_for_that_many_epochs():
+    module = load_module("fig6_training")
+    config = dict(module.CONFIG, epochs=3)
+    assert [g[3] for g in module.groups(config, 25)] == [75, 75, 75]
+    assert [g[4] for g in module.groups(config, 25)] == [25, 25, 25]
+    assert [g[3] for g in module.groups(module.CONFIG, 25)] == [1000, 3000, 1500]
+
+
+def test_fig6_flow_rates():
+    module = load_module("fig6_training")
+    assert module.flow_rate("hb", 0.5, 0.9, 1.0) == pytest.approx(5.0)
+    assert module.flow_rate("wilson", 0.25, 0.9, 1.0) == pytest.approx(0.25)
+    # HB-mu at h = 1, mu = 1 has lam = 0: plain GD at rate 1
+    assert module.flow_rate("hb_mu", 1.0, 0.9, 1.0) == pytest.approx(1.0)
+    # and sqrt(h)/(2 sqrt(mu)) to first order as h -> 0
+    assert module.flow_rate("nag_mu", 1e-8, 0.9, 1.0) == pytest.approx(0.5e-4, rel=1e-3)
 
 
 def test_fig6_qualitative_flags_react():

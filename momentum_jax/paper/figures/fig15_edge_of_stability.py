@@ -70,7 +70,9 @@ def toy_map(config) -> dict:
         min_loss=False,
         solver=mj.SolverConfig(rtol=config["rtol"], atol=config["atol"]),
     )
-    ratio = sw.distances["rod_flow"][..., 0] / sw.distances["gradient_flow"][..., 0]
+    dist = sw.distances
+    assert dist is not None  # the sweep measured the two models
+    ratio = dist["rod_flow"][..., 0] / dist["gradient_flow"][..., 0]
     return {"map_hs": hs, "map_lams": lams, "map_ratio": ratio}
 
 
