@@ -66,16 +66,7 @@ def quadratic(quick: bool, repeats: int) -> dict:
     hs, lams = 2.0 ** np.linspace(-1.0, -8.0, n), np.linspace(0.0, 0.95, n)
     steps = 400 if quick else 4000
     loss, u0 = mj.paper_quadratic(10.0), jnp.array([1.0, 1.0])
-    h, lam, a = flat_points(hs, lams, jnp.float64)
-    run_bare = bare.final_losses(loss, steps)
-    out = {}
-
-    t = _timed(
-        lambda **kw: mj.sweep(loss, u0, hs=hs, lams=lams, methods=METHODS, steps=steps, **kw),
-        lambda: run_bare(u0, h, lam, a),
-        out,
-        repeats,
-    )
+    t, out = _timed(loss, u0, hs, lams, steps, jnp.float64, repeats)
     return {
         "problem": "quadratic (kappa 10, float64)",
         "points": 2 * n * n,
@@ -114,16 +105,7 @@ def mlp(quick: bool, repeats: int) -> dict:
     def loss(p):
         return jnp.mean(mj.squared_error(p, x))
 
-    h, lam, a = flat_points(hs, lams, jnp.float32)
-    run_bare = bare.final_losses(loss, steps)
-    out = {}
-
-    t = _timed(
-        lambda **kw: mj.sweep(loss, params, hs=hs, lams=lams, methods=METHODS, steps=steps, **kw),
-        lambda: run_bare(params, h, lam, a),
-        out,
-        repeats,
-    )
+    t, out = _timed(loss, params, hs, lams, steps, jnp.float32, repeats)
     points = 2 * n_lam * n_h
     flops = mlp_flops_per_step(mj.DIGITS_SIZES, examples) * points * steps
     peak = matmul_rate(repeats)
@@ -142,9 +124,16 @@ def mlp(quick: bool, repeats: int) -> dict:
     }
 
 
-def _timed(run_sweep, run_bare, out: dict, repeats: int) -> dict:
-    """Best warm seconds of `sweep` (default: with the minimum of every step), `sweep` with
-    `min_loss=False` and the bare loop, timed in alternation; the results kept in `out`."""
+def _timed(loss, start, hs, lams, steps: int, dtype, repeats: int) -> tuple[dict, dict]:
+    """`(best warm seconds, results)` of `sweep` (default: with the minimum of every step),
+    `sweep` with `min_loss=False` and the bare loop over the same points from `start`, timed
+    in alternation."""
+    h, lam, a = flat_points(hs, lams, dtype)
+    run_bare = bare.final_losses(loss, steps)
+    out: dict = {}
+
+    def run_sweep(**kw):
+        return mj.sweep(loss, start, hs=hs, lams=lams, methods=METHODS, steps=steps, **kw)
 
     def ours():
         out["sweep"] = run_sweep()
@@ -153,9 +142,10 @@ def _timed(run_sweep, run_bare, out: dict, repeats: int) -> dict:
         out["sweep_no_min"] = run_sweep(min_loss=False)
 
     def theirs():
-        out["bare"] = jax.block_until_ready(run_bare())
+        out["bare"] = jax.block_until_ready(run_bare(start, h, lam, a))
 
-    return alternate({"sweep": ours, "sweep_no_min": ours_no_min, "bare": theirs}, repeats)
+    t = alternate({"sweep": ours, "sweep_no_min": ours_no_min, "bare": theirs}, repeats)
+    return t, out
 
 
 def _ratios(t: dict, out: dict, shape) -> dict:

@@ -100,3 +100,19 @@ def synthetic_study():
 
 def scaled_quadratic(u, k):
     return 0.5 * jnp.sum(k * u**2)
+
+
+U0 = jnp.array([1.0, 1.0])
+"""The start of the small studies and solves of the argument, CLI and file tests."""
+TS = jnp.array([0.0, 0.5, 1.0])
+"""Times at which those tests evaluate a solve."""
+
+
+def half_square(u):
+    """`|u|^2 / 2`."""
+    return 0.5 * jnp.sum(u**2)
+
+
+def quad5(u):
+    """The quadratic `(5 u_1^2 + u_2^2) / 2`."""
+    return 0.5 * (5.0 * u[0] ** 2 + u[1] ** 2)

@@ -6,20 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import TS, U0, half_square
 
 import momentum_jax as mj
-
-U0 = jnp.array([1.0, 1.0])
-TS = jnp.array([0.0, 0.5, 1.0])
-
-
-def half_square(u):
-    return 0.5 * jnp.sum(u**2)
-
-
-def quad5(u):
-    return 0.5 * (5.0 * u[0] ** 2 + u[1] ** 2)
-
 
 # -- 1. a batched Momentum passed to iterate / solve ------------------------------------------
 

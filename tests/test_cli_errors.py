@@ -5,24 +5,11 @@ import json
 import os
 import sys
 
-import jax.numpy as jnp
 import pytest
-from helpers import CLI_STUDY, fake_study_loop
+from helpers import CLI_STUDY, U0, fake_study_loop, half_square
 
 import momentum_jax as mj
 from momentum_jax._cli import main
-
-U0 = jnp.array([1.0, 1.0])
-TS = jnp.array([0.0, 0.5, 1.0])
-
-
-def half_square(u):
-    return 0.5 * jnp.sum(u**2)
-
-
-def quad5(u):
-    return 0.5 * (5.0 * u[0] ** 2 + u[1] ** 2)
-
 
 # -- 6. a horizon whose step count overflows int32 ------------------------------------------
 

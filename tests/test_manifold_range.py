@@ -6,22 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import count_compiles, fake_study_loop, scaled_quadratic
+from helpers import TS, U0, count_compiles, fake_study_loop, scaled_quadratic
 
 import momentum_jax as mj
 from momentum_jax._losses import paper_quadratic
-
-U0 = jnp.array([1.0, 1.0])
-TS = jnp.array([0.0, 0.5, 1.0])
-
-
-def half_square(u):
-    return 0.5 * jnp.sum(u**2)
-
-
-def quad5(u):
-    return 0.5 * (5.0 * u[0] ** 2 + u[1] ** 2)
-
 
 # -- 3. init="manifold" far outside the range of the manifold series --------------------------
 

@@ -5,22 +5,10 @@ import diffrax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import fake_study_loop
+from helpers import TS, U0, fake_study_loop, half_square, quad5
 
 import momentum_jax as mj
 from momentum_jax._losses import paper_quadratic
-
-U0 = jnp.array([1.0, 1.0])
-TS = jnp.array([0.0, 0.5, 1.0])
-
-
-def half_square(u):
-    return 0.5 * jnp.sum(u**2)
-
-
-def quad5(u):
-    return 0.5 * (5.0 * u[0] ** 2 + u[1] ** 2)
-
 
 # -- 2. SolverConfig: every field validated, diffrax solvers, the float32 preset --------------
 

@@ -2,24 +2,11 @@
 
 import json
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import synthetic_study
 
 import momentum_jax as mj
-
-U0 = jnp.array([1.0, 1.0])
-TS = jnp.array([0.0, 0.5, 1.0])
-
-
-def half_square(u):
-    return 0.5 * jnp.sum(u**2)
-
-
-def quad5(u):
-    return 0.5 * (5.0 * u[0] ** 2 + u[1] ** 2)
-
 
 # -- 4. an edited study file ----------------------------------------------------------------
 
