@@ -184,13 +184,13 @@ def _loop(
     final = jax.vmap(full)(s.u)
     best = jnp.minimum(best, final.astype(dtype))
     curve, sharp = curve.T, jnp.moveaxis(sharp, 0, 1)  # (M P, B), (M P, B, 2)
+    seeds = jax.tree.leaves(params)[0].shape[0] if seeded else 1
+    ctx = _Context(full, start_of, seeds, every, mu, dtype, solver, vectorize_solves, init)
     outs = {}
     for k, name in enumerate(order):
         part = slice(k * P, (k + 1) * P)
         if keep:
             us_k = jax.tree.map(lambda x: jnp.moveaxis(x[:, part], 0, 1), us)  # (P, B, ...)
-            seeds = jax.tree.leaves(params)[0].shape[0] if seeded else 1
-            ctx = _Context(full, start_of, seeds, every, mu, dtype, solver, vectorize_solves, init)
             dists = _distances(ctx, models, name, lam, h, seed, us_k, div[part])
         else:
             dists = jnp.zeros((P, 0), dtype)
