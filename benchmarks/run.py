@@ -387,8 +387,15 @@ def main(argv=None):
     )
     p.add_argument("--only", default=",".join(ROWS), help=f"rows, comma-separated: {ROWS}")
     p.add_argument("--json", default=None, help="write all numbers to this JSON file")
+    p.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time the sweep rows by the process's CPU time (less sensitive to the load)",
+    )
     p.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.cpu_time:
+        sweep_speed.CLOCK = time.process_time
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     if args.probe:
         kind, value = args.probe.split("=")

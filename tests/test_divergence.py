@@ -205,3 +205,35 @@ def test_sweep_finds_the_first_divergent_step_inside_a_checked_chunk(min_loss):
     np.testing.assert_allclose(back.final_loss[0, 0, 0, 0], losses[-1], rtol=1e-13)
     fin = mj.iterate_final(LOSS, u0, mj.heavy_ball(0.3, 0.9), 300, divergence_limit=1)
     assert int(fin.diverged_at) == 1
+
+
+@pytest.mark.parametrize("min_loss", [True, False])
+def test_sweep_runs_again_a_chunk_that_came_near_the_bound_without_crossing_it(min_loss):
+    """The bare steps mark an iterate with a component beyond `bound / sqrt(d)` (`d = 2` here),
+    which a norm above the bound needs but does not imply: such a chunk runs again under the
+    per-step guard, which keeps the point. From `u0 = (1, 0.01)` with limit 1.2 (bound
+    `1.2 |u0|`), the first iterates have `|u_1|` above `0.85 |u0|` for 2 to 9 steps while their
+    norm stays below `|u0|`: no point diverges, and every final and minimum loss is the NumPy
+    loop's."""
+    u0 = np.array([1.0, 0.01])
+    hs, lams = [2.0**-7, 2.0**-8, 2.0**-9], [0.0, 0.5]
+    sw = mj.sweep(
+        LOSS,
+        jnp.asarray(u0),
+        hs=hs,
+        lams=lams,
+        methods=("hb", "nag"),
+        steps=150,
+        divergence_limit=1.2,
+        min_loss=min_loss,
+    )
+    assert np.all(sw.diverged_at == -1)
+    for i, name in enumerate(("hb", "nag")):
+        for j, lam in enumerate(lams):
+            for k, h in enumerate(hs):
+                a = 0.0 if name == "hb" else lam
+                n, _, losses = numpy_divergence(h, lam, a, 150, 1.2, u0=u0)
+                assert n == -1
+                np.testing.assert_allclose(sw.final_loss[i, j, k, 0], losses[-1], rtol=1e-12)
+                if min_loss:
+                    np.testing.assert_allclose(sw.min_loss[i, j, k, 0], losses.min(), rtol=1e-12)

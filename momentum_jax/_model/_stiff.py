@@ -37,6 +37,12 @@ _A = [np.asarray(row) for row in _TABLEAU.a_lower]
 _GAMMA = float(np.asarray(_TABLEAU.a_diagonal)[1])
 _B, _B_ERROR = np.asarray(_TABLEAU.b_sol), np.asarray(_TABLEAU.b_error)
 _C = np.concatenate([[0.0], np.asarray(_TABLEAU.c)])
+_A_ROWS = np.array([np.pad(row, (0, len(_B) - len(row))) for row in _A])
+"""The tableau's `a_lower` rows padded with zeros to the number of stages."""
+
+
+def _row(tree, i):
+    return jax.tree.map(lambda a: a[i], tree)
 
 
 def _basis(s):
@@ -176,14 +182,29 @@ class DampedESDIRK(diffrax.AbstractAdaptiveSolver):
         if made_jump is not False:
             f0 = jax.lax.cond(made_jump, lambda: self._f(t0, y0, args), lambda: f0)
         solve = self._linear_solve(t0, y0, args, beta)
-        ks, converged = [f0], jnp.array(True)
-        for i in range(1, len(_B)):
+        stages = len(_B)
+
+        def stage(carry, i):
+            """Stage `i` (1 ..): its derivative into row `i` of the stacked `ks` (rows `>= i`
+            are zero, so the sum over every row is the tableau's sum over the rows before)."""
+            ks, converged = carry
+            row = jnp.asarray(_A_ROWS, dt.dtype)[i - 1]
             Z = jax.tree.map(
-                lambda y, *k, i=i: y + dt * sum(a * kk for a, kk in zip(_A[i - 1], k)), y0, *ks
+                lambda y, k: y + dt * sum(row[j] * k[j] for j in range(stages)), y0, ks
             )
-            k, size = self._stage(Z, t0 + _C[i] * dt, ks[-1], beta, solve, args)
-            converged = converged & (size < 1.0) & jnp.isfinite(size)
-            ks.append(k)
+            k, size = self._stage(
+                Z, t0 + jnp.asarray(_C, dt.dtype)[i] * dt, _row(ks, i - 1), beta, solve, args
+            )
+            ks = jax.tree.map(lambda a, kk: a.at[i].set(kk), ks, k)
+            return (ks, converged & (size < 1.0) & jnp.isfinite(size)), None
+
+        # one compiled stage for all of them (a scan, not six unrolled Newton loops: the
+        # compilation time of a solve is mostly its stages')
+        ks0 = jax.tree.map(lambda f: jnp.zeros((stages,) + f.shape, f.dtype).at[0].set(f), f0)
+        (ks_stacked, converged), _ = jax.lax.scan(
+            stage, (ks0, jnp.array(True)), jnp.arange(1, stages)
+        )
+        ks = [_row(ks_stacked, i) for i in range(stages)]
         y1 = jax.tree.map(lambda y, *k: y + dt * sum(b * kk for b, kk in zip(_B, k)), y0, *ks)
         error = jax.tree.map(
             lambda *k: jnp.where(

@@ -107,10 +107,12 @@ def _loop(
             """`count` steps `first .. first + count - 1` of one point `(Momentum or None for
             Wilson's scheme, h)` with the running minimum of the full loss `loss(u_n)` of
             every step's start `u_n`. `checked`: under the divergence guard (the carry is
-            `(state, diverged_at, min)`); otherwise bare, the carry `(state, min, peak)` with
-            `peak` the largest `|u_i|` of each component over the iterates (NaN or inf once
-            one is not finite; componentwise, so that the loop has no reduction of its own),
-            for `_advance` to check at the end."""
+            `(state, diverged_at, min)`); otherwise bare, the carry `(state, min)`, with every
+            component `u_i` of an iterate beyond `bound_i / sqrt(d)` (`d` components) set to
+            NaN in the step's own update: a norm above the bound needs one, so a point whose
+            iterates all stay finite never crossed it, and NaN propagates to the end of the
+            chunk for `_advance` to see (componentwise: no reduction and no extra pass over
+            the state in the loop)."""
             meth, h_i = point
 
             def one(j, c):
@@ -127,10 +129,10 @@ def _loop(
                     new = step(f, meth, s)
                 if checked:
                     s, div, _ = guard(new, s, c[1], (n + 1).astype(jnp.int32), bound_i)
-                else:  # componentwise: no reduction in the loop (NaN and inf propagate)
-                    peak = jax.tree.map(lambda m, x: jnp.maximum(m, jnp.abs(x)), c[2], new.u)
+                else:
+                    new = new._replace(u=_poison(new.u, bound_i))
                 best = best if value is None else jnp.minimum(best, value.astype(dtype))
-                return (s, div, best) if checked else (new, best, peak)
+                return (s, div, best) if checked else (new, best)
 
             return jax.lax.fori_loop(0, count, one, carry)
 
@@ -228,13 +230,22 @@ RERUN = 16
 """How many points that crossed the bound in one chunk `_advance` runs again together."""
 
 
+def _poison(u, bound):
+    """`u` with every component `u_i` beyond `bound / sqrt(d)` in absolute value set to NaN (`d`
+    the number of components; NaN and inf become NaN): a norm above `bound` needs such a
+    component, so an iterate without one is within the bound."""
+    d = sum(x.size for x in jax.tree.leaves(u))
+    cap = bound / jnp.sqrt(jnp.asarray(d, bound.dtype))
+    return jax.tree.map(lambda x: jnp.where(jnp.abs(x) <= cap.astype(x.dtype), x, jnp.nan), u)
+
+
 def _advance(run_steps, carry, first, count: int, points, bound):
     """`count` steps of every point from step `first`, the carry `(state, diverged_at, min)`
     with a leading point axis, `points` and `bound` the points' `run_steps` arguments: bare
-    steps (`run_steps(..., checked=False)`) in chunks of `CHECK_EVERY`, the bound checked once
-    at the end of each on the norm of the componentwise largest `|u_i|` of the chunk's
-    iterates (at least the largest norm of an iterate: a point near the bound may run its
-    chunk again for nothing, but none is missed). The points that crossed it in a chunk (the
+    steps (`run_steps(..., checked=False)`) in chunks of `CHECK_EVERY`, checked once at the
+    end of each: a point whose state is still finite kept every component of every iterate
+    within `bound / sqrt(d)` (`_poison`), so no norm crossed the bound (one near it may run
+    its chunk again for nothing, but none is missed). The points that did not (the
     divergence rule of `momentum_jax._runtime`) run that chunk again from its start under the
     per-step guard (`checked=True`), `RERUN` at a time, which finds their first divergent step
     and freezes them at the step before it. States, `diverged_at` and minima are those of the
@@ -244,13 +255,11 @@ def _advance(run_steps, carry, first, count: int, points, bound):
 
     def chunk(c, first, length):
         s, div, best = c
-        peak0 = jax.tree.map(jnp.abs, s.u)
-        new, new_best, peak = jax.vmap(
-            lambda ci, pt, bd: run_steps(ci, first, length, pt, bd, False)
-        )((s, best, peak0), points, bound)
-        norm = jnp.sqrt(jax.vmap(_tree.sq_norm)(peak))
+        new, new_best = jax.vmap(lambda ci, pt, bd: run_steps(ci, first, length, pt, bd, False))(
+            (s, best), points, bound
+        )
         live = div < 0
-        ok = live & jnp.isfinite(norm) & (norm <= bound)
+        ok = live & jnp.isfinite(jax.vmap(_tree.sq_norm)(new.u))
         s = jax.vmap(_tree.where)(ok, new, s)
         best = jnp.where(ok, new_best, best)
 
