@@ -28,11 +28,12 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import momentum_jax as mj  # noqa: E402
+from momentum_jax.paper import _edge_map  # noqa: E402
 from momentum_jax.paper.figures import fig15_edge_of_stability as fig15  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-TOY = fig15.TOY | {"threshold": 20.0, "T": 200.0}
-toy_loss = fig15.toy_loss
+TOY = _edge_map.TOY | {"threshold": 20.0, "T": 200.0}
+toy_loss = _edge_map.toy_loss
 
 
 def toy_case(name: str, lam: float) -> dict:

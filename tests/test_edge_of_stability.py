@@ -1,7 +1,10 @@
 """The rod flow at the edge of stability (docs/edge_of_stability.md): its field against a NumPy
-reference, the gradient-descent reduction, the threshold on a quadratic, the period-two orbits of
-a quartic, and its use in `solve` and `sweep`."""
+reference, the gradient-descent reduction (and, at lam = 0, against a hand-written central flow of
+Cohen, Damian et al., the published GD model whose equations we could read: §1b of the doc), the
+threshold on a quadratic, the period-two orbits of a quartic, self-stabilisation at 2/h with the
+loss still falling, and its use in `solve` and `sweep`."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -152,6 +155,136 @@ def test_progressive_sharpening_toy():
     d_rod = np.linalg.norm(us - rod, axis=1)[late].mean()
     d_gf = np.linalg.norm(us - gf, axis=1)[late].mean()
     assert d_rod < 0.6 * d_gf
+
+
+def _smooth(u):
+    """A non-polynomial loss (its fifth derivatives do not vanish)."""
+    return (
+        0.5 * (3.0 * u[0] ** 2 + u[1] ** 2)
+        + 0.1 * u[0] * u[1] ** 2
+        + 0.3 * jnp.cos(u[0] + 0.5 * u[1])
+        + 0.05 * jnp.exp(0.7 * u[1])
+    )
+
+
+def _central_drift(loss, w, variance, u):
+    """The published GD central flow's drift (Cohen, Damian et al.; the authors' reference code,
+    `step_central` of minimal.py), per unit of `t = n h`, for one oscillating direction `u` of
+    variance `X`: `-(grad L(w) + X/2 grad_w (u^T Hess L(w) u))`, `u` held fixed."""
+    hess = jax.hessian(loss)
+    bend = jax.grad(lambda v: u @ hess(v) @ u)(w)
+    return -(jax.grad(loss)(w) + 0.5 * variance * bend)
+
+
+def _top(loss, w):
+    """The sharpness and the top eigenvector of the Hessian, dense."""
+    ev, vecs = jnp.linalg.eigh(jax.hessian(loss)(w))
+    return ev[-1], vecs[:, -1]
+
+
+@pytest.mark.parametrize("h", [0.3, 0.8])  # the sharpness 2.75 below and above 2/h
+def test_gd_center_field_is_central_flow_drift(h):
+    """lam = 0, delta = sigma u (u the top eigenvector): the rod's center field is the central
+    flow's drift with the variance X = |delta|^2, to O(sigma^4): the rod averages the gradient
+    over its two ends, the central flow keeps the Taylor series of that average to sigma^2.
+    On a quartic polynomial the two are the same function (the remainder has fifth
+    derivatives). The half-length's field makes |delta|^2 grow at 2 (S - 2/h) |delta|^2 +
+    O(sigma^4): the variance is stationary exactly where the central flow may hold it, at the
+    critical sharpness 2/h."""
+    gd = mj.gradient_descent(h)
+    w = jnp.array([0.4, -0.7])
+    sharp, u = _top(_smooth, w)
+    errs = []
+    for sigma in (0.1, 0.05, 0.025, 0.0125):
+        dx, dd = rod_field(_smooth, w, sigma * u, gd)
+        drift = _central_drift(_smooth, w, sigma**2, u)
+        errs.append(float(jnp.linalg.norm(dx - drift)))
+        bend = float(jnp.linalg.norm(drift + jax.grad(_smooth)(w)))  # |X/2 grad S|
+        assert errs[-1] < 0.02 * sigma**2 * bend  # relative to the sigma^2 term: O(sigma^2)
+        rate = 2.0 * float(jnp.dot(sigma * u, dd))
+        expect = 2.0 * sigma**2 * (float(sharp) - 2.0 / h)
+        assert rate == pytest.approx(expect, rel=0.0, abs=0.2 * sigma**4)
+    ratios = np.array(errs[:-1]) / np.array(errs[1:])
+    np.testing.assert_allclose(ratios, 16.0, rtol=0.01)  # the remainder is O(sigma^4)
+    # on a quartic polynomial: equal to roundoff
+    w3 = jnp.array([4.0, 3.0, 0.05])
+    _, u3 = _top(_sharpening_quartic, w3)
+    dx3, _ = rod_field(_sharpening_quartic, w3, 0.1 * u3, gd)
+    drift3 = _central_drift(_sharpening_quartic, w3, 0.01, u3)
+    assert float(jnp.linalg.norm(drift3 + jax.grad(_sharpening_quartic)(w3))) > 1e-3  # not 0
+    np.testing.assert_allclose(np.asarray(dx3), np.asarray(drift3), rtol=1e-12, atol=1e-15)
+
+
+def _sharpening_quartic(w):
+    """`k (x1 + x2 - m)^2/2 + (s0 + x1) y^2/2 - y^4/4 + e y`, `k, m, s0, e = 0.005, 20, 15, 0.01`:
+    the gradient flow raises the sharpness `s0 + x1 - 3 y^2` along `x1` while it lowers the loss
+    along `x1 + x2`; at the edge of stability the oscillation in `y` pushes `x1` back, and the
+    loss can keep falling along `x2` only."""
+    x1, x2, y = w[0], w[1], w[2]
+    return 0.0025 * (x1 + x2 - 20.0) ** 2 + 0.5 * (15.0 + x1) * y**2 - 0.25 * y**4 + 0.01 * y
+
+
+def _central_flow(loss, w0, h, steps, substeps=4):
+    """The GD central flow with one critical eigenvalue, integrated as the authors' reference
+    code does it (`step_central` of minimal.py, Cohen, Damian et al.): per substep `dt` of a
+    step, the variance `X >= 0` solves the one-dimensional complementarity problem
+    `X (A + B X) = 0`, `A + B X >= 0`, `A = 2/h - S - dt <grad S, -h grad L>`,
+    `B = dt h |grad S|^2/2` (the sharpness one substep ahead stays at most 2/h), and
+    `w += -dt h (grad L + X/2 grad S)`. Returns `w` and `X` at every step."""
+    hess = jax.hessian(loss)
+    dt = 1.0 / substeps
+
+    def substep(w, _):
+        g = jax.grad(loss)(w)
+        ev, vecs = jnp.linalg.eigh(hess(w))
+        sharp, u = ev[-1], vecs[:, -1]
+        grad_s = jax.grad(lambda v: u @ hess(v) @ u)(w)
+        a = 2.0 / h - sharp - dt * jnp.dot(grad_s, -h * g)
+        b = dt * 0.5 * h * jnp.dot(grad_s, grad_s)
+        var = jnp.maximum(0.0, -a / b)
+        return w - dt * h * (g + 0.5 * var * grad_s), (w, var)
+
+    _, (ws, var) = jax.lax.scan(substep, w0, None, length=steps * substeps + 1)
+    return np.asarray(ws[::substeps]), np.asarray(var[::substeps])
+
+
+def test_gd_self_stabilisation_against_central_flow():
+    """GD on the sharpening quartic `_sharpening_quartic` at h = 0.1: the sharpness rises to the
+    critical 2/h = 20 and is held there (within 1.5% over the last third) while the loss keeps
+    falling, window after window, and the gradient flow's sharpness goes on to 1.17 x 2/h. The
+    rod flow (lam = 0) predicts the same: its iterate's sharpness within 1.5% of 2/h, its
+    iterates within 0.06 of GD's (measured: 0.04 at most; the gradient flow: 3.0 on
+    average). Against the hand-written central
+    flow: the same held sharpness, the rod's variance |delta|^2 within 6% of the central flow's X
+    over the last third, and the two centers within 0.25 (the central flow skips the first
+    catapult, so its `x1 + x2` runs about 0.1 ahead)."""
+    h, n, loss = 0.1, 1500, _sharpening_quartic
+    gd = mj.gradient_descent(h)
+    w0 = jnp.array([3.0, 3.0, 0.1])
+    us = np.asarray(mj.iterate(loss, w0, gd, n))
+    ts = jnp.arange(n + 1.0) * h
+    cfg = mj.SolverConfig(rtol=1e-8, atol=1e-10, max_steps=2**16)
+    rod = np.asarray(mj.solve(loss, w0, gd, ts, model=mj.RodFlow(), solver=cfg))
+    centre = np.asarray(mj.solve(loss, w0, gd, ts, model=mj.RodFlow(track="center"), solver=cfg))
+    gf = np.asarray(mj.solve(loss, w0, gd, ts, model="gradient_flow", solver=cfg))
+    cf, var = _central_flow(loss, w0, h, n)
+    sharp = jax.jit(jax.vmap(lambda w: jnp.linalg.eigvalsh(jax.hessian(loss)(w))[-1]))
+    late = slice(2 * n // 3, None)
+    crit = 2.0 / h
+    s_gd, s_rod, s_cf = (np.asarray(sharp(jnp.asarray(x)))[late] / crit for x in (us, rod, cf))
+    assert float(sharp(jnp.asarray(gf[-1:]))[0]) > 1.15 * crit  # the stable flow runs past
+    for s in (s_gd, s_rod):
+        assert np.all(np.abs(s - 1.0) < 0.015)
+    np.testing.assert_allclose(s_cf, 1.0, atol=1e-3)  # the central flow holds S = 2/h exactly
+    losses = np.asarray(jax.vmap(loss)(jnp.asarray(us)))
+    windows = losses[900:1500].reshape(4, 150).mean(axis=1)
+    assert np.all(np.diff(windows) < 0)  # the loss keeps falling at the edge of stability
+    d_rod = np.linalg.norm(us - rod, axis=1)[late]
+    d_gf = np.linalg.norm(us - gf, axis=1)[late]
+    assert d_rod.max() < 0.06 and d_gf.mean() > 2.5
+    rod_var = np.sum((rod - centre) ** 2, axis=1)[late]
+    assert rod_var.mean() == pytest.approx(var[late].mean(), rel=0.06)
+    assert np.linalg.norm(centre - cf, axis=1)[late].max() < 0.25
 
 
 def test_alias_solve_and_sweep():

@@ -93,8 +93,11 @@ class RodFlow(AbstractModel):
     exceeds the linear-stability threshold `2 (1 + lam)/(h (1 + 2a))` (docs/theory.md §5); its
     fixed points on a quartic are the method's period-two orbits; with `delta = 0` it is the
     rescaled gradient flow (Thm 2). At `lam = a = 0` it is a rod flow of gradient descent in the
-    sense of Regis & Chewi (arXiv 2602.01480); for momentum it is our derivation in the spirit
-    of arXiv 2605.06821 (not checked against that paper's equations).
+    sense of Regis & Chewi (arXiv 2602.01480), whose center's field is the drift of the central
+    flow of Cohen, Damian et al. with the variance `|delta|^2`, to `O(|delta|^4)`
+    (docs/edge_of_stability.md §1b); for momentum it is our derivation in the spirit of arXiv
+    2605.06821. Neither is checked against the rod-flow papers' equations, which we could not
+    read.
 
     The state is `(x, delta, aux)`, `aux = (theta, rho)`: the phase `theta = pi t / h` and the
     floor `rho` below which `|delta|` does not decay.

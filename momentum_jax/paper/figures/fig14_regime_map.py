@@ -10,13 +10,20 @@ h q (1 + 2 lam) < 2 (1 + lam), q the largest curvature.
 Bottom: the digits autoencoder (full batch), the same (h, lam) grid trained for a fixed number of
 steps with `sweep`: the loss reached, the sharpness reached against the threshold
 2 (1 + lam) / (h (1 + 2a)) (the edge of stability), and the divergence boundary.
+
+Last row: where the edge-of-stability model beats the stable flow. On the toy
+`Phi(x, y) = -c x + (s0 + x) y^2/2 + e y`, whose sharpness `s0 + x` rises along the gradient flow,
+HB and NAG over a grid of (h, lam): the largest distance of the iterates to the rod flow over
+that to the rescaled gradient flow (docs/edge_of_stability.md), the computation of Fig 15's last
+row (`momentum_jax.paper._edge_map.toy_map`), with the linear thresholds at the toy's starting
+sharpness and at the gradient flow's sharpness at the end of the run.
 """
 
 import jax.numpy as jnp
 import numpy as np
 
 import momentum_jax as mj
-from momentum_jax.paper import script_main
+from momentum_jax.paper import _edge_map, script_main
 from momentum_jax.plotting import new_figure, plot_sweep, save_figure
 
 NAME = "fig14_regime_map"
@@ -24,7 +31,8 @@ DESCRIPTION = (
     "Regime map over (h, lam), HB and NAG: on the paper's quadratic the error against the "
     "gradient flow and the modified-loss flow, the observed order and the divergence boundary "
     "beside the linear-stability thresholds; on the digits autoencoder the loss and sharpness "
-    "reached against the edge of stability."
+    "reached against the edge of stability; on a sharpening toy, where the rod flow beats the "
+    "gradient flow at the edge of stability."
 )
 CONFIG = {
     "kappa": 10.0,
@@ -41,8 +49,22 @@ CONFIG = {
     "sharpness_rtol": 1e-4,
     "sharpness_max_iters": 500,
     "seed": 0,
+    "map_h_exponents": [-6.0, -2.5],
+    "map_points_h": 8,
+    "map_lams": [0.0, 0.9],
+    "map_points_lam": 7,
+    "map_steps": 400,
+    "map_rtol": 1e-6,
+    "map_atol": 1e-9,
 }
-QUICK = {"points_h": 12, "points_lam": 12, "digits_steps": 60, "digits_record_every": 20}
+QUICK = {
+    "points_h": 12,
+    "points_lam": 12,
+    "digits_steps": 60,
+    "digits_record_every": 20,
+    "map_points_h": 4,
+    "map_points_lam": 3,
+}
 METHODS = ("hb", "nag")
 
 
@@ -202,10 +224,36 @@ def digits_part(config, ctx):
     return arrays, summary, sw
 
 
+def rod_part(config, ctx):
+    """The toy map of the rod flow against the gradient flow (Fig 15's last row, the same
+    function and grid): the arrays under `rod/` and the counts of `_edge_map.map_summary`."""
+    bar = ctx.progress(1, "rod flow toy map")
+    m = _edge_map.toy_map(
+        config["map_h_exponents"],
+        config["map_points_h"],
+        config["map_lams"],
+        config["map_points_lam"],
+        config["map_steps"],
+        config["map_rtol"],
+        config["map_atol"],
+    )
+    bar.advance()
+    arrays = {f"rod/{k}": v for k, v in m.items()}
+    summary = {
+        "potential": dict(_edge_map.TOY),
+        "steps": config["map_steps"],
+        "ratio": "largest distance of the iterates (every second step) to the rod flow over that "
+        "to the rescaled gradient flow; points where the iterates diverged left out",
+    } | _edge_map.map_summary(m["map_ratio"])
+    return arrays, summary
+
+
 def compute(config, ctx):
     arrays, quad = quadratic_part(config, ctx)
     d_arrays, digits, _ = digits_part(config, ctx)
     arrays |= d_arrays
+    r_arrays, rod = rod_part(config, ctx)
+    arrays |= r_arrays
 
     def fmt(x):
         return "n/a" if x is None else f"{x:.2f}"
@@ -215,6 +263,7 @@ def compute(config, ctx):
     summary = {
         "quadratic": quad,
         "digits": digits,
+        "rod_map": rod,
         "headline": (
             f"quadratic kappa={config['kappa']:g}: measured divergence boundary / linear "
             f"threshold, median HB {fmt(edge['hb'])}, NAG {fmt(edge['nag'])}; digits: final "
@@ -269,7 +318,7 @@ def plot(data, config, path):
             "digits: sharpness / 2(1+λ)/(h(1+2a))",
         ),
     ]
-    fig, axes = new_figure(len(panels), 2, width=4.6, height=3.3, layout="constrained")
+    fig, axes = new_figure(len(panels) + 1, 2, width=4.6, height=3.3, layout="constrained")
     for col, method in enumerate(METHODS):
         edges = {
             "linear threshold": lambda lam, m=method: threshold(m, kappa)(lam),
@@ -287,13 +336,48 @@ def plot(data, config, path):
                 limits=limits,
             )
             axes[row, col].set_title(f"{method.upper()}: {title}", fontsize=8)
+    _plot_rod_row(data, config, axes[len(panels)])
+    toy = _edge_map.TOY
     fig.suptitle(
         f"Regime map. Rows 1-4: quadratic kappa={kappa:g}, T={config['T']:g} (red: diverges "
         f"within {config['divergence_steps']} steps); row 5: digits autoencoder, "
-        f"{config['digits_images']} images, {config['digits_steps']} full-batch steps",
+        f"{config['digits_images']} images, {config['digits_steps']} full-batch steps;\n"
+        f"row 6: toy Φ = -c x + (s0 + x) y²/2 + e y (c={toy['c']:g}, s0={toy['s0']:g}, "
+        f"e={toy['e']:g}), {config['map_steps']} steps: where the rod flow beats the gradient flow",
         fontsize=9,
     )
     save_figure(fig, path)
+
+
+def _plot_rod_row(data, config, axes) -> None:
+    """The last row: the ratio of the largest distances, rod flow over rescaled gradient flow,
+    on a log colour scale (below 1: the rod flow is closer), with the toy's linear thresholds."""
+    a = data["arrays"]
+    hs, lams, ratio = a["rod/map_hs"], a["rod/map_lams"], np.asarray(a["rod/map_ratio"], float)
+    diverged = np.where(np.isfinite(ratio), -1, 1)  # the ratio is NaN where the iterates diverged
+    for col, method in enumerate(METHODS):
+        a_factor = 1.0 if method == "nag" else 0.0
+        edges = {
+            "q* = s0 (start)": lambda lam, f=a_factor: float(_edge_map.start_threshold_h(lam, f)),
+            "q* = end sharpness of gradient flow": (
+                lambda lam, f=a_factor: float(
+                    _edge_map.end_threshold_h(lam, f, config["map_steps"])
+                )
+            ),
+        }
+        plot_sweep(
+            _map(ratio, diverged, hs, lams),
+            "final_loss",
+            method=method,
+            ax=axes[col],
+            log=True,
+            thresholds=edges,
+            label="rod / gradient flow (< 1: rod flow closer)",
+            limits=(0.25, 4.0),
+        )
+        axes[col].set_title(
+            f"{method.upper()}: toy, max distance to rod flow / to gradient flow", fontsize=8
+        )
 
 
 if __name__ == "__main__":

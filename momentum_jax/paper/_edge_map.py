@@ -1,0 +1,91 @@
+"""The toy regime map of the edge of stability, shared by Fig 14 (its last row) and Fig 15 (its
+last row): over a grid of `(h, lam)`, HB and NAG on the toy `toy_loss` against the rescaled
+gradient flow and the rod flow (docs/edge_of_stability.md), in one `sweep`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+TOY = {"c": 0.05, "s0": 15.0, "e": 0.01}
+"""The toy `Phi(x, y) = -c x + (s0 + x) y^2 / 2 + e y` (`toy_loss`): its sharpness `s0 + x` grows
+along the gradient flow at the rate `c lbar`; `e` keeps `y` off its invariant line `y = 0`."""
+START = (0.0, 0.1)
+"""The start `(x, y)` of every run of the map."""
+METHODS = ("hb", "nag")
+"""The methods of the map, in the order of its first axis."""
+
+
+def toy_loss(u):
+    """The toy potential of `TOY` at `u = (x, y)`."""
+    return -TOY["c"] * u[0] + 0.5 * (TOY["s0"] + u[0]) * u[1] ** 2 + TOY["e"] * u[1]
+
+
+def toy_map(h_exponents, points_h: int, lams, points_lam: int, steps: int, rtol, atol) -> dict:
+    """Over `points_h` values of `h` in `2^h_exponents` (log-spaced) and `points_lam` of `lam`
+    in `lams` (linear), HB and NAG on the toy for `steps` steps from `START`, in one `sweep`:
+    the largest distance of the iterates (every second step) to the rod flow and to the
+    rescaled gradient flow, and their ratio (NaN where the iterates diverged).
+
+    **Returns:** `{"map_hs", "map_lams", "map_ratio"}`, the ratio of shape
+    `(2, points_lam, points_h)` (method, `lam`, `h`)."""
+    import jax.numpy as jnp
+
+    import momentum_jax as mj
+
+    lo, hi = h_exponents
+    hs = 2.0 ** np.linspace(float(lo), float(hi), points_h)
+    lam_lo, lam_hi = lams
+    lam_grid = np.linspace(float(lam_lo), float(lam_hi), points_lam)
+    sw = mj.sweep(
+        toy_loss,
+        jnp.array(START),
+        hs=hs,
+        lams=lam_grid,
+        methods=METHODS,
+        steps=steps,
+        record_every=2,
+        models=("gradient_flow", "rod_flow"),
+        min_loss=False,
+        solver=mj.SolverConfig(rtol=rtol, atol=atol),
+    )
+    dist = sw.distances
+    assert dist is not None  # the sweep measured the two models
+    ratio = dist["rod_flow"][..., 0] / dist["gradient_flow"][..., 0]
+    return {"map_hs": hs, "map_lams": lam_grid, "map_ratio": ratio}
+
+
+def map_summary(ratio) -> dict:
+    """Per method, how many grid points of the toy map the rod flow beats the gradient flow at
+    (ratio below 1, and below 1/2) and loses at (above 1.05), of those that did not diverge."""
+    out = {}
+    for g, name in enumerate(METHODS):
+        r = np.asarray(ratio)[g]
+        ok = np.isfinite(r)
+        out[name] = {
+            "points": int(ok.sum()),
+            "rod_better": int(np.sum(r[ok] < 1.0)),
+            "rod_twice_better": int(np.sum(r[ok] < 0.5)),
+            "rod_worse_by_5_percent": int(np.sum(r[ok] > 1.05)),
+            "largest_ratio": float(np.max(r[ok])) if ok.any() else None,
+            "median_ratio": float(np.median(r[ok])) if ok.any() else None,
+        }
+    return out
+
+
+def start_threshold_h(lams, a_factor: float):
+    """The `h` at which the method's linear-stability threshold `2 (1 + lam)/(h (1 + 2a))`
+    (`a = a_factor lam`: 0 for HB, 1 for NAG) equals the start's sharpness `s0`: to its right
+    the run is unstable from the first step."""
+    lams = np.asarray(lams, dtype=float)
+    return 2.0 * (1.0 + lams) / ((1.0 + 2.0 * a_factor * lams) * TOY["s0"])
+
+
+def end_threshold_h(lams, a_factor: float, steps: int):
+    """The `h` at which the gradient flow's sharpness after `steps` steps, `s0 + c steps h
+    lbar`, equals the threshold `2 (1 + lam)/(h (1 + 2a))`: the root of a quadratic in `h`. To
+    its left the sharpness never reaches the threshold within the run (no edge of stability)."""
+    lams = np.asarray(lams, dtype=float)
+    s0, c = TOY["s0"], TOY["c"]
+    grow = 1.0 + 2.0 * a_factor * lams
+    a2 = c * steps / (1.0 - lams)
+    return (-s0 + np.sqrt(s0**2 + 4.0 * a2 * 2.0 * (1.0 + lams) / grow)) / (2.0 * a2)
