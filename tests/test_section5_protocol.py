@@ -1,6 +1,7 @@
 """The Section 5 protocol on a small problem (scikit-learn's 8x8 digits, the scaled autoencoder):
 the loss scale is a step scale for GD, HB and NAG (the reduction `experiments/mnist_protocol.py`
-rests on), and Fig 6's pipeline run where the network leaves the mean-image plateau."""
+rests on), Fig 6's pipeline run where the network leaves the mean-image plateau, and Fig 6 over
+several seeds (`reproduce --seeds`, the claims' verdicts and spread over the seeds)."""
 
 import json
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 import momentum_jax as mj
+from momentum_jax._cli import main
 from momentum_jax.paper import load_module, mean_image_error, run_experiment, section5_problem
 
 
@@ -80,3 +82,145 @@ def test_fig6_leaves_the_plateau_on_the_digits(tmp_path):
     assert claims["momentum_beats_vanishing_equal_steps"] is True
     on_disk = json.loads((tmp_path / "fig6_training.json").read_text())
     assert on_disk["summary"]["claims"]["survive_every_seed"] == s["claims"]["survive_every_seed"]
+
+
+# -- Fig 6 over several seeds: `reproduce --seeds`, and the claims over the seeds ------------
+
+
+def refuse_to_run(*args, **kwargs):
+    raise AssertionError("a figure was computed before --seeds was checked")
+
+
+@pytest.mark.parametrize(
+    "seeds, text",
+    [
+        (["0", "-1"], "--seeds expects an integer >= 0, got -1"),
+        (["x"], "--seeds expects an integer >= 0, got 'x'"),
+        (["1.5"], "--seeds expects an integer >= 0, got '1.5'"),
+        (["0", "2", "2"], "--seeds repeats 2"),
+        ([], "--seeds"),
+    ],
+)
+def test_bad_seeds_are_one_line_exit_2_before_computing(capsys, monkeypatch, seeds, text):
+    monkeypatch.setattr("momentum_jax.paper.run_experiment", refuse_to_run)
+    code = main(["reproduce", "fig6", "--seeds", *seeds, "--out", "unused"])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("momentum-jax: error: ") and text in err
+
+
+def test_seeds_override_only_the_section5_figures(capsys, monkeypatch, tmp_path):
+    calls = {}
+
+    def record(module, **kw):
+        calls[module.NAME] = kw
+        return {"summary": {}}
+
+    monkeypatch.setattr("momentum_jax.paper.run_experiment", record)
+    argv = ["reproduce", "fig6", "fig2", "--out", str(tmp_path), "--dataset", "digits"]
+    assert main([*argv, "--seeds", "2", "0", "1"]) == 0
+    assert calls["fig6_training"]["seeds"] == [2, 0, 1]
+    assert "seeds" not in calls["fig2_rates"]  # no Section 5 data set: not a seeded figure
+    calls.clear()
+    assert main(argv) == 0  # default: the figure's own seeds (Fig 6: seed 0 only)
+    assert "seeds" not in calls["fig6_training"]
+    assert load_module("fig6_training").CONFIG["seeds"] == [0]
+    capsys.readouterr()
+
+
+def fake_fig6(finals):
+    """Arrays as Fig 6's `compute` writes them, for `finals = {seed: {(scheme, exponent):
+    final error (np.inf: diverged at the last step)}}`: every run starts at 195, is at 53 by
+    step 50 and falls linearly to its final error from there (the default `runs`' steps,
+    recorded every 50)."""
+    module = load_module("fig6_training")
+    steps_of = {
+        (s, e): g["steps"]
+        for g in module.CONFIG["runs"]
+        for s in g["schemes"]
+        for e in g["h_exponents"]
+    }
+    arrays = {}
+    for seed, runs in finals.items():
+        for (s, e), final in runs.items():
+            steps = np.arange(0, steps_of[(s, e)] + 1, 50)
+            err = np.interp(steps, [0, 50, steps[-1]], [195.0, 53.0, min(final, 1e3)])
+            div = -1
+            if not np.isfinite(final):
+                err[-1], div = np.nan, int(steps[-1])
+            key = f"{s}/{e}/{seed}"
+            arrays |= {f"{key}/steps": steps, f"{key}/errors": err, f"{key}/diverged_at": div}
+        arrays[f"sharpness/{seed}"] = np.array([100.0, 1e-4])
+    return module, arrays
+
+
+def finals_of(gd1, hb1, nag1, gd2, hb2, nag2, vanishing):
+    """One seed's final errors: GD, HB, NAG at `h = 1` and `1/2`; Wilson, HB-mu, NAG-mu."""
+    return {
+        ("gd_effective", 0): gd1,
+        ("hb", 0): hb1,
+        ("nag", 0): nag1,
+        ("gd_effective", 1): gd2,
+        ("hb", 1): hb2,
+        ("nag", 1): nag2,
+    } | {(s, 0): vanishing for s in ("wilson", "hb_mu", "nag_mu")}
+
+
+def test_fig6_claims_over_seeds_on_a_fake_run(tmp_path):
+    """Seed 0 satisfies the claims it can; seed 1 has NAG above HB at `h = 1` and GD at the
+    effective rate 10 diverging: "on every seed" is False for the first and True for the
+    second (a divergence is a failure to train), the numbers' spread is over both seeds."""
+    module, arrays = fake_fig6(
+        {
+            0: finals_of(90.0, 30.0, 25.0, 40.0, 38.0, 37.0, 52.0),
+            1: finals_of(np.inf, 28.0, 31.0, 41.0, 39.0, 30.0, 52.0),
+        }
+    )
+    config = dict(module.CONFIG, seeds=[0, 1])
+    plateau = 52.8
+    s = module.summarise(arrays, config, "fake", "mnist5k", plateau, 25)
+    per_seed, over = s["claims"]["per_seed"], s["claims"]["over_seeds"]
+    assert per_seed["0"]["nag_below_hb_at_h1"] is True
+    assert per_seed["1"]["nag_below_hb_at_h1"] is False
+    nag_hb = over["nag_below_hb_at_h1"]
+    assert nag_hb["holds"] is False and nag_hb["holds_on"] == 1 and nag_hb["seeds"] == 2
+    assert nag_hb["numbers"]["nag_minus_hb"] == {"per_seed": [-5.0, 3.0], "min": -5.0, "max": 3.0}
+    fails = over["gd_rate10_fails_while_hb_nag_h1_train"]
+    assert fails["holds"] is True and fails["per_seed"] == {"0": True, "1": True}
+    assert fails["numbers"]["gd_final_error"]["per_seed"] == [90.0, None]
+    assert over["gd_rate10_diverges"]["holds"] is False  # diverges on seed 1 only
+    assert over["gd_rate10_diverges"]["numbers"]["gd_diverged_at"]["max"] == 3000
+    assert over["gd_rate5_trains"]["holds"] is True
+    # |HB - GD|/GD at h = 1/2: 0.05 and 0.075 on seed 0; NAG 0.27 on seed 1 (> 0.16)
+    track = over["hb_nag_track_gd_at_h1/2"]
+    assert track["per_seed"] == {"0": True, "1": False} and track["holds"] is False
+    largest = track["numbers"]["largest_relative_difference"]
+    assert largest["min"] == pytest.approx(0.075) and largest["max"] == pytest.approx(11 / 41)
+    # the momentum runs at step 1000 (and at the equal-time steps 50, 100) against 52.0
+    steps = over["momentum_beats_vanishing_equal_steps"]
+    assert (
+        steps["holds"] is True and steps["numbers"]["largest_momentum_minus_vanishing"]["max"] < 0
+    )
+    assert over["momentum_beats_vanishing_equal_time"]["holds"] is False  # 53 at step 50
+    assert s["claims"]["survive_every_seed"] == {k: v["holds"] for k, v in over.items()}
+    assert s["spread"]["gd_effective@2^0"]["diverged"] == 1
+    module.plot(
+        {"arrays": arrays | {"plateau": np.array(plateau)}, "summary": s},
+        config,
+        tmp_path / "fig6.png",
+    )
+    assert (tmp_path / "fig6.png").stat().st_size > 0
+
+
+def test_every_seed_is_undecided_where_a_seed_cannot_decide():
+    module = load_module("fig6_training")
+    per_seed = {
+        "0": {"a": True, "b": True, "numbers": {"a": {"x": 1.0}}},
+        "1": {"a": None, "b": False, "numbers": {"a": {"x": None}}},
+        "2": {"a": True, "b": True, "numbers": {"a": {"x": 3.0}}},
+    }
+    over = module.every_seed(per_seed, claims=("a", "b", "c"))
+    assert set(over) == {"a", "b"}  # no seed decides "c"
+    assert over["a"]["holds"] is None and over["a"]["holds_on"] == 2
+    assert over["a"]["numbers"]["x"] == {"per_seed": [1.0, None, 3.0], "min": 1.0, "max": 3.0}
+    assert over["b"]["holds"] is False and over["b"]["holds_on"] == 2

@@ -178,6 +178,14 @@ def parser() -> argparse.ArgumentParser:
         help="the paper's Section 5 protocol for Figs 6, 7, 10 (500 epochs; for a GPU: hours)",
     )
     r.add_argument("--epochs", default=None, help="epochs of the Fig 6 runs (integer >= 1)")
+    r.add_argument(
+        "--seeds",
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="seeds of the Section 5 figures (integers >= 0, no repeats; default: each figure's "
+        "own, Fig 6: 0 only), e.g. --seeds 0 1 2",
+    )
     r.add_argument("--cache", default=None, help="cache folder (default: .cache/momentum_jax)")
     r.add_argument("--no-progress", action="store_true", help="plain log lines only")
 

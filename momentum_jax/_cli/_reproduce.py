@@ -23,6 +23,7 @@ def run(args) -> int:
         if args.dataset not in (None, "auto"):
             raise UsageError(f"--mnist-dir runs the MNIST IDX files; drop --dataset {args.dataset}")
     epochs = None if args.epochs is None else whole("epochs", args.epochs, 1)
+    seeds = None if args.seeds is None else seed_list(args.seeds)
     for name in names:
         module = paper.load_module(name)
         summary = paper.run_experiment(
@@ -32,19 +33,32 @@ def run(args) -> int:
             cache_dir=args.cache,
             progress=not args.no_progress,
             options={"mnist_dir": args.mnist_dir},
-            **overrides(module, args, epochs),
+            **overrides(module, args, epochs, seeds),
         )
         print(f"{name}: {args.out}/{name}.png  {summary['summary'].get('headline', '')}".rstrip())
     return 0
 
 
-def overrides(module, args, epochs) -> dict:
-    """Configuration overrides of one figure from `--full`, `--epochs` and `--dataset`; the
-    data set is resolved here ("auto" -> what is installed), so that it keys the cache."""
+def seed_list(texts) -> list[int]:
+    """The seeds given to `--seeds`: integers `>= 0`, each once, in the order given."""
+    seeds = [whole("seeds", t, 0) for t in texts]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise UsageError(f"--seeds repeats {', '.join(map(str, repeated))}; give each seed once")
+    return seeds
+
+
+def overrides(module, args, epochs, seeds=None) -> dict:
+    """Configuration overrides of one figure from `--full`, `--epochs`, `--seeds` and
+    `--dataset`; the data set is resolved here ("auto" -> what is installed), so that it keys
+    the cache. `seeds` replaces the `seeds` of a Section 5 figure's configuration (one with a
+    `dataset`), and only of those."""
     config = dict(module.CONFIG) | (getattr(module, "QUICK", {}) if args.quick else {})
     result = dict(getattr(module, "FULL", {})) if args.full else {}
     if epochs is not None and "epochs" in config:
         result["epochs"] = epochs
+    if seeds is not None and "seeds" in config and "dataset" in config:
+        result["seeds"] = list(seeds)
     if "dataset" in config:
         name = args.dataset or result.get("dataset") or config["dataset"]
         try:

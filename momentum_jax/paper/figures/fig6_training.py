@@ -7,7 +7,10 @@ per-image summed squared error; the error reported is the mean over images of th
 (the recorded full-data loss divided by the scale). The default runs HB and NAG at `h = 1` long
 enough to leave the plateau, GD, HB and NAG at `h = 1/2`, and GD at `h = 1` (effective rate 10)
 with the vanishing-friction schemes for fewer steps; `epochs` (`--epochs`, `--full`) instead
-runs every group for that many epochs, the paper's protocol."""
+runs every group for that many epochs, the paper's protocol. `seeds` (`--seeds`) are those of
+the Glorot start (the data and their order are the same for every seed): with several, the curves
+are the median with the min-max band over the seeds, and the summary holds each claim per seed,
+whether it holds on every seed, and the spread of the numbers it is decided on (`every_seed`)."""
 
 import jax
 import jax.numpy as jnp
@@ -248,7 +251,10 @@ def run_record(arrays, scheme, e, seed, c, lam, mu, plateau):
 
 
 def claims_for_seed(arrays, config, seed, plateau):
-    """The paper's claims, checked on one seed's runs (None where a run needed is absent)."""
+    """The paper's claims, checked on one seed's runs (None where a run needed is absent): each
+    claim of `CLAIMS` as a bool (or None: not decidable on this seed), the records behind them,
+    and under `"numbers"` `{claim: {name: number or None}}`, the numbers each claim is decided
+    on (what `every_seed` spreads over the seeds)."""
     c, lam, mu = config["loss_scale"], config["lam"], config["mu"]
     runs = _runs(arrays, config)
 
@@ -256,6 +262,7 @@ def claims_for_seed(arrays, config, seed, plateau):
         return run_record(arrays, s, e, seed, c, lam, mu, plateau) if (s, e) in runs else None
 
     out = {}
+    numbers = {}
     gd1, hb1, nag1 = rec("gd_effective", 0), rec("hb", 0), rec("nag", 0)
     gd2, hb2, nag2 = rec("gd_effective", 1), rec("hb", 1), rec("nag", 1)
     trained = TRAINED * plateau
@@ -271,9 +278,16 @@ def claims_for_seed(arrays, config, seed, plateau):
         out["gd_rate10_diverges"] = gd1["diverged_at"] >= 0
         out["gd_rate10_diverged_at"] = gd1["diverged_at"]
         out["hb_nag_h1_below_0.9_plateau"] = [bool(x) for x in train]
+        numbers["gd_rate10_fails_while_hb_nag_h1_train"] = {
+            "gd_final_error": gd1["final_error"],
+            "hb_final_error": hb1["final_error"],
+            "nag_final_error": nag1["final_error"],
+        }
+        numbers["gd_rate10_diverges"] = {"gd_diverged_at": gd1["diverged_at"]}
     if gd2:
         gd_final = gd2["final_error"]
         out["gd_rate5_trains"] = gd2["diverged_at"] < 0 and (gd_final or np.inf) < trained
+        numbers["gd_rate5_trains"] = {"gd_final_error": gd_final, "gd_exit_step": gd2["exit_step"]}
     if gd2 and hb2 and nag2:
         rel = {}
         for s in ("hb", "nag"):
@@ -294,6 +308,14 @@ def claims_for_seed(arrays, config, seed, plateau):
                 rel[s]["final"] is not None and rel[s]["final"] < PAPER_TRACK for s in ("hb", "nag")
             )
         )
+        numbers["hb_nag_track_gd_at_h1/2"] = {
+            "largest_relative_difference": worst([rel["hb"]["final"], rel["nag"]["final"]]),
+            "hb_relative_difference": rel["hb"]["final"],
+            "nag_relative_difference": rel["nag"]["final"],
+            "hb_final_error": hb2["final_error"],
+            "nag_final_error": nag2["final_error"],
+            "gd_final_error": gd_final,
+        }
     if hb1 and nag1:
         out["nag_below_hb_at_h1"] = bool(
             (nag1["final_error"] or np.inf) < (hb1["final_error"] or np.inf)
@@ -303,6 +325,11 @@ def claims_for_seed(arrays, config, seed, plateau):
             if nag1["final_error"] is None or hb1["final_error"] is None
             else nag1["final_error"] - hb1["final_error"]
         )
+        numbers["nag_below_hb_at_h1"] = {
+            "nag_minus_hb": out["nag_minus_hb_at_h1"],
+            "hb_exit_step": hb1["exit_step"],
+            "nag_exit_step": nag1["exit_step"],
+        }
     vanishing = {s: rec(s, 0) for s in VANISHING if (s, 0) in runs}
     if vanishing and hb1 and nag1:
         equal_steps, equal_time = {}, {}
@@ -335,6 +362,73 @@ def claims_for_seed(arrays, config, seed, plateau):
         out["momentum_beats_vanishing_equal_time"] = (
             all(wins(equal_time, k) for k in known) if known else None
         )
+        for claim, d, keys in (
+            ("momentum_beats_vanishing_equal_steps", equal_steps, list(equal_steps)),
+            ("momentum_beats_vanishing_equal_time", equal_time, known),
+        ):
+            gaps = [margin(d, k) for k in keys]
+            numbers[claim] = {
+                # the claim holds where the largest is below 0
+                "largest_momentum_minus_vanishing": worst(gaps),
+                "smallest_momentum_minus_vanishing": None
+                if not gaps or None in gaps
+                else min(gaps),
+            }
+    out["numbers"] = numbers
+    return out
+
+
+def margin(d, k):
+    """The error of the fixed-momentum run minus the vanishing-friction run's for the pair
+    `k = "m-v"` of `d` (None where either is missing)."""
+    m, v = k.split("-")
+    return None if d[k][m] is None or d[k][v] is None else d[k][m] - d[k][v]
+
+
+def worst(gaps):
+    """The largest of `gaps` (None if there are none, or one is None)."""
+    return None if not gaps or None in gaps else max(gaps)
+
+
+def every_seed(per_seed, claims=None):
+    """Each claim over the seeds, from `{seed: claims_for_seed(...)}`: `{claim: {"holds":
+    True (on every seed) / False (fails on at least one) / None (holds where decidable, not
+    decidable on some seed), "holds_on": seeds where it holds, "seeds": seeds, "per_seed":
+    {seed: bool or None}, "numbers": {name: {"per_seed": [...], "min": ..., "max": ...}}}}`,
+    the numbers being those of each seed's `"numbers"` (min and max over the seeds where they
+    are known). Claims that no seed decides or records are left out."""
+    seeds = list(per_seed)
+    claims = CLAIMS if claims is None else claims
+    out = {}
+    for k in claims:
+        if not any(k in per_seed[s] for s in seeds):
+            continue
+        verdicts = {s: per_seed[s].get(k) for s in seeds}
+        if any(v is False for v in verdicts.values()):
+            holds = False
+        elif all(v is True for v in verdicts.values()):
+            holds = True
+        else:
+            holds = None
+        names = []
+        for s in seeds:
+            for name in per_seed[s].get("numbers", {}).get(k, {}):
+                if name not in names:
+                    names.append(name)
+        numbers = {}
+        for name in names:
+            vals = [per_seed[s].get("numbers", {}).get(k, {}).get(name) for s in seeds]
+            known = [v for v in vals if v is not None]
+            numbers[name] = {"per_seed": vals} | (
+                {"min": min(known), "max": max(known)} if known else {}
+            )
+        out[k] = {
+            "holds": holds,
+            "holds_on": sum(v is True for v in verdicts.values()),
+            "seeds": len(seeds),
+            "per_seed": verdicts,
+            "numbers": numbers,
+        }
     return out
 
 
@@ -357,11 +451,8 @@ def summarise(arrays, config, description, dataset, plateau, steps_per_epoch):
     seeds, c = config["seeds"], config["loss_scale"]
     runs = _runs(arrays, config)
     per_seed = {str(s): claims_for_seed(arrays, config, s, plateau) for s in seeds}
-    survive = {
-        k: all(per_seed[str(s)].get(k) is True for s in seeds)
-        for k in CLAIMS
-        if any(k in per_seed[str(s)] for s in seeds)
-    }
+    over_seeds = every_seed(per_seed)
+    survive = {k: v["holds"] for k, v in over_seeds.items()}
     exps = sorted({e for _, e in runs})
     table = {s: [None] * len(exps) for s in SCHEMES if any(r[0] == s for r in runs)}
     final, spread = {}, {}
@@ -420,7 +511,12 @@ def summarise(arrays, config, description, dataset, plateau, steps_per_epoch):
         "final_training_error": table,
         "final_training_error_per_seed": final,
         "spread": spread,
-        "claims": {"per_seed": per_seed, "survive_every_seed": survive, "spread": spread},
+        "claims": {
+            "per_seed": per_seed,
+            "survive_every_seed": survive,
+            "over_seeds": over_seeds,
+            "spread": spread,
+        },
         "protocol_runs": protocol_runs,
         "sharpness_image_sum_at_start": sharp,
         "gd_rate10_times_c_times_sharpness": float(10 * c * s0),
@@ -517,6 +613,32 @@ def _curves(ax, arrays, config, e, schemes, x="step", plateau=None):
     ax.set_ylabel("training error (per-image sum)")
 
 
+KEY_NUMBER = {
+    "gd_rate10_fails_while_hb_nag_h1_train": ("gd_final_error", "GD final"),
+    "gd_rate10_diverges": ("gd_diverged_at", "divergence step (-1: none)"),
+    "gd_rate5_trains": ("gd_final_error", "GD final"),
+    "hb_nag_track_gd_at_h1/2": ("largest_relative_difference", "max |HB,NAG - GD|/GD"),
+    "nag_below_hb_at_h1": ("nag_minus_hb", "NAG-HB"),
+    "momentum_beats_vanishing_equal_steps": ("largest_momentum_minus_vanishing", "max m-v"),
+    "momentum_beats_vanishing_equal_time": ("largest_momentum_minus_vanishing", "max m-v"),
+}
+"""The number of each claim that the figure prints beside it: `(name in "numbers", label)`."""
+
+
+def claim_line(claim, over):
+    """One line of the figure's claim list: the claim, on how many seeds it holds, and the
+    range over the seeds of its `KEY_NUMBER` (from one entry of `every_seed`)."""
+    line = f"  {claim}: {over['holds_on']}/{over['seeds']}"
+    if over["holds"] is None:
+        line += " (undecided on some)"
+    name, label = KEY_NUMBER.get(claim, (None, ""))
+    n = over["numbers"].get(name, {})
+    if "min" in n:
+        lo, hi = n["min"], n["max"]
+        line += f"  {label} {lo:.4g}" + (f" to {hi:.4g}" if hi != lo else "")
+    return line
+
+
 def plot(data, config, path):
     arrays, summary = data["arrays"], data["summary"]
     plateau = summary["mean_image_plateau"]
@@ -572,17 +694,21 @@ def plot(data, config, path):
     )
     table.auto_set_font_size(False)
     table.set_fontsize(7.5)
-    survive = summary["claims"]["survive_every_seed"]
     text = "Differs from the paper:\n" + "\n".join("  " + d for d in summary["differs_from_paper"])
-    text += f"\nClaims, on every seed ({len(seeds)}):\n" + "\n".join(
-        f"  {k}: {v}" for k, v in survive.items()
+    text += f"\nClaims: seeds where each holds (of {len(seeds)}), and its number:\n" + "\n".join(
+        claim_line(k, v) for k, v in summary["claims"]["over_seeds"].items()
     )
     ax.text(0.0, 0.38, text, fontsize=6.8, va="top", transform=ax.transAxes, family="monospace")
     fig.suptitle(
         f"Fig 6 off the plateau: {summary['data']}, batch {config['batch_size']}, no "
         f"shuffling, lam = {config['lam']}, mu = {config['mu']}\nloss = 1/"
         f"{1 / config['loss_scale']:.0f} x per-image summed squared error; error per image "
-        f"(mean image {plateau:.4g}); {len(seeds)} seed(s)",
+        f"(mean image {plateau:.4g}); "
+        + (
+            f"{len(seeds)} init seeds ({', '.join(map(str, seeds))}): line = median, band = min-max"
+            if len(seeds) > 1
+            else f"init seed {seeds[0]}"
+        ),
         fontsize=9,
     )
     save_figure(fig, path)
