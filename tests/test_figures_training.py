@@ -116,19 +116,21 @@ def test_fig10(tmp_path):
         tmp_path,
         h_exponents=[1, 2],
         images=50,
+        checkpoint_steps=6,
         steps=4,
+        record_every=2,
         seeds=[0, 1],
         sharpness_max_iters=20,
-        trajectory_h_exponent=2,
-        trajectory_every=2,
         toy_steps=40,
         toy_grid=21,
     )
-    assert s["h"] == ["2^-1", "2^-2"] and s["trajectory"]["h"] == "2^-2"
+    assert s["h"] == ["2^-1", "2^-2"] and s["steps_from_checkpoint"] == 4
     assert s["seeds"] == [0, 1] and "first 50 images" in s["data"]
-    for scheme in ("gd_effective", "hb", "nag"):
-        path = s["trajectory"][scheme]
-        assert len(path["loss"]) == len(path["sharpness"]) == 3  # steps 0, 2, 4
+    ck = s["checkpoint"]
+    assert ck["scheme"] == "hb" and ck["max_steps"] == 6 and len(ck["error"]["per_seed"]) == 2
+    assert all(0 < n <= 6 for n in ck["steps"]) and len(ck["left_plateau"]) == 2
+    assert isinstance(ck["left_plateau_every_seed"], bool)
+    assert s["compared_seeds"] == [x for x, o in zip((0, 1), ck["left_plateau"]) if o]
     per = s["per_scheme"]
     for scheme, method in (
         ("gd_effective", gradient_descent),
@@ -136,20 +138,24 @@ def test_fig10(tmp_path):
         ("nag", nesterov),
     ):
         row = per[scheme]
-        assert all(len(row[k]) == 2 for k in ("loss", "sharpness", "modified_loss", "h_c"))
+        assert all(len(row[k]) == 2 for k in ("error", "sharpness", "sharpness_residual", "h_c"))
         for i, h in enumerate((0.5, 0.25)):
             m = gradient_descent(h / 0.1) if scheme == "gd_effective" else method(h, 0.9)
             np.testing.assert_allclose(row["h_c"][i], float(m.h * m.c), rtol=1e-12)
-            loss, gsq, mod = (row[k][i]["per_seed"] for k in ("loss", "grad_sq", "modified_loss"))
-            assert len(loss) == 2 and loss[0] != loss[1]  # two initialisations
-            np.testing.assert_allclose(mod, np.add(loss, np.multiply(row["h_c"][i], gsq)))
-            sharp = row["sharpness"][i]
-            assert sharp["min"] <= sharp["mean"] <= sharp["max"] and sharp["min"] > 0
+            err = row["error"][i]["per_seed"]
+            assert len(err) == 2 and err[0] != err[1]  # two initialisations
+            # A sharpness is used only where it converged, from a start off the plateau.
+            residuals = row["sharpness_residual"][i]
+            for value, r, off in zip(
+                row["sharpness"][i]["per_seed"], residuals, ck["left_plateau"]
+            ):
+                assert (value is not None) == (off and r is not None and r <= 1e-3)
     # GD at rate h/(1-lam) has c = 1/4; HB's h c is (1+lam)/(1-lam) = 19 times larger.
     np.testing.assert_allclose(per["gd_effective"]["h_c"][0], 0.25 * 0.5 / 0.1)
     np.testing.assert_allclose(per["hb"]["h_c"][0] / per["gd_effective"]["h_c"][0], 19.0)
     for v in s["momentum_flatter_than_gd_per_h"].values():
-        assert len(v) == 2 and all(x in ("yes", "no", "mixed 1/2") for x in v)
+        assert len(v) == 2 and all(x in ("yes", "no", "mixed 1/2", "n/a") for x in v)
+    assert set(s["flatter_than_gd_for_every_seed_and_h"]) == {"hb", "nag"}
     assert len(s["toy"]["max_dist_hb_to_modified_flow"]) == 4
 
 

@@ -28,6 +28,7 @@ from ._progress import log as log
 from ._regularisation import double_well_picture as double_well_picture
 from ._regularisation import measured_training as measured_training
 from ._regularisation import modified_loss_constant as modified_loss_constant
+from ._regularisation import off_plateau_checkpoint as off_plateau_checkpoint
 from ._regularisation import sharpness as sharpness
 from ._runner import Context as Context
 from ._runner import available as available

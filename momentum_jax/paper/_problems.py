@@ -194,9 +194,9 @@ MNIST IDX files of a local folder."""
 
 TRAINING_LOSSES = {"pixel_mean": mj.pixel_mean_squared_error, "image_sum": mj.squared_error}
 """The per-example training losses of the Section 5 runs by name; the error reported is always
-`squared_error` (per-image sum over pixels, the paper's units). Figs 7 and 10 still train on
-`"pixel_mean"`; docs/theory.md §6 gives the measurements on the loss scale (Fig 6 trains on 1/8 x
-`"image_sum"`, `Autoencoder(scale=...)`)."""
+`squared_error` (per-image sum over pixels, the paper's units). Fig 7 still trains on
+`"pixel_mean"`; docs/theory.md §6 gives the measurements on the loss scale (Figs 6 and 10 train
+on 1/8 x `"image_sum"`, `Autoencoder(scale=...)`)."""
 
 
 def section5_dataset(name: str = "auto", mnist_dir=None) -> str:

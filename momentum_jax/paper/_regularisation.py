@@ -1,8 +1,9 @@
 """Measurements of implicit regularisation (our Fig 10; docs/theory.md §2, §5 and §6): the
 sharpness of a training loss at given parameters, the `h c` of the modified loss
-`Phi_h = Phi + h c |grad Phi|^2` of each Section 5 scheme (Thm 6), a full-batch training run over
-several learning rates measured at its end and along the way, and heavy ball on a 2-D nonconvex
-loss against its modified flow and the gradient flow. Built on the public API only."""
+`Phi_h = Phi + h c |grad Phi|^2` of each Section 5 scheme (Thm 6), full-batch training of several
+schemes over learning rates and seeds from an off-plateau checkpoint (one `sweep` call) measured
+at its end, and heavy ball on a 2-D nonconvex loss against its modified flow and the gradient
+flow. Built on the public API only."""
 
 from __future__ import annotations
 
@@ -17,12 +18,8 @@ from momentum_jax import (
     iterate,
     scheme_method,
     solve,
-    squared_gradient_norm,
     top_hessian_eigenvalue,
 )
-
-_squared_gradient_norm = jax.jit(squared_gradient_norm, static_argnums=0)
-"""`|grad Phi(u)|^2`, compiled once per loss function object."""
 
 
 def modified_loss_constant(scheme: str, h: float, lam: float) -> float:
@@ -45,80 +42,124 @@ def sharpness(phi, params, *, rtol: float, max_iters: int) -> tuple[float, float
     return float(top.value), float(top.residual)
 
 
-def measured_training(
-    scheme: str,
+def off_plateau_checkpoint(
+    loss,
     params0,
     data,
-    hs,
-    phi,
     *,
+    h: float,
+    lam: float,
+    below: float,
+    max_steps: int,
+    chunk: int = 100,
+    scheme: str = "hb",
+) -> tuple:
+    """The start of the Fig 10 runs: `scheme` (heavy ball by default) trained full batch on
+    `data` from `params0` (`train`) in chunks of `chunk` steps, its velocity carried over, until
+    the full-batch `loss` is below `below` after a chunk (the run has left the plateau) or
+    `max_steps` steps are done. Every scheme of `measured_training` starts from its parameters
+    (with zero velocity).
+
+    **Returns:** `(params, losses, diverged_at)`: the parameters after the last step, the full
+    training loss before training and after every step `(steps + 1,)`, and the step of a
+    divergence (-1 if none).
+    """
+    params, velocity = params0, None
+    losses: list[np.ndarray] = []
+    done, diverged_at = 0, -1
+    while done < max_steps:
+        n = min(chunk, max_steps - done)
+        r = mj.train(
+            scheme,
+            params,
+            data,
+            h,
+            epochs=n,
+            batch_size=data.shape[0],
+            lam=lam,
+            loss=loss,
+            velocity0=velocity,
+        )
+        curve = np.asarray(r.losses)
+        losses.append(curve if not losses else curve[1:])
+        params, velocity = r.params, r.velocity
+        if int(r.diverged_at) >= 0:
+            diverged_at = done + int(r.diverged_at)
+            break
+        done += n
+        if curve[-1] < below:
+            break
+    return params, np.concatenate(losses), diverged_at
+
+
+def measured_training(
+    schemes,
+    starts: dict,
+    data,
+    hs,
     loss,
+    *,
     steps: int,
     lam: float,
     rtol: float,
     max_iters: int,
-    path_at: int | None = None,
-    every: int = 1,
+    record_every: int,
 ) -> dict[str, np.ndarray]:
-    """Full-batch training of `scheme` at every `h` of `hs` (`train_over_h`), measured at the end
-    of each run: the loss, the sharpness of `phi` (`sharpness`) and `|grad phi|^2`.
+    """Full-batch training of every scheme of `schemes` at every `h` of `hs` from every start of
+    `starts`, in one `sweep` call, measured at the end of each run: the training loss and the
+    sharpness (the top Hessian eigenvalue of the full-batch loss, to the relative residual
+    `rtol` or after `max_iters` Hessian-vector products; the residual is kept).
 
     **Arguments:**
 
-    - `scheme`: a name of `SCHEMES`.
-    - `params0`, `data`: the start and the training examples (leading axis), one batch.
-    - `hs`: the learning rates (1-D).
-    - `phi`: the full-batch training loss as a function of the parameters only; pass the same
-      function object to every call, so that its sharpness and gradient compile once.
-    - `loss`: the per-example loss that `train` takes; `steps`: the steps (full-batch epochs);
-      `lam`: the momentum.
-    - `rtol`, `max_iters`: those of `sharpness`.
-    - `path_at`: an index of `hs` whose run is also measured along the way, every `every`
-      steps (None: none).
+    - `schemes`: names of `SCHEMES` that `sweep` runs (`"gd_effective"`, `"hb"`, `"nag"`).
+    - `starts`: `{seed: params}`, one start per seed (e.g. `off_plateau_checkpoint`); every
+      scheme and `h` starts there with zero velocity.
+    - `data`: the training examples (leading axis), one batch.
+    - `hs`: the learning rates (1-D); `loss`: the per-example training loss `(params, batch) ->
+      (B,)`; `steps`: the steps (full-batch epochs); `lam`: the momentum.
+    - `rtol`, `max_iters`: the sharpness's relative residual and its budget of products.
+    - `record_every`: the loss is recorded every this many steps (`"curves"`).
 
-    **Returns:** `{"loss", "sharpness", "residual", "grad_sq", "diverged_at"}`, each one value
-    per `h`, `"curves"` (the losses of every step, `(h, steps + 1)`) and, with `path_at`,
-    `"path_loss"` and `"path_sharpness"` at the recorded steps.
+    **Returns:** `{"loss", "sharpness", "residual", "diverged_at"}`, each `(scheme, seed, h)`,
+    `"curves"` `(scheme, seed, h, records + 1)` (the start first) and `"curve_steps"`.
     """
-    r = mj.train_over_h(
-        scheme,
-        params0,
-        data,
-        hs,
-        epochs=steps,
-        batch_size=data.shape[0],
-        lam=lam,
-        loss=loss,
-        record_params_every=every if path_at is not None else None,
+    seeds = [int(s) for s in starts]
+
+    def start(key):  # sweep calls it with jax.random.key(seed): read the seed back
+        return starts[int(jax.random.key_data(key)[-1])]
+
+    r = mj.sweep(
+        loss,
+        start,
+        seeds=seeds,
+        hs=np.asarray(hs, dtype=float),
+        lams=[lam],
+        methods=list(schemes),
+        steps=steps,
+        data=data,
+        record_every=record_every,
+        sharpness_at=[steps],
+        sharpness_rtol=rtol,
+        sharpness_max_iters=max_iters,
+        min_loss=False,
     )
-    sharp, resid, gsq = [], [], []
-    for i in range(len(hs)):  # one LOBPCG per trained point, each to its own tolerance
-        p = jax.tree.map(lambda x, i=i: x[i], r.params)
-        value, residual = sharpness(phi, p, rtol=rtol, max_iters=max_iters)
-        sharp.append(value)
-        resid.append(residual)
-        gsq.append(float(_squared_gradient_norm(phi, p)))
-    out = {
-        "loss": np.asarray(r.losses[:, -1]),
-        "sharpness": np.array(sharp),
-        "residual": np.array(resid),
-        "grad_sq": np.array(gsq),
-        "diverged_at": np.asarray(r.diverged_at),
-        "curves": np.asarray(r.losses),
+
+    def grid(x):  # (scheme, lam=1, h, seed, ...) -> (scheme, seed, h, ...)
+        return np.swapaxes(np.asarray(x)[:, 0], 1, 2)
+
+    first = np.array([[float(jnp.mean(loss(starts[s], data)))] for s in seeds])  # (seed, 1)
+    curves = grid(r.curve)
+    start_col = np.broadcast_to(first[None, :, None, :], curves.shape[:-1] + (1,))
+    assert r.sharpness is not None and r.sharpness_residual is not None
+    return {
+        "loss": grid(r.final_loss),
+        "sharpness": grid(r.sharpness)[..., -1],
+        "residual": grid(r.sharpness_residual)[..., -1],
+        "diverged_at": grid(r.diverged_at),
+        "curves": np.concatenate([start_col, curves], axis=-1),
+        "curve_steps": np.concatenate([[0], np.asarray(r.curve_steps)]),
     }
-    if path_at is not None:
-        snaps = jax.tree.map(lambda x: x[path_at], r.snapshots)
-        count = jax.tree.leaves(snaps)[0].shape[0]
-        out["path_loss"] = np.asarray(r.losses[path_at, ::every][:count])
-        out["path_sharpness"] = np.array(
-            [
-                sharpness(
-                    phi, jax.tree.map(lambda x, k=k: x[k], snaps), rtol=rtol, max_iters=max_iters
-                )[0]
-                for k in range(count)
-            ]
-        )
-    return out
 
 
 def double_well_picture(
