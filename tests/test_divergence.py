@@ -237,3 +237,26 @@ def test_sweep_runs_again_a_chunk_that_came_near_the_bound_without_crossing_it(m
                 np.testing.assert_allclose(sw.final_loss[i, j, k, 0], losses[-1], rtol=1e-12)
                 if min_loss:
                     np.testing.assert_allclose(sw.min_loss[i, j, k, 0], losses.min(), rtol=1e-12)
+
+
+def test_sweep_finds_the_crossing_of_a_float32_pytree_as_iterate_final_does():
+    """Two leaves in float32, each of norm below the bound when the whole crosses it (the bound
+    is on the norm of all components together): every point's `diverged_at` and final loss are
+    `iterate_final`'s, for points that cross in the first chunk, in later ones and never."""
+
+    def loss(p):
+        return 0.5 * (
+            KAPPA * p["a"][0] ** 2 + p["a"][1] ** 2 + KAPPA * p["b"][0] ** 2 + p["b"][1] ** 2
+        )
+
+    start = {"a": jnp.ones(2, jnp.float32), "b": jnp.ones(2, jnp.float32)}
+    hs, lams = np.linspace(0.375, 0.42, 7), [0.9]
+    sw = mj.sweep(loss, start, hs=hs, lams=lams, methods=("hb", "nag"), steps=200, min_loss=False)
+    crossed = []
+    for i, name in enumerate(("hb", "nag")):
+        for k, h in enumerate(hs):
+            fin = mj.iterate_final(loss, start, mj.method_from_name(name, h, 0.9), 200)
+            assert int(sw.diverged_at[i, 0, k, 0]) == int(fin.diverged_at), (name, h)
+            np.testing.assert_allclose(sw.final_loss[i, 0, k, 0], fin.loss, rtol=1e-6)
+            crossed.append(int(fin.diverged_at))
+    assert min(c for c in crossed if c > 0) < 64 < max(crossed)  # first and later chunks

@@ -108,11 +108,11 @@ def _loop(
             Wilson's scheme, h)` with the running minimum of the full loss `loss(u_n)` of
             every step's start `u_n`. `checked`: under the divergence guard (the carry is
             `(state, diverged_at, min)`); otherwise bare, the carry `(state, min)`, with every
-            component `u_i` of an iterate beyond `bound_i / sqrt(d)` (`d` components) set to
-            NaN in the step's own update: a norm above the bound needs one, so a point whose
-            iterates all stay finite never crossed it, and NaN propagates to the end of the
-            chunk for `_advance` to see (componentwise: no reduction and no extra pass over
-            the state in the loop)."""
+            component `u_i` of an iterate beyond about `bound_i / sqrt(d)` (`d` components,
+            `_poison`) set to NaN in the step's own update: a norm above the bound needs one,
+            so a point whose iterates all stay finite never crossed it, and NaN propagates to
+            the end of the chunk for `_advance` to see (componentwise: no reduction and no
+            extra pass over the state in the loop)."""
             meth, h_i = point
 
             def one(j, c):
@@ -231,12 +231,18 @@ RERUN = 16
 
 
 def _poison(u, bound):
-    """`u` with every component `u_i` beyond `bound / sqrt(d)` in absolute value set to NaN (`d`
-    the number of components; NaN and inf become NaN): a norm above `bound` needs such a
-    component, so an iterate without one is within the bound."""
+    """`u` with every component `u_i` beyond `cap` in absolute value set to NaN (NaN and inf
+    become NaN), `cap = 0.999 min(bound, sqrt(max)) / sqrt(d)`: `d` the number of components,
+    `max` the largest number of `bound`'s dtype (a larger norm is not finite in the guard's sum
+    of squares). A norm above the bound needs such a component, so an iterate without one is
+    within the bound; the margin covers the rounding of the guard's norm (a point marked for
+    nothing is only run again)."""
     d = sum(x.size for x in jax.tree.leaves(u))
-    cap = bound / jnp.sqrt(jnp.asarray(d, bound.dtype))
-    return jax.tree.map(lambda x: jnp.where(jnp.abs(x) <= cap.astype(x.dtype), x, jnp.nan), u)
+    big = jnp.sqrt(jnp.asarray(jnp.finfo(bound.dtype).max, bound.dtype))
+    cap = 0.999 * jnp.minimum(bound, big) / jnp.sqrt(jnp.asarray(d, bound.dtype))
+    return jax.tree.map(
+        lambda x: jnp.where(jnp.abs(x).astype(cap.dtype) <= cap, x, jnp.nan).astype(x.dtype), u
+    )
 
 
 def _advance(run_steps, carry, first, count: int, points, bound):
@@ -244,7 +250,7 @@ def _advance(run_steps, carry, first, count: int, points, bound):
     with a leading point axis, `points` and `bound` the points' `run_steps` arguments: bare
     steps (`run_steps(..., checked=False)`) in chunks of `CHECK_EVERY`, checked once at the
     end of each: a point whose state is still finite kept every component of every iterate
-    within `bound / sqrt(d)` (`_poison`), so no norm crossed the bound (one near it may run
+    within about `bound / sqrt(d)` (`_poison`), so no norm crossed the bound (one near it may run
     its chunk again for nothing, but none is missed). The points that did not (the
     divergence rule of `momentum_jax._runtime`) run that chunk again from its start under the
     per-step guard (`checked=True`), `RERUN` at a time, which finds their first divergent step

@@ -13,6 +13,17 @@ START = (0.0, 0.1)
 """The start `(x, y)` of every run of the map."""
 METHODS = ("hb", "nag")
 """The methods of the map, in the order of its first axis."""
+GRID = {
+    "map_h_exponents": [-6.0, -2.5],
+    "map_points_h": 8,
+    "map_lams": [0.0, 0.9],
+    "map_points_lam": 7,
+    "map_steps": 400,
+    "map_rtol": 1e-6,
+    "map_atol": 1e-9,
+}
+"""The map's grid and solver tolerances, the configuration keys of Figs 14 and 15
+(`toy_map_of`)."""
 
 
 def toy_loss(u):
@@ -20,7 +31,20 @@ def toy_loss(u):
     return -TOY["c"] * u[0] + 0.5 * (TOY["s0"] + u[0]) * u[1] ** 2 + TOY["e"] * u[1]
 
 
-def toy_map(h_exponents, points_h: int, lams, points_lam: int, steps: int, rtol, atol) -> dict:
+def toy_map_of(config) -> dict:
+    """`toy_map` on the grid of a figure's configuration (the keys of `GRID`)."""
+    return toy_map(
+        config["map_h_exponents"],
+        config["map_points_h"],
+        config["map_lams"],
+        config["map_points_lam"],
+        steps=config["map_steps"],
+        rtol=config["map_rtol"],
+        atol=config["map_atol"],
+    )
+
+
+def toy_map(h_exponents, points_h: int, lams, points_lam: int, *, steps: int, rtol, atol) -> dict:
     """Over `points_h` values of `h` in `2^h_exponents` (log-spaced) and `points_lam` of `lam`
     in `lams` (linear), HB and NAG on the toy for `steps` steps from `START`, in one `sweep`:
     the largest distance of the iterates (every second step) to the rod flow and to the

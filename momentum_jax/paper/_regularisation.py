@@ -126,8 +126,10 @@ def measured_training(
     """
     seeds = [int(s) for s in starts]
 
-    def start(key):  # sweep calls it with jax.random.key(seed): read the seed back
-        return starts[int(jax.random.key_data(key)[-1])]
+    by_key = {_key_bytes(jax.random.key(s)): starts[s] for s in seeds}
+
+    def start(key):  # sweep calls it with jax.random.key(seed)
+        return by_key[_key_bytes(key)]
 
     r = mj.sweep(
         loss,
@@ -220,3 +222,8 @@ def double_well_picture(
         "hb_closer_to_modified_flow": [bool(a < b) for a, b in zip(d_mod, d_flow)],
     }
     return arrays, summary
+
+
+def _key_bytes(key) -> bytes:
+    """The bits of a PRNG key, whatever its implementation (a dictionary key)."""
+    return np.asarray(jax.random.key_data(key)).tobytes()

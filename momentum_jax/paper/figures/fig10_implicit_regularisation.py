@@ -39,7 +39,8 @@ DESCRIPTION = (
 # the per-image summed squared error, sigmoid hidden units), full batch on the first `images`
 # images: per seed, heavy ball at h = 1 from the Glorot start, in chunks of `checkpoint_chunk`
 # steps until its error is below `trained_below` x the mean image's (measured on 250 images:
-# seed 0 after 1100 steps; seeds 1 and 2 still on the plateau after 1200), at most
+# seed 0 below it at step 978, so a 1000-step checkpoint; seeds 1 and 2 still on the plateau
+# after 3000), at most
 # `checkpoint_steps`, is the checkpoint from which every scheme and h of that seed runs `steps`
 # more steps (zero velocity), all in one sweep, the sharpness measured at the end to the
 # relative residual `sharpness_rtol` (a point that does not get there is flagged and left out
@@ -198,6 +199,8 @@ def autoencoder_part(config, ctx):
             "checkpoint_scheme",
             "checkpoint_h_exponent",
             "checkpoint_steps",
+            "checkpoint_chunk",
+            "trained_below",
             "h_exponents",
             "steps",
             "record_every",

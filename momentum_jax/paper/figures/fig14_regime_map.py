@@ -49,13 +49,7 @@ CONFIG = {
     "sharpness_rtol": 1e-4,
     "sharpness_max_iters": 500,
     "seed": 0,
-    "map_h_exponents": [-6.0, -2.5],
-    "map_points_h": 8,
-    "map_lams": [0.0, 0.9],
-    "map_points_lam": 7,
-    "map_steps": 400,
-    "map_rtol": 1e-6,
-    "map_atol": 1e-9,
+    **_edge_map.GRID,
 }
 QUICK = {
     "points_h": 12,
@@ -228,15 +222,7 @@ def rod_part(config, ctx):
     """The toy map of the rod flow against the gradient flow (Fig 15's last row, the same
     function and grid): the arrays under `rod/` and the counts of `_edge_map.map_summary`."""
     bar = ctx.progress(1, "rod flow toy map")
-    m = _edge_map.toy_map(
-        config["map_h_exponents"],
-        config["map_points_h"],
-        config["map_lams"],
-        config["map_points_lam"],
-        config["map_steps"],
-        config["map_rtol"],
-        config["map_atol"],
-    )
+    m = _edge_map.toy_map_of(config)
     bar.advance()
     arrays = {f"rod/{k}": v for k, v in m.items()}
     summary = {

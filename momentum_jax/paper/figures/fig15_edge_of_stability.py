@@ -27,29 +27,12 @@ CONFIG = {
     "records": 50,
     "runs": [["gd", 0.0], ["hb", 0.5], ["nag", 0.5]],
     "seed": 0,
-    "map_h_exponents": [-6.0, -2.5],
-    "map_points_h": 8,
-    "map_lams": [0.0, 0.9],
-    "map_points_lam": 7,
-    "map_steps": 400,
+    **_edge_map.GRID,
     "rtol": 1e-6,
     "atol": 1e-9,
     "sharpness_rtol": 1e-4,
 }
 QUICK = {"T": 120.0, "records": 20, "runs": [["hb", 0.5]], "map_points_h": 4, "map_points_lam": 3}
-
-
-def toy_map(config) -> dict:
-    """The toy map of `_edge_map.toy_map` on this figure's grid (shared with Fig 14's last row)."""
-    return _edge_map.toy_map(
-        config["map_h_exponents"],
-        config["map_points_h"],
-        config["map_lams"],
-        config["map_points_lam"],
-        config["map_steps"],
-        config["rtol"],
-        config["atol"],
-    )
 
 
 def mlp_problem(images: int, sizes, seed: int, init_scale: float = 1.0):
@@ -190,7 +173,7 @@ def compute(config, ctx):
         for field, value in r.items()
         if field != "summary"
     }
-    arrays |= toy_map(config)
+    arrays |= _edge_map.toy_map_of(config)
     parts = []
     for k, r in results.items():
         a = r["summary"].get("mean_distance_ratio/rod_flow")
