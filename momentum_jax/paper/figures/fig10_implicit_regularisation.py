@@ -105,21 +105,23 @@ def exponents(config):
     return [int(e) for e in config["h_exponents"]]
 
 
+CHECKPOINT_KEYS = (
+    "checkpoint_scheme",
+    "checkpoint_h_exponent",
+    "checkpoint_steps",
+    "checkpoint_chunk",
+    "trained_below",
+)
+"""The configuration of the off-plateau checkpoint (the key of its cache entry, and of the runs
+from it)."""
+
+
 def checkpoint_part(config, ctx, loss, data, probs, shared):
     """Per seed, the off-plateau start (`off_plateau_checkpoint`, cached): `{seed: params}`
     and the arrays `checkpoint/...` (its loss curve, divergence and sharpness)."""
     c = float(config["loss_scale"])
     h = 2.0 ** -int(config["checkpoint_h_exponent"])
-    key_ = shared | {
-        k: config[k]
-        for k in (
-            "checkpoint_scheme",
-            "checkpoint_h_exponent",
-            "checkpoint_steps",
-            "checkpoint_chunk",
-            "trained_below",
-        )
-    }
+    key_ = shared | {k: config[k] for k in CHECKPOINT_KEYS}
 
     def phi(params):  # one function object: its sharpness compiles once
         return jnp.mean(loss(params, data))
@@ -179,6 +181,10 @@ def checkpoint_part(config, ctx, loss, data, probs, shared):
 
 
 def autoencoder_part(config, ctx):
+    """The autoencoder half of the figure: per seed the off-plateau checkpoint
+    (`checkpoint_part`), then every scheme and `h` from it in one cached `sweep`
+    (`measured_training`). **Returns:** `(arrays, the first seed's problem, the number of
+    images trained on)`."""
     exps = exponents(config)
     hs = 2.0 ** -np.array(exps, dtype=float)
     c = float(config["loss_scale"])
@@ -193,21 +199,8 @@ def autoencoder_part(config, ctx):
         "mnist_dir": ctx.options.get("mnist_dir"),
     }
     starts, arrays = checkpoint_part(config, ctx, loss, data, probs, shared)
-    key_ = shared | {
-        k: config[k]
-        for k in (
-            "checkpoint_scheme",
-            "checkpoint_h_exponent",
-            "checkpoint_steps",
-            "checkpoint_chunk",
-            "trained_below",
-            "h_exponents",
-            "steps",
-            "record_every",
-            "seeds",
-            "schemes",
-        )
-    }
+    sweep_keys = ("h_exponents", "steps", "record_every", "seeds", "schemes")
+    key_ = shared | {k: config[k] for k in CHECKPOINT_KEYS + sweep_keys}
 
     def run():
         out = measured_training(
