@@ -128,21 +128,11 @@ def protocol(steps: int, record_every: int) -> dict:
         runs = {}
         for i, m in enumerate(METHODS):
             for j, hp in enumerate(H_PRIME):
-                err = r.curve[i, 0, j, 0] / C_REF
-                n = exit_step(r.curve_steps, err, plateau)
-                runs[f"{m}@{hp:g}"] = {
-                    "method": m,
-                    "h_prime": hp,
-                    "diverged_at": int(r.diverged_at[i, 0, j, 0]),
-                    "final_error": float(err[-1]) if np.isfinite(err[-1]) else None,
-                    "min_error": float(np.nanmin(err)) if np.any(np.isfinite(err)) else None,
-                    "exit_step": n,
-                    "exit_t": None if n is None else C_REF * n * hp / (1 - LAM),
-                    "curve": [None if not np.isfinite(v) else float(v) for v in err],
-                }
+                rec = run_record(r, i, j, m, hp, plateau)
+                runs[f"{m}@{hp:g}"] = rec
                 print(
-                    f"  {act:7s} {m:12s} h'={hp:g}: final {runs[f'{m}@{hp:g}']['final_error']}, "
-                    f"diverged at {runs[f'{m}@{hp:g}']['diverged_at']}, leaves at step {n}"
+                    f"  {act:7s} {m:12s} h'={hp:g}: final {rec['final_error']}, "
+                    f"diverged at {rec['diverged_at']}, leaves at step {rec['exit_step']}"
                 )
         out["activations"][act] = {
             "sharpness_image_sum_at_start": s0,
@@ -156,6 +146,24 @@ def protocol(steps: int, record_every: int) -> dict:
         }
         print(f"  {act}: {wall:.0f} s wall, {cpu:.0f} s CPU, load {os.getloadavg()[0]:.2f}")
     return out
+
+
+def run_record(r, i: int, j: int, method: str, hp: float, plateau: float) -> dict:
+    """The record of run `(i, j)` (method, `h'`) of the sweep `r` at the reference scale: its
+    error curve per image, divergence, final and minimum error, and the step and flow time at
+    which it left the plateau (`exit_step`)."""
+    err = r.curve[i, 0, j, 0] / C_REF
+    n = exit_step(r.curve_steps, err, plateau)
+    return {
+        "method": method,
+        "h_prime": hp,
+        "diverged_at": int(r.diverged_at[i, 0, j, 0]),
+        "final_error": float(err[-1]) if np.isfinite(err[-1]) else None,
+        "min_error": float(np.nanmin(err)) if np.any(np.isfinite(err)) else None,
+        "exit_step": n,
+        "exit_t": None if n is None else C_REF * n * hp / (1 - LAM),
+        "curve": [None if not np.isfinite(v) else float(v) for v in err],
+    }
 
 
 def extra(methods, h_prime, steps: int, record_every: int) -> dict:
@@ -178,20 +186,8 @@ def extra(methods, h_prime, steps: int, record_every: int) -> dict:
     runs = {}
     for i, m in enumerate(methods):
         for j, hp in enumerate(h_prime):
-            err = r.curve[i, 0, j, 0] / C_REF
-            n = exit_step(r.curve_steps, err, plateau)
-            runs[f"{m}@{hp:g}"] = {
-                "method": m,
-                "h_prime": hp,
-                "steps": steps,
-                "diverged_at": int(r.diverged_at[i, 0, j, 0]),
-                "final_error": float(err[-1]) if np.isfinite(err[-1]) else None,
-                "min_error": float(np.nanmin(err)) if np.any(np.isfinite(err)) else None,
-                "exit_step": n,
-                "exit_t": None if n is None else C_REF * n * hp / (1 - LAM),
-                "curve_steps": r.curve_steps.tolist(),
-                "curve": [None if not np.isfinite(v) else float(v) for v in err],
-            }
+            rec = run_record(r, i, j, m, hp, plateau)
+            runs[f"{m}@{hp:g}"] = rec | {"steps": steps, "curve_steps": r.curve_steps.tolist()}
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return {"runs": runs, "wall_s": wall, "cpu_s": cpu, "load_after": os.getloadavg()[0]}
 
