@@ -394,8 +394,7 @@ def main(argv=None):
     )
     p.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.cpu_time:
-        sweep_speed.CLOCK = time.process_time
+    clock = time.process_time if args.cpu_time else time.perf_counter
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     if args.probe:
         kind, value = args.probe.split("=")
@@ -431,7 +430,7 @@ def main(argv=None):
         elif row == "stiff":
             res[row] = stiff(args.quick, repeats)
         elif row == "sweep":
-            res[row] = sweep_speed.rows(args.quick, repeats)
+            res[row] = sweep_speed.rows(args.quick, repeats, clock)
         elif row == "latency":
             res[row] = latency.latency()
         elif row == "overhead":

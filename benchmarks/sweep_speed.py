@@ -25,21 +25,21 @@ import momentum_jax as mj
 from . import bare
 
 METHODS = ("hb", "nag")
-CLOCK = time.perf_counter
-"""The clock of `alternate` (`benchmarks/run.py --cpu-time`: `time.process_time`)."""
 
 
-def alternate(fns: dict, repeats: int) -> dict:
+def alternate(fns: dict, repeats: int, clock=time.perf_counter) -> dict:
     """`{name: best warm seconds}` of the calls in `fns`, called in turn `repeats` times after one
-    call each (compiling), so that a change of the machine's load touches them alike."""
+    call each (compiling), so that a change of the machine's load touches them alike; `clock`:
+    wall time, or the process's CPU time (`time.process_time`, `benchmarks/run.py
+    --cpu-time`)."""
     for fn in fns.values():
         fn()
     times: dict = {k: [] for k in fns}
     for _ in range(max(repeats, 1)):
         for k, fn in fns.items():
-            t = CLOCK()
+            t = clock()
             fn()
-            times[k].append(CLOCK() - t)
+            times[k].append(clock() - t)
     return {k: min(v) for k, v in times.items()}
 
 
@@ -63,12 +63,12 @@ def _agreement(sw, ref, shape):
     return float(np.max(np.abs(ours[ok] - ref[ok]) / scale)), int(np.sum(~ok))
 
 
-def quadratic(quick: bool, repeats: int) -> dict:
+def quadratic(quick: bool, repeats: int, clock=time.perf_counter) -> dict:
     n = 8 if quick else 32
     hs, lams = 2.0 ** np.linspace(-1.0, -8.0, n), np.linspace(0.0, 0.95, n)
     steps = 400 if quick else 4000
     loss, u0 = mj.paper_quadratic(10.0), jnp.array([1.0, 1.0])
-    t, out = _timed(loss, u0, hs, lams, steps, jnp.float64, repeats)
+    t, out = _timed(loss, u0, hs, lams, steps, jnp.float64, repeats, clock)
     return {
         "problem": "quadratic (kappa 10, float64)",
         "points": 2 * n * n,
@@ -88,16 +88,16 @@ def mlp_flops_per_step(sizes, examples: int) -> float:
     return 3.0 * 2.0 * examples * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def matmul_rate(repeats: int) -> float:
+def matmul_rate(repeats: int, clock=time.perf_counter) -> float:
     """FLOP/s of one 2048 x 2048 float32 matmul on the default device."""
     k = jax.random.split(jax.random.key(0))
     x, y = (jax.random.normal(kk, (2048, 2048), jnp.float32) for kk in k)
     f = jax.jit(jnp.matmul)
-    t = alternate({"mm": lambda: jax.block_until_ready(f(x, y))}, max(repeats, 5))
+    t = alternate({"mm": lambda: jax.block_until_ready(f(x, y))}, max(repeats, 5), clock)
     return 2.0 * 2048**3 / t["mm"]
 
 
-def mlp(quick: bool, repeats: int) -> dict:
+def mlp(quick: bool, repeats: int, clock=time.perf_counter) -> dict:
     n_h, n_lam = (4, 4) if quick else (16, 8)
     hs, lams = 2.0 ** np.linspace(-1.0, -6.0, n_h), np.linspace(0.0, 0.95, n_lam)
     steps, examples = (20 if quick else 200), 256
@@ -107,10 +107,10 @@ def mlp(quick: bool, repeats: int) -> dict:
     def loss(p):
         return jnp.mean(mj.squared_error(p, x))
 
-    t, out = _timed(loss, params, hs, lams, steps, jnp.float32, repeats)
+    t, out = _timed(loss, params, hs, lams, steps, jnp.float32, repeats, clock)
     points = 2 * n_lam * n_h
     flops = mlp_flops_per_step(mj.DIGITS_SIZES, examples) * points * steps
-    peak = matmul_rate(repeats)
+    peak = matmul_rate(repeats, clock)
     return {
         "problem": "digits autoencoder (float32, 256 images, full batch)",
         "points": points,
@@ -126,7 +126,7 @@ def mlp(quick: bool, repeats: int) -> dict:
     }
 
 
-def _timed(loss, start, hs, lams, steps: int, dtype, repeats: int) -> tuple[dict, dict]:
+def _timed(loss, start, hs, lams, steps: int, dtype, repeats: int, clock) -> tuple[dict, dict]:
     """`(best warm seconds, results)` of `sweep` (default: with the minimum of every step),
     `sweep` with `min_loss=False` and the bare loop over the same points from `start`, timed
     in alternation."""
@@ -146,7 +146,7 @@ def _timed(loss, start, hs, lams, steps: int, dtype, repeats: int) -> tuple[dict
     def theirs():
         out["bare"] = jax.block_until_ready(run_bare(start, h, lam, a))
 
-    t = alternate({"sweep": ours, "sweep_no_min": ours_no_min, "bare": theirs}, repeats)
+    t = alternate({"sweep": ours, "sweep_no_min": ours_no_min, "bare": theirs}, repeats, clock)
     return t, out
 
 
@@ -166,5 +166,5 @@ def _ratios(t: dict, out: dict, shape) -> dict:
     }
 
 
-def rows(quick: bool, repeats: int) -> list:
-    return [quadratic(quick, repeats), mlp(quick, repeats)]
+def rows(quick: bool, repeats: int, clock=time.perf_counter) -> list:
+    return [quadratic(quick, repeats, clock), mlp(quick, repeats, clock)]

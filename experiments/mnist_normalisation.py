@@ -92,16 +92,20 @@ def main(argv=None):
         t0 = time.perf_counter()
         table, curves = {}, {}
         for scheme in fig6.SCHEMES:
-            r = mj.train_over_h(
-                scheme,
-                prob.params0,
-                prob.data,
-                hs,
-                epochs=args.epochs,
-                loss=loss,
-                error=mj.squared_error,
-            )
-            losses, div = np.asarray(r.losses), np.asarray(r.diverged_at)
+            runs = [  # one h at a time (h is traced: one compilation per scheme)
+                mj.train(
+                    scheme,
+                    prob.params0,
+                    prob.data,
+                    h,
+                    epochs=args.epochs,
+                    loss=loss,
+                    error=mj.squared_error,
+                )
+                for h in hs
+            ]
+            losses = np.array([np.asarray(r.losses) for r in runs])
+            div = np.array([int(r.diverged_at) for r in runs])
             table[scheme] = [None if d > 0 else float(v) for v, d in zip(losses[:, -1], div)]
             curves[scheme] = losses.tolist()
             print(

@@ -25,7 +25,6 @@ from ._derivatives import modified_loss as modified_loss
 from ._derivatives import squared_gradient_norm as squared_gradient_norm
 from ._gaps import GapResult as GapResult
 from ._gaps import parameter_gap as parameter_gap
-from ._gaps import parameter_gap_over_h as parameter_gap_over_h
 from ._gaps import parameter_gaps as parameter_gaps
 from ._higher_order import manifold_velocity_series as manifold_velocity_series
 from ._higher_order import modified_field as modified_field
@@ -110,7 +109,6 @@ from ._sweep import load_sweep as load_sweep
 from ._sweep import sweep as sweep
 from ._training import TrainResult as TrainResult
 from ._training import train as train
-from ._training import train_over_h as train_over_h
 from ._vanishing import VanishingStudy as VanishingStudy
 from ._vanishing import solve_limit as solve_limit
 from ._vanishing import vanishing_iterate as vanishing_iterate

@@ -23,10 +23,8 @@ from ._training import (
     _as_inputs,
     _Carry,
     _check,
-    _check_hs,
     _epoch_of,
     _guarded_step,
-    _over_h,
 )
 from ._types import PyTree
 from ._validate import check_whole
@@ -223,25 +221,3 @@ def parameter_gaps(
         schemes, reference, loss, batch_size, epochs, params0, data, h, lam, mu, limit, total
     )
     return _gap_result(best, best_step, epoch_gaps, diverged, nb, epochs is not None)
-
-
-def parameter_gap_over_h(
-    scheme_a: str,
-    scheme_b: str,
-    params0: PyTree,
-    data: PyTree,
-    hs,
-    *,
-    vectorize: bool | None = None,
-    **kwargs,
-) -> GapResult:
-    """`parameter_gap` at every learning rate of `hs` (1-D), vectorised as in `train_over_h`;
-    every field gains a leading axis of length `len(hs)`. The observed rate of Section 2.3 for
-    halving `h` is then `log2(max_gap[:-1] / max_gap[1:])`, meaningful only at a fixed time
-    horizon: with `epochs=` every `h` runs the same number of steps, so the horizon `n h`
-    halves with `h` (docs/theory.md §6); loop over `h` with `parameter_gap(..., steps=T / h)`
-    instead."""
-    hs = _check_hs(hs)
-    return _over_h(
-        lambda h: parameter_gap(scheme_a, scheme_b, params0, data, h, **kwargs), hs, vectorize
-    )

@@ -27,10 +27,8 @@ from ._iterate import MomentumState
 from ._runtime import (
     DIVERGENCE_LIMIT,
     check_divergence_limit,
-    check_hs,
     divergence_bound,
     guard,
-    vectorize_on,
 )
 from ._schemes import check_scheme, scheme_step
 from ._types import PyTree
@@ -275,37 +273,3 @@ def _stack(trees, like):
     if not trees:
         return jax.tree.map(lambda x: jnp.zeros((0, *jnp.shape(x)), jnp.result_type(x)), like)
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def _check_hs(hs):
-    check_hs(hs)
-    return jnp.atleast_1d(jnp.asarray(hs))
-
-
-def _vectorize(vectorize) -> bool:
-    return vectorize_on() if vectorize is None else bool(vectorize)
-
-
-def _over_h(fn, hs, vectorize):
-    if _vectorize(vectorize):
-        return jax.vmap(fn)(hs)
-    runs = [fn(h) for h in hs]
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *runs)
-
-
-def train_over_h(
-    scheme: str, params0: PyTree, data: PyTree, hs, *, vectorize: bool | None = None, **kwargs
-) -> TrainResult:
-    """`train` at every learning rate of `hs` (1-D): every field of the returned `TrainResult`
-    gains a leading axis of length `len(hs)`. The keyword arguments are those of `train`,
-    except `on_epoch`.
-
-    `vectorize`: True runs every `h` in one compiled call (`jax.vmap` over `h`), False one
-    after another (`h` is traced, so the loop compiles once); None (default) vectorises except
-    on a CPU, where `vmap` over 7 learning rates of the MNIST autoencoder was measured 0.75
-    times as fast as the loop on 2 cores (and compiles 2-3 times slower). The results are the
-    same."""
-    if kwargs.get("on_epoch") is not None:
-        raise ValueError("on_epoch cannot be used with train_over_h (it runs under jax.vmap)")
-    hs = _check_hs(hs)
-    return _over_h(lambda h: train(scheme, params0, data, h, **kwargs), hs, vectorize)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from momentum_jax._method import gradient_descent, heavy_ball, nesterov
-from momentum_jax.paper import load_module, run_experiment, section5_problem
+from momentum_jax.paper import Context, load_module, run_experiment, section5_problem
 
 
 def run(name, tmp_path, **overrides):
@@ -89,9 +89,18 @@ def test_fig6_qualitative_flags_react():
     assert not module.qualitative(table, module.PAPER_EXPONENTS)["gd_diverges_at_largest_h"]
 
 
-def test_fig7(tmp_path):
-    _, s = run("fig7_training_rates", tmp_path, h_exponents=[3, 5], horizon=0.5, horizon_sqrt=2.0)
-    assert s["h"] == ["2^-3", "2^-4", "2^-5"] and s["rate_h"] == ["2^-3", "2^-4"]
+def test_fig7(tmp_path, monkeypatch):
+    small = dict(images=60, checkpoint_steps=20, checkpoint_chunk=10)
+    _, s = run(
+        "fig7_training_rates",
+        tmp_path,
+        h_exponents=[4, 5],
+        horizon=0.5,
+        horizon_sqrt=2.0,
+        records=3,
+        **small,
+    )
+    assert s["h"] == ["2^-4", "2^-5"] and s["rate_h"] == ["2^-4"]
     assert set(s["pairs"]) == {
         "hb-gd_effective",
         "nag-gd_effective",
@@ -99,15 +108,28 @@ def test_fig7(tmp_path):
         "nag_mu-wilson",
     }
     for name, pair in s["pairs"].items():
-        assert pair["paper_rate"] == (1.0 if name.endswith("-gd_effective") else 0.5)
-        assert len(pair["delta"]) == 2 and len(pair["step_of_max_gap"]) == 3
-        assert math.isfinite(pair["delta_at_smallest_h"]) and pair["smallest_h"] == "2^-4"
-        assert len(pair["paper_delta"]) == 2 and all(v > 0 for v in pair["paper_delta"])
+        assert pair["paper_rate"] == (1.0 if "-gd_effective" in name else 0.5)
+        assert len(pair["delta"][0]) == 1 and len(pair["step_of_max_gap"][0]) == 2
+        assert math.isfinite(pair["delta_at_smallest_h"][0]) and pair["smallest_h"] == "2^-4"
+        assert all(1 <= n <= m for n, m in zip(pair["step_of_max_gap"][0], pair["steps"]))
+        assert all(a >= b > 0 for a, b in zip(pair["max_gap"][0], pair["gap_at_T"][0]))
+        assert len(pair["paper_delta"]) == 1 and pair["paper_delta"][0] > 0
     # A fixed horizon: T / h steps on the clock t = n h, T_sqrt / sqrt(h) on t = n sqrt(h).
-    assert s["pairs"]["hb-gd_effective"]["steps"] == [4, 8, 16]
-    assert s["pairs"]["hb_mu-wilson"]["steps"] == [6, 8, 11]
+    assert s["pairs"]["hb-gd_effective"]["steps"] == [8, 16]
+    assert s["pairs"]["hb_mu-wilson"]["steps"] == [8, 11]
     # The vanishing-friction pairs converge like sqrt(h) already at these h (paper: ~1/2).
-    assert abs(s["pairs"]["hb_mu-wilson"]["delta_at_smallest_h"] - 0.5) < 0.1
+    assert abs(s["pairs"]["hb_mu-wilson"]["delta_at_smallest_h"][0] - 0.5) < 0.1
+    # The start is Fig 10's checkpoint, cached once under Fig 10: Fig 10 finds it there.
+    fig10 = load_module("fig10_implicit_regularisation")
+    config = fig10.CONFIG | fig10.QUICK | small | {"seeds": [0]}
+
+    def computed_again(*args, **kwargs):
+        raise AssertionError("Fig 10 computed the checkpoint that Fig 7 had cached")
+
+    monkeypatch.setattr(fig10, "off_plateau_checkpoint", computed_again)
+    ctx = Context(fig10.NAME, cache_dir=tmp_path / "cache", quick=True, progress=False, options={})
+    _, arrays, _ = fig10.checkpoints(config, ctx)
+    assert arrays["checkpoint/errors"][0, -1] == pytest.approx(s["checkpoint_error"][0])
 
 
 def test_fig10(tmp_path):
@@ -177,3 +199,26 @@ def test_section5_problem_reads_mnist(tmp_path):
     assert digits.dataset == "digits" and digits.data.shape == (1797, 64)
     with pytest.raises(ValueError, match="must start and end with the 64 pixels"):
         section5_problem(digits_sizes=(784, 5, 784))
+
+
+def test_fig10_seeds_left_on_the_plateau_are_not_run_from():
+    """The runs from the checkpoints go to their seeds' rows; a seed not run gets NaN (and no
+    divergence), the recorded steps stay as they are."""
+    fig10 = load_module("fig10_implicit_regularisation")
+    loss = np.arange(2 * 2 * 3, dtype=float).reshape(2, 2, 3)  # (scheme, run seed, h)
+    rows = [1, None, 0]  # seeds 0 and 2 were run (in the order 2, 0), seed 1 was not
+    out = fig10._seed_rows(loss, rows, "loss")
+    np.testing.assert_array_equal(out[:, 0], loss[:, 1])
+    np.testing.assert_array_equal(out[:, 2], loss[:, 0])
+    assert np.all(np.isnan(out[:, 1]))
+    div = fig10._seed_rows(np.zeros((2, 2, 3), int), rows, "diverged_at")
+    assert div.dtype.kind == "i" and np.all(div[:, 1] == -1) and np.all(div[:, [0, 2]] == 0)
+    steps = np.array([0, 10, 20])
+    assert fig10._seed_rows(steps, rows, "curve_steps") is steps
+    arrays = {
+        "checkpoint/errors": np.array([[60.0, 40.0], [60.0, 50.0], [60.0, np.nan]]),
+        "checkpoint/diverged_at": np.array([-1, -1, 1]),
+    }
+    data = np.array([[0.0, 10.0], [10.0, 0.0]])  # the mean image's error: 50
+    got = fig10.off_plateau(arrays, {"trained_below": 0.9}, data)
+    np.testing.assert_array_equal(got, [True, False, False])

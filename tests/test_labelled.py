@@ -15,7 +15,13 @@ from helpers import small_study
 import momentum_jax as mj
 from momentum_jax._labelled import netcdf_engine
 from momentum_jax._study._result import STUDY_FORMAT
-from momentum_jax._sweep._result import SWEEP_FORMAT, Sweep, load_sweep
+from momentum_jax._sweep._result import (
+    SWEEP_FORMAT,
+    Sweep,
+    _dataset_dict,
+    load_sweep,
+    sweep_from_dict,
+)
 
 HINT = 'pip install "momentum_jax[xarray]"'
 HS = 2.0 ** -np.arange(3, 7)
@@ -164,6 +170,7 @@ def make_sweep(optional=True, seeds=(0, 7)):
                 "gradient_flow": final * 0.1,
                 "hamiltonian": np.where(div >= 0, np.nan, rng.uniform(0, 1, shape)),
             },
+            gaps=np.where((div >= 0)[..., None], np.nan, rng.uniform(0, 1, (*shape, 3))),
         )
     return Sweep(
         methods=("hb", "nag"),
@@ -185,7 +192,7 @@ def assert_same_sweep(a, b):
     for name in ("lams", "hs", "seeds", "final_loss", "min_loss", "diverged_at"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert b.seeds.dtype.kind == b.diverged_at.dtype.kind == "i"
-    for name in ("curve_steps", "curve", "sharpness_steps", "sharpness"):
+    for name in ("curve_steps", "curve", "sharpness_steps", "sharpness", "gaps"):
         if getattr(a, name) is None:
             assert getattr(b, name) is None, name
         else:
@@ -233,6 +240,8 @@ def test_sweep_dataset_coordinates():
     assert ds["curve"].dims == ("optimizer", "lam", "h", "seed", "step")
     assert ds["sharpness"].dims == ("optimizer", "lam", "h", "seed", "sharpness_step")
     assert ds["distance"].dims == ("model", "optimizer", "lam", "h", "seed")
+    assert ds["gap"].dims == ("optimizer", "lam", "h", "seed", "step")
+    np.testing.assert_array_equal(ds["gap"], sw.gaps)
     assert ds["t"].dims == ("h", "step")  # t = h * step: a 2-D coordinate
     np.testing.assert_array_equal(ds["t"], sw.hs[:, None] * sw.curve_steps[None, :])
     np.testing.assert_array_equal(ds["sharpness_t"], sw.hs[:, None] * sw.sharpness_steps)
@@ -248,6 +257,7 @@ def test_sweep_dataset_coordinates():
     bare = make_sweep(optional=False).to_xarray()
     assert set(bare.coords) == {"optimizer", "lam", "h", "seed"}
     assert set(bare.data_vars) == {"final_loss", "min_loss", "diverged_at"}
+    assert_same_sweep(sw, sweep_from_dict(_dataset_dict(ds), "in memory"))
 
 
 def test_keyword_selection_on_every_axis_and_old_files(real_study, tmp_path):

@@ -192,3 +192,21 @@ def test_cache_key_covers_the_figure_scripts_a_figure_runs():
         "fig1_gradient_flow.py",
     ]
     assert [p.name for p in figure_scripts("fig2_rates")] == ["fig2_rates.py"]
+
+
+def test_a_piece_two_figures_share_is_computed_once(tmp_path, monkeypatch):
+    """Figs 14 and 15 draw the same toy map: whichever runs second reads the first one's entry
+    (cached under Fig 14, `Context.of`), not a second computation."""
+    from momentum_jax.paper import Context, _edge_map
+
+    config = dict(_edge_map.GRID, map_points_h=2, map_points_lam=2, map_steps=20)
+    kw = dict(cache_dir=tmp_path, quick=True, progress=False, options={})
+    first = _edge_map.cached_toy_map(config, Context("fig15_edge_of_stability", **kw))
+
+    def computed_again(config):
+        raise AssertionError("the toy map was computed twice")
+
+    monkeypatch.setattr(_edge_map, "toy_map_of", computed_again)
+    second = _edge_map.cached_toy_map(config, Context("fig14_regime_map", **kw))
+    np.testing.assert_array_equal(first["map_ratio"], second["map_ratio"])
+    assert [p.name.split("-")[0] for p in tmp_path.glob("*.npz")] == ["fig14_regime_map"]

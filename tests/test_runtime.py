@@ -16,11 +16,6 @@ from momentum_jax._study._grid import build_grid
 
 U0 = jnp.array([1.0, 1.0])
 LOSS = mj.paper_quadratic(5.0)
-XS = np.zeros(4)
-
-
-def quad(params, x):
-    return 0.5 * jnp.square(params - x)
 
 
 def study(**kw):
@@ -29,11 +24,6 @@ def study(**kw):
 
 def sweep(**kw):
     return mj.sweep(LOSS, U0, **({"hs": [0.1, 0.05], "lams": [0.5], "steps": 2} | kw))
-
-
-def train_over_h(**kw):
-    hs = kw.pop("hs", [0.1, 0.05])
-    return mj.train_over_h("hb", jnp.asarray(1.0), XS, hs, epochs=1, loss=quad, **kw)
 
 
 AXIS_ERRORS = [
@@ -54,12 +44,6 @@ AXIS_ERRORS = [
 def test_both_engines_check_the_grid_axes_identically(engine, kwargs, text):
     with pytest.raises(ValueError, match=text):
         engine(**kwargs)
-
-
-@pytest.mark.parametrize("kwargs, text", [k for k in AXIS_ERRORS if set(k[0]) == {"hs"}])
-def test_train_over_h_checks_hs_as_the_engines_do(kwargs, text):
-    with pytest.raises(ValueError, match=text):
-        train_over_h(**kwargs)
 
 
 def test_only_the_study_needs_decreasing_hs():
@@ -138,6 +122,3 @@ def test_sweep_final_is_not_public():
 
 def test_a_number_is_an_axis_of_one_point():
     assert sweep(hs=0.1, lams=0.5).final_loss.shape == (2, 1, 1, 1)
-    one, listed = train_over_h(hs=0.1), train_over_h(hs=[0.1])
-    assert one.losses.shape == listed.losses.shape == (1, 2)
-    np.testing.assert_array_equal(one.losses, listed.losses)

@@ -121,11 +121,21 @@ def test_seeds_override_only_the_section5_figures(capsys, monkeypatch, tmp_path)
     assert main([*argv, "--seeds", "2", "0", "1"]) == 0
     assert calls["fig6_training"]["seeds"] == [2, 0, 1]
     assert "seeds" not in calls["fig2_rates"]  # no Section 5 data set: not a seeded figure
+    assert "fig2_rates: --seeds does not apply" in capsys.readouterr().err
     calls.clear()
     assert main(argv) == 0  # default: the figure's own seeds (Fig 6: seed 0 only)
     assert "seeds" not in calls["fig6_training"]
     assert load_module("fig6_training").CONFIG["seeds"] == [0]
     capsys.readouterr()
+
+
+def test_seeds_for_figures_without_seeds_are_refused(capsys, monkeypatch):
+    monkeypatch.setattr("momentum_jax.paper.run_experiment", refuse_to_run)
+    code = main(["reproduce", "fig2", "fig3", "--seeds", "1", "--out", "unused"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "--seeds applies to the figures with seeds (fig6_training, fig7_training_rates, " in err
+    assert "), not to fig2_rates, fig3_hamiltonian" in err
 
 
 def fake_fig6(finals):

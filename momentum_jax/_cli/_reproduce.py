@@ -24,8 +24,17 @@ def run(args) -> int:
             raise UsageError(f"--mnist-dir runs the MNIST IDX files; drop --dataset {args.dataset}")
     epochs = None if args.epochs is None else whole("epochs", args.epochs, 1)
     seeds = None if args.seeds is None else seed_list(args.seeds)
-    for name in names:
-        module = paper.load_module(name)
+    modules = {name: paper.load_module(name) for name in names}
+    seeded = [name for name, module in modules.items() if takes_seeds(module)]
+    if seeds is not None and not seeded:
+        every = [name for name in paper.available() if takes_seeds(paper.load_module(name))]
+        raise UsageError(
+            f"--seeds applies to the figures with seeds ({', '.join(every)}), not to "
+            f"{', '.join(names)}"
+        )
+    for name, module in modules.items():
+        if seeds is not None and name not in seeded:
+            paper.log(f"{name}: --seeds does not apply (the figure has no seeds)")
         summary = paper.run_experiment(
             module,
             quick=args.quick,
@@ -48,6 +57,12 @@ def seed_list(texts) -> list[int]:
     return seeds
 
 
+def takes_seeds(module) -> bool:
+    """Whether `--seeds` sets the figure's `seeds`: a Section 5 figure (one with a `dataset`)
+    that has them."""
+    return "seeds" in module.CONFIG and "dataset" in module.CONFIG
+
+
 def overrides(module, args, epochs, seeds=None) -> dict:
     """Configuration overrides of one figure from `--full`, `--epochs`, `--seeds` and
     `--dataset`; the data set is resolved here ("auto" -> what is installed), so that it keys
@@ -57,7 +72,7 @@ def overrides(module, args, epochs, seeds=None) -> dict:
     result = dict(getattr(module, "FULL", {})) if args.full else {}
     if epochs is not None and "epochs" in config:
         result["epochs"] = epochs
-    if seeds is not None and "seeds" in config and "dataset" in config:
+    if seeds is not None and takes_seeds(module):
         result["seeds"] = list(seeds)
     if "dataset" in config:
         name = args.dataset or result.get("dataset") or config["dataset"]

@@ -1,7 +1,6 @@
 """The checks of a grid's axes, shared by every grid entry point (`convergence_study`, `sweep`,
-`train_over_h`, `parameter_gap_over_h`, `vanishing_study`, `weak_error_study`): learning rates
-`hs`, momenta `lams` and method names. Each runs before anything is compiled and its error names
-the axis and the allowed range."""
+`vanishing_study`, `weak_error_study`): learning rates `hs`, momenta `lams` and method names.
+Each runs before anything is compiled and its error names the axis and the allowed range."""
 
 from __future__ import annotations
 

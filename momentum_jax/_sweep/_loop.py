@@ -51,12 +51,16 @@ def _loop(
     solver,
     vectorize_solves,
     every_step_loss,
+    gap_to,
 ):
     """`(final (M, P), min (M, P), diverged_at (M, P), curve (M, P, B), sharpness (M, P, B),
-    distances (M, P, models))` for the flat points `(lam, h, seed)`: `B` blocks of `every`
-    steps, a `lax.scan` over the blocks outside a `vmap` over the points, then the remaining
-    `steps - B every` steps. `min` is the minimum of the full loss over every step (inf without
-    `every_step_loss`: with mini-batches it is not evaluated at every step)."""
+    distances (M, P, models), gaps (M, P, B))` for the flat points `(lam, h, seed)`: `B` blocks
+    of `every` steps, a `lax.scan` over the blocks outside a `vmap` over the points, then the
+    remaining `steps - B every` steps. `min` is the minimum of the full loss over every step (inf
+    without `every_step_loss`: with mini-batches it is not evaluated at every step). `gaps`: at
+    the end of every block, `|u - u_ref|` to the run of the method `gap_to` (a name of
+    `methods`; None: an empty `(M, 0, B)`) at the same point, NaN where either run had
+    diverged."""
     if data is not None:
         batches, mask = make_batches(data, batch_size)
         n_batches = mask.shape[0]
@@ -161,6 +165,7 @@ def _loop(
         carry, (s, div, _) = advance_all(carry, b * every, every)
         value = jax.vmap(full)(s.u)
         ok = div < 0
+        gaps = _gaps(s.u, ok, order, gap_to, P, dtype)
 
         def measure(u):  # (value, residual) of the top Hessian eigenvalue
             top = top_eigenvalue(full, u, rtol=sharpness_rtol, max_iters=sharpness_max_iters)
@@ -174,9 +179,14 @@ def _loop(
         if report_progress:
             report(token, 0, (b + 1) * every * len(methods) * P, total)
         kept = s.u if keep else None
-        return carry, (jnp.where(ok, value, jnp.nan), jnp.where(ok[:, None], sharp, jnp.nan), kept)
+        return carry, (
+            jnp.where(ok, value, jnp.nan),
+            jnp.where(ok[:, None], sharp, jnp.nan),
+            kept,
+            gaps,
+        )
 
-    carry, (curve, sharp, us) = jax.lax.scan(
+    carry, (curve, sharp, us, gaps) = jax.lax.scan(
         block, tuple(starts), jnp.arange(blocks, dtype=jnp.int32)
     )
     # the steps after the last recorded one
@@ -185,7 +195,7 @@ def _loop(
         report(token, 0, steps * len(methods) * P, total)
     final = jax.vmap(full)(s.u)
     best = jnp.minimum(best, final.astype(dtype))
-    curve, sharp = curve.T, jnp.moveaxis(sharp, 0, 1)  # (M P, B), (M P, B, 2)
+    curve, sharp, gaps = curve.T, jnp.moveaxis(sharp, 0, 1), gaps.T  # (M P, B), (.., 2), (.., B)
     seeds = jax.tree.leaves(params)[0].shape[0] if seeded else 1
     ctx = _Context(full, start_of, seeds, every, mu, dtype, solver, vectorize_solves, init)
     outs = {}
@@ -196,8 +206,31 @@ def _loop(
             dists = _distances(ctx, models, name, lam, h, seed, us_k, div[part])
         else:
             dists = jnp.zeros((P, 0), dtype)
-        outs[name] = (final[part], best[part], div[part], curve[part], sharp[part], dists)
+        outs[name] = tuple(x[part] for x in (final, best, div, curve, sharp)) + (dists, gaps[part])
     return tuple(jnp.stack(x) for x in zip(*(outs[name] for name in methods)))
+
+
+def _gaps(u, ok, order, gap_to, P, dtype):
+    """`(len(order) P,)`: `|u_k - u_ref|` of every point (the points of the methods `order`
+    one after the other) to the point of the method `gap_to` with the same `(lam, h, seed)`,
+    NaN where either has diverged; `(0,)` when `gap_to` is None."""
+    if gap_to is None:
+        return jnp.zeros((0,), dtype)
+    r = order.index(gap_to)
+
+    def part(k, tree):
+        return jax.tree.map(lambda x: x[k * P : (k + 1) * P], tree)
+
+    ref, ref_ok = part(r, u), part(r, ok)
+    gaps = [
+        jnp.where(
+            part(k, ok) & ref_ok,
+            jax.vmap(lambda a, b: _tree.norm(_tree.sub(a, b)))(part(k, u), ref).astype(dtype),
+            jnp.nan,
+        )
+        for k in range(len(order))
+    ]
+    return jnp.concatenate(gaps)
 
 
 def _groups(methods, every_step_loss: bool) -> list[tuple[str, ...]]:

@@ -58,7 +58,8 @@ class Sweep:
       and `convergence_study`).
     - `curve_steps`, `curve`: the loss after the steps `curve_steps` (the multiples of
       `record_every` up to `steps`; the coarse time grid is `t = curve_steps * h`), shape
-      `(..., len(curve_steps))`; NaN from the divergence step on. None when not asked for.
+      `(..., len(curve_steps))`; NaN from the divergence step on. None when not asked for
+      (`gap_to` alone asks for it at the final step).
     - `sharpness_steps`, `sharpness`: the top Hessian eigenvalue of the loss after those steps,
       `(..., len(sharpness_steps))`; NaN after a divergence. None when not asked for.
     - `sharpness_residual`: beside `sharpness`, the relative residual `||H v - s v|| / |s|` of
@@ -68,6 +69,10 @@ class Sweep:
     - `distances[model]`: `max_k |u_{n_k} - u(n_k h)|` over the curve steps `n_k` (all of them
       when there is no curve: the final step only), NaN where the run diverged or the solve
       failed. None when no model was asked for.
+    - `gaps`: with `gap_to`, `|u_n - u'_n|` of every run to the run of the method
+      `config["gap_to"]` at the same `(lam, h, seed)` after the steps `curve_steps`, shape
+      `(..., len(curve_steps))` (0 on that method's own row); NaN from the step on which either
+      run diverged. None when not asked for.
     - `config`, `meta`: the configuration and provenance (versions, date).
     """
 
@@ -87,6 +92,7 @@ class Sweep:
     config: dict[str, Any]
     meta: dict[str, Any]
     sharpness_residual: np.ndarray | None = None
+    gaps: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -132,6 +138,7 @@ class Sweep:
             "sharpness": self.sharpness,
             "sharpness_residual": self.sharpness_residual,
             "distances": self.distances,
+            "gaps": self.gaps,
             "config": self.config,
             "meta": self.meta,
         }
@@ -170,10 +177,10 @@ class Sweep:
         **Returns:** an `xarray.Dataset` of `final_loss`, `min_loss` (where recorded) and
         `diverged_at` (integers, `-1` if not) on `(optimizer, lam, h, seed)`; where recorded,
         `curve` on `(..., step)`, `sharpness` and `sharpness_residual` on
-        `(..., sharpness_step)`, `distance` on `(model, optimizer, lam, h, seed)`. The attributes
-        `format`, `version` and `steps`, and `config` and `meta` (JSON strings), make it a
-        complete record. Needs the `xarray` extra (`ImportError` with the install hint
-        otherwise).
+        `(..., sharpness_step)`, `gap` on `(..., step)`, `distance` on `(model, optimizer, lam,
+        h, seed)`. The attributes `format`, `version` and `steps`, and `config` and `meta` (JSON
+        strings), make it a complete record. Needs the `xarray` extra (`ImportError` with the
+        install hint otherwise).
         """
         xr = xarray()
         hs = np.asarray(self.hs, dtype=float)
@@ -206,6 +213,10 @@ class Sweep:
                 (*_DIMS, "sharpness_step"),
                 np.asarray(self.sharpness_residual, dtype=float),
             )
+        if self.gaps is not None:
+            if self.curve_steps is None:
+                raise ValueError("Sweep.gaps is set but Sweep.curve_steps is None")
+            data["gap"] = ((*_DIMS, "step"), np.asarray(self.gaps, dtype=float))
         if self.distances:
             models = list(self.distances)
             coords["model"] = strings(models)
@@ -277,6 +288,7 @@ def sweep_from_dict(d: dict, path) -> Sweep:
             sharpness_residual=grid(
                 "sharpness_residual", extra=None if sharp_steps is None else sharp_steps.size
             ),
+            gaps=grid("gaps", extra=None if curve_steps is None else curve_steps.size),
             distances=None
             if distances is None
             else {m: grid(f"distances[{m!r}]", value=v) for m, v in distances.items()},
@@ -303,6 +315,8 @@ def _dataset_dict(ds) -> dict:
         data[name] = values(ds, name, (*_DIMS, dim)) if name in ds.data_vars else None
     if "sharpness_residual" in ds.data_vars:
         data["sharpness_residual"] = values(ds, "sharpness_residual", (*_DIMS, "sharpness_step"))
+    if "gap" in ds.data_vars:
+        data["gaps"] = values(ds, "gap", (*_DIMS, "step"))
     distances = None
     if "distance" in ds.data_vars:
         arr = values(ds, "distance", ("model", *_DIMS))

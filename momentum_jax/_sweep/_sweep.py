@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _tree
-from .._batches import num_examples
+from .._batches import batched_mean_loss, make_batches, num_examples
 from .._io import provenance
+from .._manifold import warn_outside_series_range
 from .._model import AbstractModel, as_model
 from .._runtime import (
     DIVERGENCE_LIMIT,
@@ -48,7 +49,7 @@ from .._validate import (
 )
 from ._distances import _shared_short
 from ._loop import _run
-from ._methods import SWEEP_METHODS
+from ._methods import SWEEP_METHODS, _momentum
 from ._result import Sweep
 
 
@@ -68,6 +69,7 @@ def sweep(
     sharpness_rtol: float = SHARPNESS_RTOL,
     sharpness_max_iters: int = SHARPNESS_MAX_ITERS,
     models: Sequence[str | AbstractModel] = (),
+    gap_to: str | None = None,
     init: str = "zero",
     mu: float = 1.0,
     divergence_limit: float = DIVERGENCE_LIMIT,
@@ -105,6 +107,12 @@ def sweep(
     - `models`: continuous-time models (objects or aliases) to measure the distance to: the
       largest `|u_n - u(n h)|` over the recorded steps (the final step without a curve), for the
       full loss. The gradient flow is solved once per start; other models once per point.
+    - `gap_to`: a name of `methods`: record `Sweep.gaps`, the distance `|u_n - u'_n|` (Euclidean
+      over all parameters) of every run to the run of `gap_to` at the same `(lam, h, seed)`
+      (same start, same batches), after each step of `curve_steps` (with neither
+      `record_every` nor `sharpness_at`: the final step, and the curve is recorded there too):
+      the parameter gap of the paper's Fig 7, e.g. `methods=("hb",
+      "nag", "gd_effective"), gap_to="gd_effective"`.
     - `init`: `"zero"` or `"manifold"` (the invariant-manifold velocity of the full loss).
     - `divergence_limit`: a run diverges at the first step `n` whose parameters are not finite
       or have norm above `divergence_limit * max(1, |params0|)` (its own start's norm with
@@ -133,6 +141,8 @@ def sweep(
     if not isinstance(min_loss, bool | np.bool_):
         raise TypeError(f"min_loss must be True or False, got {min_loss!r}")
     check_choice("init", init, ("zero", "manifold"))
+    if gap_to is not None:
+        check_choice("gap_to", gap_to, methods)
     check_range("sharpness_rtol", sharpness_rtol, low=0.0, high=1.0, high_open=True)
     check_whole("sharpness_max_iters", sharpness_max_iters, low=1)
     every = _check_record(steps, record_every, sharpness_at)
@@ -174,6 +184,8 @@ def sweep(
     lam_g, h_g, seed_g = (
         x.ravel() for x in np.meshgrid(lams_np, hs_np, np.arange(S), indexing="ij")
     )
+    if init == "manifold":
+        _warn_manifold_range(loss, single, static, data, batch_size, methods, h_g, lam_g, mu)
     (lam_p, h_p, seed_p), P = pad_to([lam_g, h_g, seed_g], padded_size(lam_g.size, len(devices)))
     lam_d, h_d, seed_d = shard_grid([lam_p, h_p, seed_p.astype(np.int32)], devices)
     blocks = steps // every
@@ -211,6 +223,7 @@ def sweep(
                 solver=config,
                 vectorize_solves=vectorize_on(devices),
                 every_step_loss=every_step_loss,
+                gap_to=gap_to,
             )
             out = jax.tree.map(lambda x: to_host(x)[:, :P], out)
             return out, _shared_short(out, objects, methods, loss)
@@ -220,8 +233,9 @@ def sweep(
     def grid(x):  # (M, P, ...) -> (M, L, H, S, ...)
         return np.asarray(x).reshape((M, L, H, S) + x.shape[2:])
 
-    final, best, div, curve, sharp, dist = out
-    curve_steps = curve_at if record_every is not None or sharpness_at else None
+    final, best, div, curve, sharp, dist, gaps = out
+    recorded = record_every is not None or bool(sharpness_at) or gap_to is not None
+    curve_steps = curve_at if recorded else None
     sharp_steps = curve_at[sharp_set] if np.any(sharp_set) else None
     config = {
         "loss": loss_name(loss),
@@ -238,6 +252,7 @@ def sweep(
         "divergence_limit": divergence_limit,
         "devices": len(devices),
         "models": list(keys),
+        "gap_to": gap_to,
         "labels": {k: obj.key for k, obj in zip(keys, objects)},
     }
     residual = grid(sharp)[..., sharp_set, 1] if sharp_steps is not None else None
@@ -259,6 +274,7 @@ def sweep(
         config,
         provenance(),
         sharpness_residual=residual,
+        gaps=grid(gaps) if gap_to is not None else None,
     )
 
 
@@ -271,6 +287,31 @@ class _WithStatic(eqx.Module):
 
     def __call__(self, p):
         return self.loss(eqx.combine(p, self.static))
+
+
+def _warn_manifold_range(loss, params, static, data, batch_size, methods, h, lam, mu) -> None:
+    """The manifold start's range check of `iterate` and `convergence_study`
+    (`warn_outside_series_range`), for every point of the eq. (7) family at the (first) start,
+    on the full loss."""
+    full: Callable
+    if data is None:
+        full = _WithStatic(loss, static)
+    else:
+        batches, mask = make_batches(data, batch_size)
+
+        def full(p):
+            return batched_mean_loss(lambda q, b: loss(eqx.combine(q, static), b), p, batches, mask)
+
+    points = [m for m in (_momentum(name, h, lam, mu) for name in methods) if m is not None]
+    if points:
+        warn_outside_series_range(
+            full,
+            params,
+            np.concatenate([np.broadcast_to(np.asarray(m.h), h.shape) for m in points]),
+            np.concatenate([np.broadcast_to(np.asarray(m.lam), h.shape) for m in points]),
+            "sweep(init='manifold')",
+            stacklevel=4,
+        )
 
 
 def _warn_unconverged(residual, rtol, max_iters) -> None:

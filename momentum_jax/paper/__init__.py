@@ -7,7 +7,6 @@ outputs, the problems they share, and progress reporting. Built on the public AP
 """
 
 from ._problems import DATASETS as DATASETS
-from ._problems import TRAINING_LOSSES as TRAINING_LOSSES
 from ._problems import U0 as U0
 from ._problems import Section5Problem as Section5Problem
 from ._problems import config_model as config_model
@@ -29,6 +28,7 @@ from ._regularisation import double_well_picture as double_well_picture
 from ._regularisation import measured_training as measured_training
 from ._regularisation import modified_loss_constant as modified_loss_constant
 from ._regularisation import off_plateau_checkpoint as off_plateau_checkpoint
+from ._regularisation import seeded_start as seeded_start
 from ._regularisation import sharpness as sharpness
 from ._runner import Context as Context
 from ._runner import available as available

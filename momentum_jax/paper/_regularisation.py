@@ -7,6 +7,8 @@ flow. Built on the public API only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -124,13 +126,7 @@ def measured_training(
     **Returns:** `{"loss", "sharpness", "residual", "diverged_at"}`, each `(scheme, seed, h)`,
     `"curves"` `(scheme, seed, h, records + 1)` (the start first) and `"curve_steps"`.
     """
-    seeds = [int(s) for s in starts]
-
-    by_key = {_key_bytes(jax.random.key(s)): starts[s] for s in seeds}
-
-    def start(key):  # sweep calls it with jax.random.key(seed)
-        return by_key[_key_bytes(key)]
-
+    start, seeds = seeded_start(starts)
     r = mj.sweep(
         loss,
         start,
@@ -162,6 +158,19 @@ def measured_training(
         "curves": np.concatenate([start_col, curves], axis=-1),
         "curve_steps": np.concatenate([[0], np.asarray(r.curve_steps)]),
     }
+
+
+def seeded_start(starts: dict) -> tuple[Callable, list[int]]:
+    """`(params0, seeds)` for `sweep(..., params0, seeds=seeds)` from `{seed: params}`: the
+    function `key -> params` that gives each seed's own start (`sweep` calls it with
+    `jax.random.key(seed)`)."""
+    seeds = [int(s) for s in starts]
+    by_key = {_key_bytes(jax.random.key(s)): starts[s] for s in seeds}
+
+    def start(key):
+        return by_key[_key_bytes(key)]
+
+    return start, seeds
 
 
 def double_well_picture(

@@ -125,6 +125,18 @@ class Context:
         self.show_progress = progress
         self.options = options
 
+    def of(self, name: str) -> Context:
+        """The context of the figure `name` (same cache, options and progress): a piece that
+        two figures share is cached once, under the figure that owns its code (Fig 7 starts from
+        Fig 10's checkpoints)."""
+        return Context(
+            name,
+            cache_dir=self.cache_dir,
+            quick=self.quick,
+            progress=self.show_progress,
+            options=self.options,
+        )
+
     def progress(self, total: int, label: str) -> Progress:
         return Progress(total, f"{self.name}: {label}", enabled=self.show_progress)
 

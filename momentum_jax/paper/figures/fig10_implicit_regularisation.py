@@ -180,15 +180,29 @@ def checkpoint_part(config, ctx, loss, data, probs, shared):
     return starts, arrays
 
 
-def autoencoder_part(config, ctx):
-    """The autoencoder half of the figure: per seed the off-plateau checkpoint
-    (`checkpoint_part`), then every scheme and `h` from it in one cached `sweep`
-    (`measured_training`). **Returns:** `(arrays, the first seed's problem, the number of
-    images trained on)`."""
-    exps = exponents(config)
-    hs = 2.0 ** -np.array(exps, dtype=float)
-    c = float(config["loss_scale"])
-    loss = mj.Autoencoder(hidden=config["hidden"], scale=c)
+START_KEYS = (
+    "dataset",
+    "lam",
+    "loss_scale",
+    "hidden",
+    "images",
+    "mnist_dtype",
+    "mnist_limit",
+    "sharpness_rtol",
+    "sharpness_max_iters",
+) + CHECKPOINT_KEYS
+"""The configuration keys of the checkpoints (with `seeds`): what a figure that starts from them
+(Fig 7) copies from this figure's configuration."""
+
+
+def checkpoints(config, ctx):
+    """Per seed of `config["seeds"]`, the off-plateau start (`checkpoint_part`), cached under
+    this figure whichever figure's `ctx` asks (`ctx.of(NAME)`: Fig 7 reads the same entries).
+
+    **Returns:** `(starts, arrays, (loss, data, the first seed's problem, the cache key of the
+    data and loss))`: `{seed: params}`, the arrays `checkpoint/...`, the training loss
+    (`Autoencoder(hidden, scale=loss_scale)`) and the images it is trained on."""
+    loss = mj.Autoencoder(hidden=config["hidden"], scale=float(config["loss_scale"]))
     probs = {s: section5_from_config(config, ctx.options, seed=s) for s in config["seeds"]}
     first = probs[config["seeds"][0]]
     data = first.data[: config["images"]]
@@ -198,14 +212,31 @@ def autoencoder_part(config, ctx):
         "data": first.description,
         "mnist_dir": ctx.options.get("mnist_dir"),
     }
-    starts, arrays = checkpoint_part(config, ctx, loss, data, probs, shared)
+    starts, arrays = checkpoint_part(config, ctx.of(NAME), loss, data, probs, shared)
+    return starts, arrays, (loss, data, first, shared)
+
+
+def autoencoder_part(config, ctx):
+    """The autoencoder half of the figure: per seed the off-plateau checkpoint
+    (`checkpoint_part`), then every scheme and `h` from it in one cached `sweep`
+    (`measured_training`). **Returns:** `(arrays, the first seed's problem, the number of
+    images trained on)`."""
+    exps = exponents(config)
+    hs = 2.0 ** -np.array(exps, dtype=float)
+    c = float(config["loss_scale"])
+    starts, arrays, (loss, data, first, shared) = checkpoints(config, ctx)
     sweep_keys = ("h_exponents", "steps", "record_every", "seeds", "schemes")
     key_ = shared | {k: config[k] for k in CHECKPOINT_KEYS + sweep_keys}
+    # Only the seeds whose checkpoint left the plateau are run from it (the others are left out
+    # of every comparison: running them would only cost time); none left: all of them.
+    seeds = [int(s) for s in config["seeds"]]
+    off = [s for s, ok in zip(seeds, off_plateau(arrays, config, data)) if ok] or seeds
+    key_ |= {"run_seeds": off}
 
     def run():
         out = measured_training(
             config["schemes"],
-            starts,
+            {s: starts[s] for s in off},
             data,
             hs,
             loss,
@@ -221,6 +252,9 @@ def autoencoder_part(config, ctx):
     part = ctx.cached("sweep", key_, run)["arrays"]
     bar.advance()
     bar.close()
+    rows = [off.index(s) if s in off else None for s in seeds]
+    part = {k: _seed_rows(v, rows, k) for k, v in part.items()}
+    arrays["run_seeds"] = np.array(off)
     arrays |= {"hs": hs, "seeds": np.array(config["seeds"]), "curve_steps": part["curve_steps"]}
     for k, scheme in enumerate(config["schemes"]):
         arrays[f"{scheme}/loss"] = part["loss"][k]  # (seeds, h), the training loss
@@ -237,6 +271,27 @@ def autoencoder_part(config, ctx):
         )
     arrays["plateau"] = np.array(mean_image_error(data))
     return arrays, first, data.shape[0]
+
+
+def off_plateau(arrays, config, data) -> np.ndarray:
+    """Per seed: its checkpoint did not diverge and ended below `trained_below` times the
+    mean image's error."""
+    err = np.array([e[np.isfinite(e)][-1] for e in arrays["checkpoint/errors"]])
+    diverged = arrays["checkpoint/diverged_at"] >= 0
+    return ~diverged & (err < config["trained_below"] * mean_image_error(data))
+
+
+def _seed_rows(value, rows, key):
+    """`value` (`(scheme, run seed, ...)`) on every seed's row (`rows[i]`: the run seed's row,
+    None for a seed not run: NaN, `diverged_at` -1); `curve_steps` as it is."""
+    if key == "curve_steps":
+        return value
+    fill = -1 if key == "diverged_at" else np.nan
+    out = np.full((value.shape[0], len(rows)) + value.shape[2:], fill, dtype=value.dtype)
+    for i, r in enumerate(rows):
+        if r is not None:
+            out[:, i] = value[:, r]
+    return out
 
 
 def toy_part(config):
@@ -268,6 +323,7 @@ def compute(config, ctx):
     ck_err = np.array([e[np.isfinite(e)][-1] for e in arrays["checkpoint/errors"]])
     ck_div = arrays["checkpoint/diverged_at"] >= 0
     ck_off = ~ck_div & (ck_err < off)  # (seeds,): the seed's start left the plateau
+    not_run = sorted(set(seeds) - set(arrays["run_seeds"].tolist()))
     # A run is compared only from a start off the plateau, and its sharpness only if converged.
     usable = {s: ~div[s] & converged[s] & ck_off[:, None] for s in schemes}
     per = {}
@@ -288,10 +344,11 @@ def compute(config, ctx):
         per[s]["sharpness_residual_max"] = (
             float(np.nanmax(res)) if np.any(np.isfinite(res)) else None
         )
+        measured = np.isfinite(res) & ~converged[s]  # (seeds, h); NaN: diverged or not run
         per[s]["sharpness_unconverged"] = {
-            lab: [int(seeds[k]) for k in np.flatnonzero(~converged[s][:, i] & ~div[s][:, i])]
+            lab: [int(seeds[k]) for k in np.flatnonzero(measured[:, i])]
             for i, lab in enumerate(labels)
-            if np.any(~converged[s][:, i] & ~div[s][:, i])
+            if np.any(measured[:, i])
         }
         per[s]["diverged_seeds"] = {
             lab: [int(seeds[k]) for k in np.flatnonzero(div[s][:, i])]
@@ -324,6 +381,7 @@ def compute(config, ctx):
         "error": spread(ck_err, ck_div),
         "left_plateau": [bool(x) for x in ck_off],
         "left_plateau_every_seed": bool(np.all(ck_off)),
+        "seeds_not_run_from": not_run,  # their checkpoint stayed on the plateau
         "first_step_below_off_plateau": [
             None if not np.any(e < off) else int(np.flatnonzero(e < off)[0])
             for e in arrays["checkpoint/errors"]

@@ -222,7 +222,7 @@ def rod_part(config, ctx):
     """The toy map of the rod flow against the gradient flow (Fig 15's last row, the same
     function and grid): the arrays under `rod/` and the counts of `_edge_map.map_summary`."""
     bar = ctx.progress(1, "rod flow toy map")
-    m = _edge_map.toy_map_of(config)
+    m = _edge_map.cached_toy_map(config, ctx)
     bar.advance()
     arrays = {f"rod/{k}": v for k, v in m.items()}
     summary = {

@@ -173,7 +173,7 @@ def compute(config, ctx):
         for field, value in r.items()
         if field != "summary"
     }
-    arrays |= _edge_map.toy_map_of(config)
+    arrays |= _edge_map.cached_toy_map(config, ctx)
     parts = []
     for k, r in results.items():
         a = r["summary"].get("mean_distance_ratio/rod_flow")
