@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from momentum_jax._method import gradient_descent, heavy_ball, nesterov
-from momentum_jax.paper import Context, load_module, run_experiment, section5_problem
+from momentum_jax.paper import (
+    Context,
+    _checkpoints,
+    checkpoints,
+    load_module,
+    off_plateau,
+    run_experiment,
+    section5_problem,
+)
 
 
 def run(name, tmp_path, **overrides):
@@ -126,9 +134,9 @@ def test_fig7(tmp_path, monkeypatch):
     def computed_again(*args, **kwargs):
         raise AssertionError("Fig 10 computed the checkpoint that Fig 7 had cached")
 
-    monkeypatch.setattr(fig10, "off_plateau_checkpoint", computed_again)
+    monkeypatch.setattr(_checkpoints, "off_plateau_checkpoint", computed_again)
     ctx = Context(fig10.NAME, cache_dir=tmp_path / "cache", quick=True, progress=False, options={})
-    _, arrays, _ = fig10.checkpoints(config, ctx)
+    _, arrays, _ = checkpoints(config, ctx)
     assert arrays["checkpoint/errors"][0, -1] == pytest.approx(s["checkpoint_error"][0])
 
 
@@ -220,5 +228,5 @@ def test_fig10_seeds_left_on_the_plateau_are_not_run_from():
         "checkpoint/diverged_at": np.array([-1, -1, 1]),
     }
     data = np.array([[0.0, 10.0], [10.0, 0.0]])  # the mean image's error: 50
-    got = fig10.off_plateau(arrays, {"trained_below": 0.9}, data)
+    got = off_plateau(arrays, {"trained_below": 0.9}, data)
     np.testing.assert_array_equal(got, [True, False, False])

@@ -6,6 +6,10 @@ outputs, the problems they share, and progress reporting. Built on the public AP
     paper.run("fig2", quick=True, out="figures")
 """
 
+from ._checkpoints import CHECKPOINT_KEYS as CHECKPOINT_KEYS
+from ._checkpoints import START_KEYS as START_KEYS
+from ._checkpoints import checkpoints as checkpoints
+from ._checkpoints import off_plateau as off_plateau
 from ._problems import DATASETS as DATASETS
 from ._problems import U0 as U0
 from ._problems import Section5Problem as Section5Problem

@@ -6,22 +6,20 @@ loss."""
 
 import warnings
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 import momentum_jax as mj
 from momentum_jax import scheme_method, stability_threshold
 from momentum_jax.paper import (
+    CHECKPOINT_KEYS,
+    checkpoints,
     double_well_picture,
     h_label,
     mean_image_error,
     measured_training,
     modified_loss_constant,
-    off_plateau_checkpoint,
+    off_plateau,
     script_main,
-    section5_from_config,
-    sharpness,
     spread,
     verdict,
 )
@@ -105,117 +103,6 @@ def exponents(config):
     return [int(e) for e in config["h_exponents"]]
 
 
-CHECKPOINT_KEYS = (
-    "checkpoint_scheme",
-    "checkpoint_h_exponent",
-    "checkpoint_steps",
-    "checkpoint_chunk",
-    "trained_below",
-)
-"""The configuration of the off-plateau checkpoint (the key of its cache entry, and of the runs
-from it)."""
-
-
-def checkpoint_part(config, ctx, loss, data, probs, shared):
-    """Per seed, the off-plateau start (`off_plateau_checkpoint`, cached): `{seed: params}`
-    and the arrays `checkpoint/...` (its loss curve, divergence and sharpness)."""
-    c = float(config["loss_scale"])
-    h = 2.0 ** -int(config["checkpoint_h_exponent"])
-    key_ = shared | {k: config[k] for k in CHECKPOINT_KEYS}
-
-    def phi(params):  # one function object: its sharpness compiles once
-        return jnp.mean(loss(params, data))
-
-    starts, curves, divs, sharp, resid = {}, [], [], [], []
-    bar = ctx.progress(len(config["seeds"]), "checkpoints (seeds)")
-    for seed in config["seeds"]:
-        prob = probs[seed]
-
-        def run(prob=prob):
-            params, losses, div = off_plateau_checkpoint(
-                loss,
-                prob.params0,
-                data,
-                h=h,
-                lam=config["lam"],
-                below=c * config["trained_below"] * mean_image_error(data),
-                max_steps=config["checkpoint_steps"],
-                chunk=config["checkpoint_chunk"],
-                scheme=config["checkpoint_scheme"],
-            )
-            value, residual = sharpness(
-                phi, params, rtol=config["sharpness_rtol"], max_iters=config["sharpness_max_iters"]
-            )
-            leaves = {f"leaf{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(params))}
-            return {
-                "arrays": leaves
-                | {
-                    "errors": losses / c,
-                    "diverged_at": np.array(div),
-                    "sharpness": np.array([value, residual]),
-                }
-            }
-
-        part = ctx.cached(f"checkpoint-seed{seed}", key_ | {"seed": seed}, run)["arrays"]
-        treedef = jax.tree.structure(prob.params0)
-        n_leaves = treedef.num_leaves
-        starts[seed] = jax.tree.unflatten(
-            treedef, [jnp.asarray(part[f"leaf{i}"]) for i in range(n_leaves)]
-        )
-        curves.append(part["errors"])  # lengths differ: padded with NaN below
-        divs.append(int(part["diverged_at"]))
-        sharp.append(float(part["sharpness"][0]))
-        resid.append(float(part["sharpness"][1]))
-        bar.advance()
-    bar.close()
-    longest = max(len(x) for x in curves)
-    padded = [np.concatenate([x, np.full(longest - len(x), np.nan)]) for x in curves]
-    arrays = {
-        "checkpoint/errors": np.stack(padded),  # (seeds, longest + 1), NaN after a run's end
-        "checkpoint/steps": np.array([len(x) - 1 for x in curves]),
-        "checkpoint/diverged_at": np.array(divs),
-        "checkpoint/sharpness": np.array(sharp),
-        "checkpoint/residual": np.array(resid),
-    }
-    return starts, arrays
-
-
-START_KEYS = (
-    "dataset",
-    "lam",
-    "loss_scale",
-    "hidden",
-    "images",
-    "mnist_dtype",
-    "mnist_limit",
-    "sharpness_rtol",
-    "sharpness_max_iters",
-) + CHECKPOINT_KEYS
-"""The configuration keys of the checkpoints (with `seeds`): what a figure that starts from them
-(Fig 7) copies from this figure's configuration."""
-
-
-def checkpoints(config, ctx):
-    """Per seed of `config["seeds"]`, the off-plateau start (`checkpoint_part`), cached under
-    this figure whichever figure's `ctx` asks (`ctx.of(NAME)`: Fig 7 reads the same entries).
-
-    **Returns:** `(starts, arrays, (loss, data, the first seed's problem, the cache key of the
-    data and loss))`: `{seed: params}`, the arrays `checkpoint/...`, the training loss
-    (`Autoencoder(hidden, scale=loss_scale)`) and the images it is trained on."""
-    loss = mj.Autoencoder(hidden=config["hidden"], scale=float(config["loss_scale"]))
-    probs = {s: section5_from_config(config, ctx.options, seed=s) for s in config["seeds"]}
-    first = probs[config["seeds"][0]]
-    data = first.data[: config["images"]]
-    keys = ("lam", "loss_scale", "hidden", "images", "mnist_dtype", "mnist_limit")
-    keys_sharp = ("sharpness_rtol", "sharpness_max_iters")
-    shared = {k: config[k] for k in keys + keys_sharp} | {
-        "data": first.description,
-        "mnist_dir": ctx.options.get("mnist_dir"),
-    }
-    starts, arrays = checkpoint_part(config, ctx.of(NAME), loss, data, probs, shared)
-    return starts, arrays, (loss, data, first, shared)
-
-
 def autoencoder_part(config, ctx):
     """The autoencoder half of the figure: per seed the off-plateau checkpoint
     (`checkpoint_part`), then every scheme and `h` from it in one cached `sweep`
@@ -273,14 +160,6 @@ def autoencoder_part(config, ctx):
     return arrays, first, data.shape[0]
 
 
-def off_plateau(arrays, config, data) -> np.ndarray:
-    """Per seed: its checkpoint did not diverge and ended below `trained_below` times the
-    mean image's error."""
-    err = np.array([e[np.isfinite(e)][-1] for e in arrays["checkpoint/errors"]])
-    diverged = arrays["checkpoint/diverged_at"] >= 0
-    return ~diverged & (err < config["trained_below"] * mean_image_error(data))
-
-
 def _seed_rows(value, rows, key):
     """`value` (`(scheme, run seed, ...)`) on every seed's row (`rows[i]`: the run seed's row,
     None for a seed not run: NaN, `diverged_at` -1); `curve_steps` as it is."""
@@ -319,7 +198,7 @@ def compute(config, ctx):
     rtol = config["sharpness_rtol"]
     div = {s: arrays[f"{s}/diverged_at"] >= 0 for s in schemes}  # (seeds, h)
     converged = {s: arrays[f"{s}/residual"] <= rtol for s in schemes}  # NaN: False
-    off_plateau = {s: arrays[f"{s}/error"] < off for s in schemes}
+    trained = {s: arrays[f"{s}/error"] < off for s in schemes}
     ck_err = np.array([e[np.isfinite(e)][-1] for e in arrays["checkpoint/errors"]])
     ck_div = arrays["checkpoint/diverged_at"] >= 0
     ck_off = ~ck_div & (ck_err < off)  # (seeds,): the seed's start left the plateau
@@ -356,7 +235,7 @@ def compute(config, ctx):
             if np.any(div[s][:, i])
         }
         per[s]["off_plateau_seeds"] = {
-            lab: [int(seeds[k]) for k in np.flatnonzero(off_plateau[s][:, i])]
+            lab: [int(seeds[k]) for k in np.flatnonzero(trained[s][:, i])]
             for i, lab in enumerate(labels)
         }
     sharp = {s: arrays[f"{s}/sharpness"] for s in schemes}

@@ -13,8 +13,12 @@ import numpy as np
 
 import momentum_jax as mj
 from momentum_jax.paper import (
+    CHECKPOINT_KEYS,
+    START_KEYS,
+    checkpoints,
     h_label,
     mean_image_error,
+    off_plateau,
     paper_values,
     script_main,
     seeded_start,
@@ -38,7 +42,7 @@ DESCRIPTION = (
 # long past the transient for small h) are all kept. The default stops at
 # h = 2^-7 (the paper went to 2^-10, 8x the steps: --full) to keep `reproduce` on a 2-core CPU
 # short: one step of the full network on 250 images is about 4 GFLOP per run.
-CONFIG = {k: fig10.CONFIG[k] for k in fig10.START_KEYS} | {
+CONFIG = {k: fig10.CONFIG[k] for k in START_KEYS} | {
     "seeds": [0],  # the seeds whose checkpoint leaves the plateau (Fig 10: seed 0 only)
     "mu": 1.0,
     "h_exponents": [2, 7],
@@ -52,11 +56,11 @@ CONFIG = {k: fig10.CONFIG[k] for k in fig10.START_KEYS} | {
         ["nag_mu", "wilson"],
     ],
 }
-QUICK = {k: v for k, v in fig10.QUICK.items() if k in fig10.START_KEYS} | {
+QUICK = {k: v for k, v in fig10.QUICK.items() if k in START_KEYS} | {
     "seeds": [0],
     "h_exponents": [2, 5],
 }
-FULL = {k: v for k, v in fig10.FULL.items() if k in fig10.START_KEYS + ("seeds",)} | {
+FULL = {k: v for k, v in fig10.FULL.items() if k in START_KEYS + ("seeds",)} | {
     "h_exponents": [2, 10],
 }
 
@@ -123,7 +127,7 @@ def gap_runs(config, ctx, starts, loss, data, shared):
     lo, hi = config["h_exponents"]
     hs = 2.0 ** -np.arange(lo, hi + 1, dtype=float)
     start_of, seeds = seeded_start(starts)
-    keys = ("mu", "records") + fig10.CHECKPOINT_KEYS
+    keys = ("mu", "records") + CHECKPOINT_KEYS
     out: dict[str, list] = {}
     groups = groups_of(config)
     bar = ctx.progress(len(groups) * len(hs), "sweeps (a reference and its schemes, per h)")
@@ -167,10 +171,10 @@ def gap_runs(config, ctx, starts, loss, data, shared):
 
 
 def compute(config, ctx):
-    starts, ck, (loss, data, prob, shared) = fig10.checkpoints(config, ctx)  # Fig 10's
+    starts, ck, (loss, data, prob, shared) = checkpoints(config, ctx)  # Fig 10's
     c = float(config["loss_scale"])
     # only from the seeds whose checkpoint left the plateau (none did: all of them, flagged)
-    off = fig10.off_plateau(ck, config, data)
+    off = off_plateau(ck, config, data)
     every = [int(s) for s in config["seeds"]]
     seeds = [s for s, ok in zip(every, off) if ok] or every
     rows = [every.index(s) for s in seeds]
