@@ -9,7 +9,9 @@ outputs, the problems they share, and progress reporting. Built on the public AP
 from ._checkpoints import CHECKPOINT_KEYS as CHECKPOINT_KEYS
 from ._checkpoints import START_KEYS as START_KEYS
 from ._checkpoints import checkpoints as checkpoints
+from ._checkpoints import final_errors as final_errors
 from ._checkpoints import off_plateau as off_plateau
+from ._checkpoints import seeds_to_run as seeds_to_run
 from ._problems import DATASETS as DATASETS
 from ._problems import U0 as U0
 from ._problems import Section5Problem as Section5Problem

@@ -129,9 +129,22 @@ def checkpoints(config, ctx):
     return starts, arrays, (loss, data, first, shared)
 
 
+def final_errors(arrays) -> np.ndarray:
+    """Per seed, the error after its checkpoint's last step (the last finite entry of
+    `checkpoint/errors`, whose rows are NaN-padded to the longest run)."""
+    return np.array([e[np.isfinite(e)][-1] for e in arrays["checkpoint/errors"]])
+
+
 def off_plateau(arrays, config, data) -> np.ndarray:
     """Per seed: its checkpoint did not diverge and ended below `trained_below` times the
     mean image's error."""
-    err = np.array([e[np.isfinite(e)][-1] for e in arrays["checkpoint/errors"]])
     diverged = arrays["checkpoint/diverged_at"] >= 0
-    return ~diverged & (err < config["trained_below"] * mean_image_error(data))
+    return ~diverged & (final_errors(arrays) < config["trained_below"] * mean_image_error(data))
+
+
+def seeds_to_run(arrays, config, data) -> list[int]:
+    """The seeds of `config["seeds"]` whose checkpoint left the plateau (`off_plateau`): the
+    ones a figure runs from (the others would be left out of every comparison); all of them
+    when none did."""
+    seeds = [int(s) for s in config["seeds"]]
+    return [s for s, ok in zip(seeds, off_plateau(arrays, config, data)) if ok] or seeds

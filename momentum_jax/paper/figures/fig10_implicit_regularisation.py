@@ -14,12 +14,13 @@ from momentum_jax.paper import (
     CHECKPOINT_KEYS,
     checkpoints,
     double_well_picture,
+    final_errors,
     h_label,
     mean_image_error,
     measured_training,
     modified_loss_constant,
-    off_plateau,
     script_main,
+    seeds_to_run,
     spread,
     verdict,
 )
@@ -114,10 +115,8 @@ def autoencoder_part(config, ctx):
     starts, arrays, (loss, data, first, shared) = checkpoints(config, ctx)
     sweep_keys = ("h_exponents", "steps", "record_every", "seeds", "schemes")
     key_ = shared | {k: config[k] for k in CHECKPOINT_KEYS + sweep_keys}
-    # Only the seeds whose checkpoint left the plateau are run from it (the others are left out
-    # of every comparison: running them would only cost time); none left: all of them.
+    off = seeds_to_run(arrays, config, data)  # those off the plateau (none: all)
     seeds = [int(s) for s in config["seeds"]]
-    off = [s for s, ok in zip(seeds, off_plateau(arrays, config, data)) if ok] or seeds
     key_ |= {"run_seeds": off}
 
     def run():
@@ -199,7 +198,7 @@ def compute(config, ctx):
     div = {s: arrays[f"{s}/diverged_at"] >= 0 for s in schemes}  # (seeds, h)
     converged = {s: arrays[f"{s}/residual"] <= rtol for s in schemes}  # NaN: False
     trained = {s: arrays[f"{s}/error"] < off for s in schemes}
-    ck_err = np.array([e[np.isfinite(e)][-1] for e in arrays["checkpoint/errors"]])
+    ck_err = final_errors(arrays)
     ck_div = arrays["checkpoint/diverged_at"] >= 0
     ck_off = ~ck_div & (ck_err < off)  # (seeds,): the seed's start left the plateau
     not_run = sorted(set(seeds) - set(arrays["run_seeds"].tolist()))
@@ -418,8 +417,8 @@ def plot(data, config, path):
     plateau = summary["mean_image_plateau"]
     ax.axhline(plateau, color="0.3", ls="--", lw=1, label="mean image (plateau)")
     ax.axhline(summary["off_plateau_below"], color="0.3", ls=":", lw=1, label="0.9 x plateau")
-    ck_err = [e[np.isfinite(e)][-1] for e, o in zip(arrays["checkpoint/errors"], on[:, 0]) if not o]
-    if ck_err:
+    ck_err = final_errors(arrays)[~on[:, 0]]
+    if ck_err.size:
         ax.axhspan(np.min(ck_err), np.max(ck_err), color="0.5", alpha=0.3, lw=0, label="checkpoint")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("h")

@@ -16,12 +16,14 @@ from momentum_jax.paper import (
     CHECKPOINT_KEYS,
     START_KEYS,
     checkpoints,
+    final_errors,
     h_label,
     mean_image_error,
     off_plateau,
     paper_values,
     script_main,
     seeded_start,
+    seeds_to_run,
 )
 from momentum_jax.paper.figures import fig10_implicit_regularisation as fig10
 from momentum_jax.plotting import COLORS, error_panel, new_figure, rate_panel, save_figure
@@ -176,12 +178,12 @@ def compute(config, ctx):
     # only from the seeds whose checkpoint left the plateau (none did: all of them, flagged)
     off = off_plateau(ck, config, data)
     every = [int(s) for s in config["seeds"]]
-    seeds = [s for s, ok in zip(every, off) if ok] or every
+    seeds = seeds_to_run(ck, config, data)
     rows = [every.index(s) for s in seeds]
     hs, runs = gap_runs(config, ctx, {s: starts[s] for s in seeds}, loss, data, shared)
     lo, hi = config["h_exponents"]
     exps = list(range(lo, hi + 1))
-    ck_err = np.array([e[np.isfinite(e)][-1] for e in ck["checkpoint/errors"]])
+    ck_err = final_errors(ck)
     # GD at the effective rate h/(1-lam) is linearly unstable where that rate times the
     # checkpoint's sharpness is above 2: its gaps there measure the instability, and rates with
     # such an end are left out (docs/theory.md §6, which points a rate may use)
