@@ -118,7 +118,8 @@ def pixel_mean_squared_error(params, x):
     """Per-example `||x - x_hat||^2 / n_pixels` of the default `Autoencoder()`: the squared
     error averaged over pixels (PyTorch's `nn.MSELoss()`), i.e. `squared_error / 784` on MNIST.
 
-    The training loss of the Figs 7 and 10 runs; it is `Autoencoder(scale=1/784)` on MNIST.
+    It is `Autoencoder(scale=1/784)` on MNIST, one of the normalisations compared in
+    `experiments/mnist_normalisation.py`; Figs 6, 7 and 10 train on `Autoencoder(scale=1/8)`.
     The paper does not state its normalisation, and this one is not the measured fit: under it
     the paper's own 150,000 steps at `h = 2^-6` reach a gradient-flow time of about 30, on the
     mean-image plateau, where the paper reports 10.65 (docs/theory.md §6,

@@ -116,3 +116,25 @@ def half_square(u):
 def quad5(u):
     """The quadratic `(5 u_1^2 + u_2^2) / 2`."""
     return 0.5 * (5.0 * u[0] ** 2 + u[1] ** 2)
+
+
+def record_figure_runs(monkeypatch) -> dict:
+    """Replace `momentum_jax.paper.run_experiment` by a recorder, so that `reproduce` computes
+    nothing: returns `{figure name: keyword arguments}` of every figure it would run."""
+    calls: dict = {}
+
+    def record(module, **kw):
+        calls[module.NAME] = kw
+        return {"summary": {}}
+
+    monkeypatch.setattr("momentum_jax.paper.run_experiment", record)
+    return calls
+
+
+def refuse_figure_runs(monkeypatch) -> None:
+    """Fail the test if `reproduce` computes a figure (its arguments must be refused first)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a figure was computed before the arguments were checked")
+
+    monkeypatch.setattr("momentum_jax.paper.run_experiment", refuse)

@@ -45,6 +45,10 @@ def test_fig6(tmp_path):
         assert all(v is None or (math.isfinite(v) and v > 0) for v in row["per_seed"])
         spread = s["spread"][key]
         assert spread["min"] <= spread["mean"] <= spread["max"]
+        finite = [v for v in row["per_seed"] if v is not None]
+        assert spread["median"] == pytest.approx(np.median(finite), rel=1e-12)
+        s_, e = key.split("@")
+        assert table[s_][s["h"].index(e)] == spread["median"]  # the table holds the median
     for seed in ("0", "1"):
         claims = s["claims"]["per_seed"][seed]
         for key in ("gd_rate10_diverges", "gd_rate5_trains", "nag_below_hb_at_h1"):
@@ -106,9 +110,13 @@ def test_fig7(tmp_path, monkeypatch):
         horizon=0.5,
         horizon_sqrt=2.0,
         records=3,
+        seeds=[0, 1],  # two seeds: a row each, both drawn (the second paler)
         **small,
     )
     assert s["h"] == ["2^-4", "2^-5"] and s["rate_h"] == ["2^-4"]
+    assert s["seeds"] == [0, 1] and s["seeds_not_run_from"] == []  # none off: every seed runs
+    assert all(len(p["delta"]) == 2 for p in s["pairs"].values())
+    assert (tmp_path / "fig7_training_rates.png").stat().st_size > 10_000
     assert set(s["pairs"]) == {
         "hb-gd_effective",
         "nag-gd_effective",

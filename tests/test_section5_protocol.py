@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import record_figure_runs, refuse_figure_runs
 
 import momentum_jax as mj
 from momentum_jax._cli import main
@@ -87,10 +88,6 @@ def test_fig6_leaves_the_plateau_on_the_digits(tmp_path):
 # -- Fig 6 over several seeds: `reproduce --seeds`, and the claims over the seeds ------------
 
 
-def refuse_to_run(*args, **kwargs):
-    raise AssertionError("a figure was computed before --seeds was checked")
-
-
 @pytest.mark.parametrize(
     "seeds, text",
     [
@@ -102,7 +99,7 @@ def refuse_to_run(*args, **kwargs):
     ],
 )
 def test_bad_seeds_are_one_line_exit_2_before_computing(capsys, monkeypatch, seeds, text):
-    monkeypatch.setattr("momentum_jax.paper.run_experiment", refuse_to_run)
+    refuse_figure_runs(monkeypatch)
     code = main(["reproduce", "fig6", "--seeds", *seeds, "--out", "unused"])
     out, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
@@ -110,13 +107,7 @@ def test_bad_seeds_are_one_line_exit_2_before_computing(capsys, monkeypatch, see
 
 
 def test_seeds_override_only_the_section5_figures(capsys, monkeypatch, tmp_path):
-    calls = {}
-
-    def record(module, **kw):
-        calls[module.NAME] = kw
-        return {"summary": {}}
-
-    monkeypatch.setattr("momentum_jax.paper.run_experiment", record)
+    calls = record_figure_runs(monkeypatch)
     argv = ["reproduce", "fig6", "fig2", "--out", str(tmp_path), "--dataset", "digits"]
     assert main([*argv, "--seeds", "2", "0", "1"]) == 0
     assert calls["fig6_training"]["seeds"] == [2, 0, 1]
@@ -130,7 +121,7 @@ def test_seeds_override_only_the_section5_figures(capsys, monkeypatch, tmp_path)
 
 
 def test_seeds_for_figures_without_seeds_are_refused(capsys, monkeypatch):
-    monkeypatch.setattr("momentum_jax.paper.run_experiment", refuse_to_run)
+    refuse_figure_runs(monkeypatch)
     code = main(["reproduce", "fig2", "fig3", "--seeds", "1", "--out", "unused"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1

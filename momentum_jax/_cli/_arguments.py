@@ -175,7 +175,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--full",
         action="store_true",
-        help="the paper's Section 5 protocol for Figs 6, 7, 10 (500 epochs; for a GPU: hours)",
+        help="the paper's Section 5 protocol for Figs 6, 7, 10 (500 epochs; for a GPU: "
+        "hours) and Fig 14's digits row on the 32 x 32 grid",
     )
     r.add_argument("--epochs", default=None, help="epochs of the Fig 6 runs (integer >= 1)")
     r.add_argument(
@@ -183,8 +184,16 @@ def parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="N",
-        help="seeds of the Section 5 figures (integers >= 0, no repeats; default: each figure's "
-        "own, Fig 6: 0 only), e.g. --seeds 0 1 2",
+        help="seeds of the Section 5 figures (integers >= 0, no repeats; default: seed 0 for "
+        "Figs 6, 7, 10), e.g. --seeds 0 1 2",
+    )
+    r.add_argument(
+        "--set",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="one configuration key of the named figures that have it, the value as JSON, "
+        "applied after --full (repeatable), e.g. fig7 --set 'h_exponents=[2, 10]'",
     )
     r.add_argument("--cache", default=None, help="cache folder (default: .cache/momentum_jax)")
     r.add_argument("--no-progress", action="store_true", help="plain log lines only")

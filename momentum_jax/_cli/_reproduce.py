@@ -3,6 +3,7 @@ the results cache, drawn and summarised."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from momentum_jax import paper
@@ -25,6 +26,7 @@ def run(args) -> int:
     epochs = None if args.epochs is None else whole("epochs", args.epochs, 1)
     seeds = None if args.seeds is None else seed_list(args.seeds)
     modules = {name: paper.load_module(name) for name in names}
+    settings = config_settings(args.set, modules)
     seeded = [name for name, module in modules.items() if takes_seeds(module)]
     if seeds is not None and not seeded:
         every = [name for name in paper.available() if takes_seeds(paper.load_module(name))]
@@ -35,6 +37,9 @@ def run(args) -> int:
     for name, module in modules.items():
         if seeds is not None and name not in seeded:
             paper.log(f"{name}: --seeds does not apply (the figure has no seeds)")
+        own = {k: v for k, v in settings.items() if k in module.CONFIG}
+        for key in sorted(set(settings) - set(own)):
+            paper.log(f"{name}: --set {key} does not apply (not a key of the figure)")
         summary = paper.run_experiment(
             module,
             quick=args.quick,
@@ -42,10 +47,60 @@ def run(args) -> int:
             cache_dir=args.cache,
             progress=not args.no_progress,
             options={"mnist_dir": args.mnist_dir},
-            **overrides(module, args, epochs, seeds),
+            **(overrides(module, args, epochs, seeds) | own),
         )
         print(f"{name}: {args.out}/{name}.png  {summary['summary'].get('headline', '')}".rstrip())
     return 0
+
+
+OWN_OPTIONS = {"seeds": "--seeds", "epochs": "--epochs", "dataset": "--dataset"}
+"""Configuration keys that have an option of their own instead of `--set`."""
+
+
+def config_settings(texts, modules) -> dict:
+    """The `--set KEY=VALUE` pairs as `{key: value}`: the value read as JSON, the key one of
+    the configuration keys of the figures named (`modules`), the value of the same kind as the
+    key's default (a number for a number, a list for a list, ...); a `UsageError` otherwise."""
+    keys = {k: m.CONFIG[k] for m in modules.values() for k in m.CONFIG}
+    out = {}
+    for text in texts or []:
+        key, sep, raw = (part.strip() for part in text.partition("="))
+        if not sep or not key:
+            raise UsageError(f"--set expects KEY=VALUE, got {text!r}")
+        if key in OWN_OPTIONS:
+            raise UsageError(f"--set {key}: use {OWN_OPTIONS[key]}")
+        if key not in keys:
+            raise UsageError(
+                f"--set {key}: not a configuration key of {', '.join(modules)}; "
+                f"the keys: {', '.join(sorted(keys))}"
+            )
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            raise UsageError(
+                f'--set {key}: the value {raw!r} is not JSON (e.g. 3, 0.5, [2, 10], "tanh")'
+            ) from None
+        default = keys[key]
+        if default is not None and _kind(value) != _kind(default):
+            raise UsageError(
+                f"--set {key}: expects {_kind(default)} like {json.dumps(default)}, got {raw}"
+            )
+        out[key] = value
+    return out
+
+
+def _kind(value) -> str:
+    """The JSON kind of a configuration value: `a number` (int or float), `true or false`,
+    `a string`, `a list`, `an object`."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return "an object"
 
 
 def seed_list(texts) -> list[int]:

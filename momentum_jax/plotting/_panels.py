@@ -40,6 +40,7 @@ def rate_panel(
     valid=None,
     marker="o",
     cross_label="excluded from rates (see the status)",
+    alpha=1.0,
 ):
     """Plot `Delta(h)` against `-log2 h` (the x-axis of the paper's Figs 2 and 4).
 
@@ -47,11 +48,12 @@ def rate_panel(
     valid (a status other than "ok" at either end: diverged, linearly unstable, relative error
     `>= 1`, solver failure) are drawn as red crosses at the bottom of the
     panel, never silently dropped, named `cross_label` in the legend (when `label` is given).
+    `alpha` is the opacity of the line (paler for a second seed of the same series).
     """
     x = -np.log2(np.asarray(hs)[: len(rates)])
     rates = np.asarray(rates, dtype=float)
     ok = np.isfinite(rates) if valid is None else (np.asarray(valid) & np.isfinite(rates))
-    ax.plot(x[ok], rates[ok], marker=marker, ms=3, color=color, label=label)
+    ax.plot(x[ok], rates[ok], marker=marker, ms=3, color=color, label=label, alpha=alpha)
     if np.any(~ok):
         ax.plot(
             x[~ok],
@@ -59,18 +61,20 @@ def rate_panel(
             "x",
             color="red",
             ms=6,
+            alpha=alpha,
             label=cross_label if label else None,
         )
     ax.set_xlabel(r"$-\log_2 h$")
     ax.set_ylabel(r"$\Delta(h)$")
 
 
-def error_panel(ax, hs, errors, *, label, color, marker="o", ls="-", cross_label=None):
+def error_panel(ax, hs, errors, *, label, color, marker="o", ls="-", cross_label=None, alpha=1.0):
     """Errors against `h` on log-log axes; non-finite (excluded) points marked with red crosses
-    at the top of the series, named `cross_label` in the legend when it is given."""
+    at the top of the series, named `cross_label` in the legend when it is given; `alpha` is
+    the line's opacity."""
     hs, errors = np.asarray(hs), np.asarray(errors, dtype=float)
     ok = np.isfinite(errors) & (errors > 0)
-    ax.loglog(hs[ok], errors[ok], marker=marker, ms=3, ls=ls, color=color, label=label)
+    ax.loglog(hs[ok], errors[ok], marker=marker, ms=3, ls=ls, color=color, label=label, alpha=alpha)
     if np.any(~ok):
         top = np.nanmax(errors[ok]) if np.any(ok) else 1.0
         ax.loglog(hs[~ok], np.full(np.sum(~ok), top), "x", color="red", ms=6, label=cross_label)

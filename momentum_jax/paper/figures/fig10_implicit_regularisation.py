@@ -1,8 +1,8 @@
 """Implicit regularisation: the sharpness and the loss reached by HB and NAG against GD at the
 effective rate `h/(1-lam)` on the Section 5 autoencoder off the mean-image plateau (full batch,
-over several initialisations, every scheme from the same off-plateau checkpoint per seed, one
-`sweep` call), and a picture of Phi against Phi_h = Phi + h c |grad Phi|^2 on a 2-D nonconvex
-loss."""
+per initialisation seed: 0 by default, `--seeds` for several; every scheme from the same
+off-plateau checkpoint per seed, one `sweep` call), and a picture of Phi against
+Phi_h = Phi + h c |grad Phi|^2 on a 2-D nonconvex loss."""
 
 import warnings
 
@@ -29,7 +29,7 @@ from momentum_jax.plotting import COLORS, new_figure, save_figure
 NAME = "fig10_implicit_regularisation"
 DESCRIPTION = (
     "Sharpness and loss reached by HB/NAG vs GD at rate h/(1-lam) on the Section 5 "
-    "autoencoder off the mean-image plateau (full batch, 3 initialisations, from an HB "
+    "autoencoder off the mean-image plateau (full batch, per initialisation seed, from an HB "
     "checkpoint); Phi vs Phi_h on a 2-D double well with HB trajectories."
 )
 # The paper's claim (Section 5, Thm 6): HB and NAG follow the modified flow of
@@ -58,7 +58,9 @@ CONFIG = {
     "h_exponents": [0, 2],
     "steps": 100,
     "record_every": 10,
-    "seeds": [0, 1, 2],
+    # seed 0 by default, as Fig 6 (`--seeds 0 1 2` for the spread, figures/seeds/): the
+    # checkpoints of seeds 1 and 2 take 3000 steps each and stay on the plateau
+    "seeds": [0],
     "mnist_dtype": "float32",
     "mnist_limit": None,
     "sharpness_rtol": 1e-3,  # float32 runs; value error about rtol^2 / (relative gap)

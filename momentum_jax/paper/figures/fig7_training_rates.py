@@ -298,6 +298,8 @@ def plot(data, config, path):
     arrays, summary = data["arrays"], data["summary"]
     hs = arrays["hs"]
     x = -np.log2(hs[:-1])
+    seeds = summary["seeds"]  # the seeds run (off the plateau), the rows of the arrays
+    more = f" (paler: seed{'s' if len(seeds) > 2 else ''} {', '.join(map(str, seeds[1:]))})"
     fig, axes = new_figure(1, 4, width=4.0, height=3.8)
     for j, ref in enumerate(("gd_effective", "wilson")):
         ax = axes[0, j]
@@ -305,18 +307,30 @@ def plot(data, config, path):
         for k, (a, b) in enumerate(p for p in config["pairs"] if p[1] == ref):
             name = pair_name((a, b))
             color = COLORS[2 * j + k]
-            rates = arrays[f"{name}/rates"][0]
-            rate_panel(
-                ax,
-                hs,
-                rates,
-                label=f"{LABELS[a]}: largest gap",
-                color=color,
-                cross_label="left out: GD linearly unstable" if k == 0 else None,
-            )
-            at_T = arrays[f"{name}/rates_at_T"][0]
-            ax.plot(x, at_T, "^--", ms=3, lw=0.9, color=color, label=f"{LABELS[a]}: gap at T")
-            shown += [rates, at_T]
+            for r in range(len(seeds)):  # seed 0 (the first) in full colour, the others paler
+                first = r == 0
+                rates = arrays[f"{name}/rates"][r]
+                rate_panel(
+                    ax,
+                    hs,
+                    rates,
+                    label=f"{LABELS[a]}: largest gap" if first else None,
+                    color=color,
+                    cross_label="left out: GD linearly unstable" if k == 0 and first else None,
+                    alpha=1.0 if first else 0.4,
+                )
+                at_T = arrays[f"{name}/rates_at_T"][r]
+                ax.plot(
+                    x,
+                    at_T,
+                    "^--",
+                    ms=3,
+                    lw=0.9,
+                    color=color,
+                    alpha=1.0 if first else 0.4,
+                    label=f"{LABELS[a]}: gap at T" if first else None,
+                )
+                shown += [rates, at_T]
             paper = summary["pairs"][name]["paper_delta"]
             paper = np.array([np.nan if v is None else v for v in paper])
             if np.any(np.isfinite(paper)):
@@ -329,13 +343,25 @@ def plot(data, config, path):
         ax.set_ylim(0, max(1.3, top) * 1.45)
         T = summary["horizon" if ref == "gd_effective" else "horizon_sqrt"]
         title = "(a) HB, NAG to GD at h/(1-λ) (35)" if j == 0 else "(b) HB-μ, NAG-μ to Wilson (36)"
-        ax.set_title(f"{title}\nlargest gap over {CLOCK[ref]} <= {T:g}", fontsize=8)
+        ax.set_title(
+            f"{title}\nlargest gap over {CLOCK[ref]} <= {T:g}" + (more if len(seeds) > 1 else ""),
+            fontsize=8,
+        )
         ax.legend(fontsize=5.5, loc="upper right", ncol=2)
     ax = axes[0, 2]
     for k, (a, b) in enumerate(config["pairs"]):
         name, label = pair_name((a, b)), f"{LABELS[a]}-{LABELS[b]}"
         ls = "--" if b == "wilson" else "-"
-        error_panel(ax, hs, arrays[f"{name}/max_gap"][0], label=label, color=COLORS[k], ls=ls)
+        for r in range(len(seeds)):
+            error_panel(
+                ax,
+                hs,
+                arrays[f"{name}/max_gap"][r],
+                label=label if r == 0 else None,
+                color=COLORS[k],
+                ls=ls,
+                alpha=1.0 if r == 0 else 0.4,
+            )
     for order, key in ((1, "hb-gd_effective"), (0.5, "hb_mu-wilson")):
         e0 = arrays[f"{key}/max_gap"][0, -1]
         if np.isfinite(e0) and e0 > 0:
@@ -357,8 +383,17 @@ def plot(data, config, path):
     ax.set_ylabel(r"$\|u_n^{HB} - u_n^{GD}\|$")
     ax.set_title(f"(d) HB-GD gap over the horizon (seed {summary['seeds'][0]})", fontsize=8)
     ax.legend(fontsize=5.5, ncol=2)
+    errors = ", ".join(
+        f"{e:.1f} (seed {sd})"
+        for sd, e, off in zip(  # the checkpoints are those of every configured seed
+            config["seeds"],
+            summary["checkpoint_error"],
+            summary["checkpoint_off_plateau"],
+        )
+        if off
+    )
     fig.suptitle(
-        f"Fig 7 from an off-plateau checkpoint (error {summary['checkpoint_error'][0]:.1f}, "
+        f"Fig 7 from an off-plateau checkpoint (error {errors}; "
         f"mean image {summary['plateau']:.1f}); start: {summary['start']}\n{summary['data']}",
         fontsize=7,
     )
