@@ -239,7 +239,12 @@ def merge_claims(out: dict) -> dict | None:
         ok = [v for v in vals if v is not None]
         spread[key] = {"steps": f["steps"], "per_seed": vals, "diverged": len(vals) - len(ok)}
         if ok:
-            spread[key] |= {"min": min(ok), "mean": float(np.mean(ok)), "max": max(ok)}
+            spread[key] |= {  # the median first: over seeds a final error is often bimodal
+                "min": min(ok),
+                "median": float(np.median(ok)),
+                "mean": float(np.mean(ok)),
+                "max": max(ok),
+            }
     return {
         "seeds": [int(s) for s in seeds],
         "same_configuration": same,

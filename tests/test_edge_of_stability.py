@@ -111,6 +111,21 @@ def test_threshold_on_quadratic_is_linear_stability(name, lam):
             assert rate == pytest.approx(np.log(-z) / h, rel=0.06)
 
 
+def test_heavy_ball_near_its_double_root_is_off_by_the_documented_factors():
+    """docs/edge_of_stability.md §4: at lam = 0.9 HB's first-order half-length equation misses
+    the method's own rate (log|z|/h of its root near -1): 1.28 times its growth at 1.001 q*, 2.47
+    times at 1.01 q*, and 7.2 times its decay at 0.99 q* (where the roots are complex, of modulus
+    sqrt(lam)). The ratios depend on q/q* and lam only, not on h."""
+    h, lam = 0.1, 0.9
+    m = mj.heavy_ball(h, lam)
+    qs = float(mj.rod_threshold(m))
+    for ratio, factor in ((1.001, 1.2818), (1.01, 2.4690), (0.99, 7.2133)):
+        q = ratio * qs
+        z = np.roots([1.0, -(1 + lam - h * q), lam])
+        method_rate = np.log(np.abs(z[np.argmin(z.real)])) / h
+        assert _growth_rate(m, q) / method_rate == pytest.approx(factor, rel=1e-3)
+
+
 @pytest.mark.parametrize("name, lam", [("gd", 0.0), ("hb", 0.5), ("nag", 0.5)])
 def test_quartic_self_stabilisation(name, lam):
     """On Phi = q u^2/2 - b u^4/4 above the threshold, the iterates settle on a period-two

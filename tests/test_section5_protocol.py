@@ -213,6 +213,28 @@ def test_fig6_claims_over_seeds_on_a_fake_run(tmp_path):
     assert (tmp_path / "fig6.png").stat().st_size > 0
 
 
+def test_fig6_table_and_headline_take_the_median_of_bimodal_seeds():
+    """Three seeds, HB at h = 1 trained on two and on the plateau on one (30, 52, 20): the table
+    holds the median 30 (the mean, 34, is a value no seed reached), the headline every seed's
+    value and the median, the spread both statistics; a diverged seed is left out of both."""
+    module, arrays = fake_fig6(
+        {
+            0: finals_of(90.0, 30.0, 25.0, 40.0, 38.0, 37.0, 52.0),
+            1: finals_of(91.0, 52.0, 24.0, 41.0, 39.0, 36.0, 52.0),
+            2: finals_of(np.inf, 20.0, 52.0, 42.0, 37.0, 35.0, 52.0),
+        }
+    )
+    config = dict(module.CONFIG, seeds=[0, 1, 2])
+    s = module.summarise(arrays, config, "fake", "mnist5k", 52.8, 25)
+    hb = s["spread"]["hb@2^0"]
+    assert hb["median"] == pytest.approx(30.0) and hb["mean"] == pytest.approx(34.0)
+    assert s["final_training_error"]["hb"][0] == hb["median"]
+    assert s["final_training_error"]["nag"][0] == pytest.approx(25.0)  # not 33.67
+    gd = s["spread"]["gd_effective@2^0"]
+    assert gd["median"] == pytest.approx(90.5) and gd["diverged"] == 1
+    assert "HB ends at 30/52/20 (median 30), NAG at 25/24/52 (median 25)" in s["headline"]
+
+
 def test_every_seed_is_undecided_where_a_seed_cannot_decide():
     module = load_module("fig6_training")
     per_seed = {

@@ -59,9 +59,15 @@ OWN_OPTIONS = {"seeds": "--seeds", "epochs": "--epochs", "dataset": "--dataset"}
 
 def config_settings(texts, modules) -> dict:
     """The `--set KEY=VALUE` pairs as `{key: value}`: the value read as JSON, the key one of
-    the configuration keys of the figures named (`modules`), the value of the same kind as the
-    key's default (a number for a number, a list for a list, ...); a `UsageError` otherwise."""
-    keys = {k: m.CONFIG[k] for m in modules.values() for k in m.CONFIG}
+    the configuration keys of the figures named (`modules`) with the same default in each that
+    has it (a key two figures use differently, as Fig 2's `[lo, hi]` range and Fig 14's, needs
+    one figure named), given once, the value of the same kind as the default (a number for a
+    number, a list for a list, ...); a `UsageError` otherwise. Only the kind is checked here: a
+    value outside a figure's range fails in that figure."""
+    defaults: dict = {}
+    for name, m in modules.items():
+        for k, v in m.CONFIG.items():
+            defaults.setdefault(k, {})[name] = v
     out = {}
     for text in texts or []:
         key, sep, raw = (part.strip() for part in text.partition("="))
@@ -69,10 +75,19 @@ def config_settings(texts, modules) -> dict:
             raise UsageError(f"--set expects KEY=VALUE, got {text!r}")
         if key in OWN_OPTIONS:
             raise UsageError(f"--set {key}: use {OWN_OPTIONS[key]}")
-        if key not in keys:
+        if key in out:
+            raise UsageError(f"--set {key} is given twice; give each key once")
+        if key not in defaults:
+            keys = sorted(set(defaults) - set(OWN_OPTIONS))
             raise UsageError(
                 f"--set {key}: not a configuration key of {', '.join(modules)}; "
-                f"the keys: {', '.join(sorted(keys))}"
+                f"the keys: {', '.join(keys)}"
+            )
+        values = list(defaults[key].values())
+        if any(v != values[0] for v in values):
+            uses = "; ".join(f"{n}: {json.dumps(v)}" for n, v in defaults[key].items())
+            raise UsageError(
+                f"--set {key}: the figures use it differently ({uses}); name one of them"
             )
         try:
             value = json.loads(raw)
@@ -80,7 +95,7 @@ def config_settings(texts, modules) -> dict:
             raise UsageError(
                 f'--set {key}: the value {raw!r} is not JSON (e.g. 3, 0.5, [2, 10], "tanh")'
             ) from None
-        default = keys[key]
+        default = values[0]
         if default is not None and _kind(value) != _kind(default):
             raise UsageError(
                 f"--set {key}: expects {_kind(default)} like {json.dumps(default)}, got {raw}"

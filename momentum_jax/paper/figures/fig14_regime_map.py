@@ -255,7 +255,7 @@ def compute(config, ctx):
     arrays |= r_arrays
 
     def fmt(x):
-        return "n/a" if x is None else f"{x:.2f}"
+        return "n/a" if x is None else f"{x:.3g}"
 
     edge = {m: quad[m]["measured_boundary_over_threshold"]["median"] for m in METHODS}
     sharp = {m: digits[m]["sharpness_over_threshold"]["median"] for m in METHODS}
@@ -304,17 +304,26 @@ def plot(data, config, path):
     rate = {
         m: np.concatenate([a[f"rate/{m}"], pad], -1) for m in ("gradient_flow", "modified_flow")
     }
-    panels = [
-        (a["error/gradient_flow"], div, True, None, "error vs gradient flow (zero start)"),
-        (rate["gradient_flow"], div, False, (0.0, 3.0), "observed order vs gradient flow"),
-        (a["error/modified_flow"], div, True, None, "error vs modified flow (manifold start)"),
-        (rate["modified_flow"], div, False, (0.0, 3.0), "observed order vs modified flow"),
+    quad, digits = (hs, lams), (a["d/hs"], a["d/lams"])  # the grids of the two parts
+    panels = [  # values, divergence, log scale, limits, title, grid, quadratic thresholds
+        (a["error/gradient_flow"], div, True, None, "error vs gradient flow (zero start)", quad),
+        (rate["gradient_flow"], div, False, (0.0, 3.0), "observed order vs gradient flow", quad),
+        (
+            a["error/modified_flow"],
+            div,
+            True,
+            None,
+            "error vs modified flow (manifold start)",
+            quad,
+        ),
+        (rate["modified_flow"], div, False, (0.0, 3.0), "observed order vs modified flow", quad),
         (
             np.stack([a["d/threshold_ratio/hb"], a["d/threshold_ratio/nag"]]),
             a["d/diverged_at"],
             False,
             (0.0, 1.2),
             "digits: sharpness / 2(1+λ)/(h(1+2a))",
+            digits,
         ),
     ]
     fig, axes = new_figure(len(panels) + 1, 2, width=4.6, height=3.3, layout="constrained")
@@ -323,15 +332,14 @@ def plot(data, config, path):
             "linear threshold": lambda lam, m=method: threshold(m, kappa)(lam),
             "measured edge": lambda lam, b=a[f"boundary/{method}"]: float(np.interp(lam, lams, b)),
         }
-        for row, (values, d, log, limits, title) in enumerate(panels):
-            on = (hs, lams) if row < 4 else (a["d/hs"], a["d/lams"])  # the digits row's grid
+        for row, (values, d, log, limits, title, on) in enumerate(panels):
             plot_sweep(
                 _map(values, d, *on),
                 "final_loss",
                 method=method,
                 ax=axes[row, col],
                 log=log,
-                thresholds=edges if row < 4 else None,
+                thresholds=edges if on is quad else None,  # the quadratic's thresholds
                 label=title.split(":")[-1].strip(),
                 limits=limits,
             )

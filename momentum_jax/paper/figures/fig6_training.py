@@ -491,14 +491,17 @@ def summarise(arrays, config, description, dataset, plateau, steps_per_epoch):
             }
     sharp = {str(s): arrays[f"sharpness/{s}"].tolist() for s in seeds}
     s0 = arrays[f"sharpness/{seeds[0]}"][0]
-    hb = spread.get("hb@2^0", {})
-    nag = spread.get("nag@2^0", {})
+
+    def ends(key):  # one seed: its final error; several: each seed's, then the median
+        row = final.get(key, {}).get("per_seed", [])
+        each = "/".join("diverged" if v is None else f"{v:.4g}" for v in row)
+        median = spread.get(key, {}).get("median")
+        return each if len(seeds) == 1 or median is None else f"{each} (median {median:.4g})"
+
     headline = (
-        f"{dataset}, c = 1/{1 / c:.0f} x per-image sum, {len(seeds)} seed(s): HB/NAG at h=1 end at "
-        f"{'the median ' if len(seeds) > 1 else ''}"
-        f"{hb.get('median', float('nan')):.4g}/{nag.get('median', float('nan')):.4g} "
-        f"(mean image {plateau:.4g}); claims on every seed: "
-        + ", ".join(f"{k} {v}" for k, v in survive.items())
+        f"{dataset}, c = 1/{1 / c:.0f} x per-image sum, {len(seeds)} seed(s): at h=1 HB ends at "
+        f"{ends('hb@2^0')}, NAG at {ends('nag@2^0')} (mean image {plateau:.4g}); claims on "
+        "every seed: " + ", ".join(f"{k} {v}" for k, v in survive.items())
     )
     return {
         "dataset": dataset,
