@@ -305,7 +305,7 @@ def plot(data, config, path):
         m: np.concatenate([a[f"rate/{m}"], pad], -1) for m in ("gradient_flow", "modified_flow")
     }
     quad, digits = (hs, lams), (a["d/hs"], a["d/lams"])  # the grids of the two parts
-    panels = [  # values, divergence, log scale, limits, title, grid, quadratic thresholds
+    panels = [  # values, divergence, log scale, limits, title, grid (thresholds: quadratic only)
         (a["error/gradient_flow"], div, True, None, "error vs gradient flow (zero start)", quad),
         (rate["gradient_flow"], div, False, (0.0, 3.0), "observed order vs gradient flow", quad),
         (

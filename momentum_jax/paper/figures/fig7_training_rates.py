@@ -42,8 +42,9 @@ DESCRIPTION = (
 # lam = 0.9 and the checkpoint's sharpness its series needs h below 2^-11: `sweep` warns); the
 # largest gap over the horizon, the step where it falls and the gap at the horizon's end (t = T,
 # long past the transient for small h) are all kept. The default stops at
-# h = 2^-7 (the paper went to 2^-10, 8x the steps: --full) to keep `reproduce` on a 2-core CPU
-# short: one step of the full network on 250 images is about 4 GFLOP per run.
+# h = 2^-7 (the paper went to 2^-10, 8x the steps: --set 'h_exponents=[2, 10]' from the same
+# checkpoint, figures/paper_h/; --full with Fig 10's full settings) to keep `reproduce` on a
+# 2-core CPU short: one step of the full network on 250 images is about 4 GFLOP per run.
 CONFIG = {k: fig10.CONFIG[k] for k in START_KEYS} | {
     # the seeds of the checkpoints (Fig 10): seed 0's leaves the plateau in 1000 steps; with
     # --set checkpoint_steps=8000 seed 1's too (3900), seed 2's not (figures/seeds/)
@@ -302,6 +303,10 @@ def plot(data, config, path):
     x = -np.log2(hs[:-1])
     seeds = summary["seeds"]  # the seeds run (off the plateau), the rows of the arrays
     more = f" (paler: seed{'s' if len(seeds) > 2 else ''} {', '.join(map(str, seeds[1:]))})"
+
+    def shade(r):  # the first seed run in full colour, the others paler
+        return 1.0 if r == 0 else 0.4
+
     fig, axes = new_figure(1, 4, width=4.0, height=3.8)
     for j, ref in enumerate(("gd_effective", "wilson")):
         ax = axes[0, j]
@@ -309,7 +314,7 @@ def plot(data, config, path):
         for k, (a, b) in enumerate(p for p in config["pairs"] if p[1] == ref):
             name = pair_name((a, b))
             color = COLORS[2 * j + k]
-            for r in range(len(seeds)):  # the first seed run in full colour, the others paler
+            for r in range(len(seeds)):
                 first = r == 0
                 rates = arrays[f"{name}/rates"][r]
                 rate_panel(
@@ -319,7 +324,7 @@ def plot(data, config, path):
                     label=f"{LABELS[a]}: largest gap" if first else None,
                     color=color,
                     cross_label="left out: GD linearly unstable" if k == 0 and first else None,
-                    alpha=1.0 if first else 0.4,
+                    alpha=shade(r),
                 )
                 at_T = arrays[f"{name}/rates_at_T"][r]
                 ax.plot(
@@ -329,7 +334,7 @@ def plot(data, config, path):
                     ms=3,
                     lw=0.9,
                     color=color,
-                    alpha=1.0 if first else 0.4,
+                    alpha=shade(r),
                     label=f"{LABELS[a]}: gap at T" if first else None,
                 )
                 shown += [rates, at_T]
@@ -362,7 +367,7 @@ def plot(data, config, path):
                 label=label if r == 0 else None,
                 color=COLORS[k],
                 ls=ls,
-                alpha=1.0 if r == 0 else 0.4,
+                alpha=shade(r),
             )
     for order, key in ((1, "hb-gd_effective"), (0.5, "hb_mu-wilson")):
         e0 = arrays[f"{key}/max_gap"][0, -1]
