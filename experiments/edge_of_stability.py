@@ -3,11 +3,12 @@
 1. A toy potential whose dynamics are understood, `Phi(x, y) = -c x + (s0 + x) y^2 / 2 + e y`:
    the sharpness `s0 + x` grows along the gradient flow; GD, HB and NAG stop it near their
    threshold `2 (1 + lam)/(h (1 + 2a))` by an oscillation in `y` (self-stabilisation). The mean
-   distance of the iterates to the rod flow and to the rescaled gradient flow over the second
-   half of the run.
+   distance of the iterates (and of their two-step average) to the rod flow, the central flow
+   and the rescaled gradient flow over the second half of the run.
 2. The digits MLP of Fig 15 (full batch), over seeds, thresholds and methods: the mean distance
-   over the edge-of-stability phase to each stable flow and to the rod flow with the matching
-   center, the ratio, and the sharpness each model predicts against the measured one.
+   over the edge-of-stability phase to each stable flow, to the rod flow with the matching
+   center and to the central flow, the ratios, and the sharpness each model predicts against
+   the measured one.
 
     python experiments/edge_of_stability.py [--quick]
 
@@ -42,31 +43,36 @@ def toy_case(name: str, lam: float) -> dict:
     method = fig15.method_at(name, lam, TOY["threshold"])
     steps = int(round(TOY["T"] / float(method.h * method.lbar)))
     u0 = jnp.array([0.0, 0.1])
-    us = np.asarray(mj.iterate(toy_loss, u0, method, steps))
+    us = np.asarray(mj.iterate(toy_loss, u0, method, steps + 1))
+    average = (us[1:] + us[:-1]) / 2  # (u_n + u_{n+1})/2, n = 0 ... steps
+    us = us[:-1]
     ts = jnp.arange(0.0, steps + 1.0) * method.h
     models = {
         "gradient_flow": mj.GradientFlow(),
         "rod_flow": mj.RodFlow(),
         "modified_flow": mj.ModifiedFlow(),
         "rod_modified": mj.RodFlow(center="modified"),
+        "central_flow": mj.CentralFlow(),
     }
     late = slice(steps // 2, None)
     out: dict = {"h": float(method.h), "steps": steps}
-    avg = (us[1:, 0] + us[:-1, 0]) / 2  # the two-step average of x: the sharpness is s0 + x
+    avg = average[:-1, 0]  # the two-step average of x: the sharpness is s0 + x
     out["late_sharpness_over_threshold/iterates"] = float(
         np.mean(TOY["s0"] + avg[late]) / TOY["threshold"]
     )
     for key, model in models.items():
         sol = np.asarray(mj.solve(toy_loss, u0, method, ts, model=model))
         out[f"mean_distance/{key}"] = float(np.linalg.norm(us - sol, axis=1)[late].mean())
+        out[f"mean_average_distance/{key}"] = float(
+            np.linalg.norm(average - sol, axis=1)[late].mean()
+        )
         centre = (sol[1:, 0] + sol[:-1, 0]) / 2
         out[f"late_sharpness_over_threshold/{key}"] = float(
             np.mean(TOY["s0"] + centre[late]) / TOY["threshold"]
         )
-    for rod, stable in fig15.PAIRS.items():
-        out[f"mean_distance_ratio/{rod}"] = (
-            out[f"mean_distance/{rod}"] / out[f"mean_distance/{stable}"]
-        )
+    for edge, stable in fig15.PAIRS.items():
+        for measure in ("mean_distance", "mean_average_distance"):
+            out[f"{measure}_ratio/{edge}"] = out[f"{measure}/{edge}"] / out[f"{measure}/{stable}"]
     return out
 
 
@@ -92,18 +98,20 @@ def network_cases(seeds, thresholds, runs, config) -> list[dict]:
                     f"seed {seed} q*={threshold:g} {name} lam={lam:g}: edge at "
                     f"{row['edge_step']}, ratios "
                     f"{row.get('mean_distance_ratio/rod_flow')}, "
-                    f"{row.get('mean_distance_ratio/rod_modified')} ({row['seconds']} s)",
+                    f"{row.get('mean_distance_ratio/rod_modified')}, "
+                    f"{row.get('mean_distance_ratio/central_flow')} ({row['seconds']} s)",
                     flush=True,
                 )
                 rows.append(row)
     return rows
 
 
-def ratio_table(rows) -> dict:
-    """Median, min and max of each rod/stable ratio, per method and over all rows."""
+def ratio_table(rows, measure: str = "mean_distance") -> dict:
+    """Median, min and max of each edge/stable ratio of `measure` (to the iterates, or
+    `"mean_average_distance"`: to their two-step average), per method and over all rows."""
     out = {}
     for rod in fig15.PAIRS:
-        key = f"mean_distance_ratio/{rod}"
+        key = f"{measure}_ratio/{rod}"
         groups: dict = {}
         for r in rows:
             if r.get(key) is not None:
@@ -129,7 +137,9 @@ def main(*, quick: bool = False, out: Path = HERE / "edge_of_stability.json") ->
     for k, v in toy.items():
         print(
             f"toy {k}: ratios {v['mean_distance_ratio/rod_flow']:.3f}, "
-            f"{v['mean_distance_ratio/rod_modified']:.3f}",
+            f"{v['mean_distance_ratio/rod_modified']:.3f}, "
+            f"{v['mean_distance_ratio/central_flow']:.3f} "
+            f"(to the average {v['mean_average_distance_ratio/central_flow']:.3f})",
             flush=True,
         )
     config = dict(fig15.CONFIG)
@@ -151,6 +161,7 @@ def main(*, quick: bool = False, out: Path = HERE / "edge_of_stability.json") ->
             "thresholds": thresholds,
             "rows": rows,
             "ratios": ratio_table(rows),
+            "average_ratios": ratio_table(rows, "mean_average_distance"),
         },
         "seconds": round(time.perf_counter() - t0, 1),
     }

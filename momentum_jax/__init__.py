@@ -67,6 +67,7 @@ from ._model import CONSTANTS as CONSTANTS
 from ._model import MODELS as MODELS
 from ._model import VELOCITIES as VELOCITIES
 from ._model import AbstractModel as AbstractModel
+from ._model import CentralFlow as CentralFlow
 from ._model import ClosedForm as ClosedForm
 from ._model import GradientFlow as GradientFlow
 from ._model import Hamiltonian as Hamiltonian

@@ -298,6 +298,7 @@ def solve(
     *,
     model: str | AbstractModel,
     return_velocity: bool = False,
+    return_state: bool = False,
     solver: SolverConfig | diffrax.AbstractSolver | ClosedForm | None = None,
     **removed,
 ):
@@ -312,6 +313,9 @@ def solve(
       options (docs/theory.md §4), or the alias of a default object: `"gradient_flow"`,
       `"hamiltonian"`, `"modified_flow"`, `"hessian_damped"`.
     - `return_velocity`: for second-order models, return `u'` as well.
+    - `return_state`: return the model's whole state instead of its position (a second-order
+      model's `(u, u')`, `RodFlow`'s `(x, delta, aux)`, `CentralFlow`'s `(x, v)`), for
+      quantities such as `CentralFlow.variance`.
     - `solver`: a `SolverConfig`, a diffrax solver, or None for the default tolerances of `u0`'s
       dtype (`SolverConfig.for_dtype`); `ClosedForm()` returns the exact solution on a
       quadratic loss instead (a `ValueError` before compiling where there is none).
@@ -345,12 +349,14 @@ def solve(
     if config is None:
         check_closed_form(loss, u0, [model], method)
         ys = _closed(loss, model, u0, method, jnp.asarray(ts, dtype=_tree.dtype(u0)))
-        return ys if model.second_order and return_velocity else model.position(ys)
+        return (
+            ys if return_state or (model.second_order and return_velocity) else model.position(ys)
+        )
     warn_if_low_precision(u0, config.rtol, "solve")
     ys, result = _solve(loss, model, config, u0, method, jnp.asarray(ts, dtype=_tree.dtype(u0)))
     if not bool(result == diffrax.RESULTS.successful):
         raise RuntimeError(f"diffrax failed solving model={model.key!r}: {result}")
-    if model.second_order and return_velocity:
+    if return_state or (model.second_order and return_velocity):
         return ys
     return model.position(ys)
 

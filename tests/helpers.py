@@ -138,3 +138,47 @@ def refuse_figure_runs(monkeypatch) -> None:
         raise AssertionError("a figure was computed before the arguments were checked")
 
     monkeypatch.setattr("momentum_jax.paper.run_experiment", refuse)
+
+
+def sharpening_quartic(w):
+    """`k (x1 + x2 - m)^2/2 + (s0 + x1) y^2/2 - y^4/4 + e y`, `k, m, s0, e = 0.005, 20, 15, 0.01`:
+    the gradient flow raises the sharpness `s0 + x1 - 3 y^2` along `x1` while it lowers the loss
+    along `x1 + x2`; at the edge of stability the oscillation in `y` pushes `x1` back, and the
+    loss can keep falling along `x2` only."""
+    x1, x2, y = w[0], w[1], w[2]
+    return 0.0025 * (x1 + x2 - 20.0) ** 2 + 0.5 * (15.0 + x1) * y**2 - 0.25 * y**4 + 0.01 * y
+
+
+def top_dense(loss, w):
+    """The sharpness and the top eigenvector of the Hessian, dense (`eigh`)."""
+    ev, vecs = jnp.linalg.eigh(jax.hessian(loss)(w))
+    return ev[-1], vecs[:, -1]
+
+
+def central_flow_reference(loss, w0, method, steps, substeps=4, gain=None):
+    """The central flow with one critical eigenvalue, integrated as the reference code of Cohen,
+    Damian et al. integrates GD's (`step_central` of minimal.py), written here for the momentum
+    family: per substep `dt = 1/substeps` of a step, with the dense top eigenpair `(S, u)`, the
+    variance `X >= 0` solves the one-dimensional complementarity problem `X (A + B X) = 0`,
+    `A + B X >= 0`, `A = gain dt (q* - S) - dt h lbar <grad S, -grad L>`,
+    `B = dt h lbar |grad S|^2/2` (with `gain = substeps`, the default, the sharpness one
+    substep ahead stays at most `q*`: at `lam = a = 0`, `q* = 2/h`, the authors' step), and
+    `w += -dt h lbar (grad L + X/2 grad S)`. Returns `w` and `X` at every step."""
+    hess = jax.hessian(loss)
+    dt = 1.0 / substeps
+    gain = float(substeps) if gain is None else gain
+    q = float(2.0 * (1.0 + method.lam) / (method.h * (1.0 + 2.0 * method.a)))
+    h, lbar = float(method.h), float(method.lbar)
+
+    def substep(w, _):
+        g = jax.grad(loss)(w)
+        ev, vecs = jnp.linalg.eigh(hess(w))
+        sharp, u = ev[-1], vecs[:, -1]
+        grad_s = jax.grad(lambda v: u @ hess(v) @ u)(w)
+        a = gain * dt * (q - sharp) - dt * h * lbar * jnp.dot(grad_s, -g)
+        b = dt * h * lbar * 0.5 * jnp.dot(grad_s, grad_s)
+        var = jnp.maximum(0.0, -a / b)
+        return w - dt * h * lbar * (g + 0.5 * var * grad_s), (w, var)
+
+    _, (ws, var) = jax.lax.scan(substep, w0, None, length=steps * substeps + 1)
+    return np.asarray(ws[::substeps]), np.asarray(var[::substeps])

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import central_flow_reference, sharpening_quartic, top_dense
 
 import momentum_jax as mj
 from momentum_jax._model._edge_flow import rod_field
@@ -191,12 +192,6 @@ def _central_drift(loss, w, variance, u):
     return -(jax.grad(loss)(w) + 0.5 * variance * bend)
 
 
-def _top(loss, w):
-    """The sharpness and the top eigenvector of the Hessian, dense."""
-    ev, vecs = jnp.linalg.eigh(jax.hessian(loss)(w))
-    return ev[-1], vecs[:, -1]
-
-
 @pytest.mark.parametrize("h", [0.3, 0.8])  # the sharpness 2.75 below and above 2/h
 def test_gd_center_field_is_central_flow_drift(h):
     """lam = 0, delta = sigma u (u the top eigenvector): the rod's center field is the central
@@ -208,7 +203,7 @@ def test_gd_center_field_is_central_flow_drift(h):
     critical sharpness 2/h."""
     gd = mj.gradient_descent(h)
     w = jnp.array([0.4, -0.7])
-    sharp, u = _top(_smooth, w)
+    sharp, u = top_dense(_smooth, w)
     errs = []
     for sigma in (0.1, 0.05, 0.025, 0.0125):
         dx, dd = rod_field(_smooth, w, sigma * u, gd)
@@ -223,48 +218,15 @@ def test_gd_center_field_is_central_flow_drift(h):
     np.testing.assert_allclose(ratios, 16.0, rtol=0.01)  # the remainder is O(sigma^4)
     # on a quartic polynomial: equal to roundoff
     w3 = jnp.array([4.0, 3.0, 0.05])
-    _, u3 = _top(_sharpening_quartic, w3)
-    dx3, _ = rod_field(_sharpening_quartic, w3, 0.1 * u3, gd)
-    drift3 = _central_drift(_sharpening_quartic, w3, 0.01, u3)
-    assert float(jnp.linalg.norm(drift3 + jax.grad(_sharpening_quartic)(w3))) > 1e-3  # not 0
+    _, u3 = top_dense(sharpening_quartic, w3)
+    dx3, _ = rod_field(sharpening_quartic, w3, 0.1 * u3, gd)
+    drift3 = _central_drift(sharpening_quartic, w3, 0.01, u3)
+    assert float(jnp.linalg.norm(drift3 + jax.grad(sharpening_quartic)(w3))) > 1e-3  # not 0
     np.testing.assert_allclose(np.asarray(dx3), np.asarray(drift3), rtol=1e-12, atol=1e-15)
 
 
-def _sharpening_quartic(w):
-    """`k (x1 + x2 - m)^2/2 + (s0 + x1) y^2/2 - y^4/4 + e y`, `k, m, s0, e = 0.005, 20, 15, 0.01`:
-    the gradient flow raises the sharpness `s0 + x1 - 3 y^2` along `x1` while it lowers the loss
-    along `x1 + x2`; at the edge of stability the oscillation in `y` pushes `x1` back, and the
-    loss can keep falling along `x2` only."""
-    x1, x2, y = w[0], w[1], w[2]
-    return 0.0025 * (x1 + x2 - 20.0) ** 2 + 0.5 * (15.0 + x1) * y**2 - 0.25 * y**4 + 0.01 * y
-
-
-def _central_flow(loss, w0, h, steps, substeps=4):
-    """The GD central flow with one critical eigenvalue, integrated as the authors' reference
-    code does it (`step_central` of minimal.py, Cohen, Damian et al.): per substep `dt` of a
-    step, the variance `X >= 0` solves the one-dimensional complementarity problem
-    `X (A + B X) = 0`, `A + B X >= 0`, `A = 2/h - S - dt <grad S, -h grad L>`,
-    `B = dt h |grad S|^2/2` (the sharpness one substep ahead stays at most 2/h), and
-    `w += -dt h (grad L + X/2 grad S)`. Returns `w` and `X` at every step."""
-    hess = jax.hessian(loss)
-    dt = 1.0 / substeps
-
-    def substep(w, _):
-        g = jax.grad(loss)(w)
-        ev, vecs = jnp.linalg.eigh(hess(w))
-        sharp, u = ev[-1], vecs[:, -1]
-        grad_s = jax.grad(lambda v: u @ hess(v) @ u)(w)
-        a = 2.0 / h - sharp - dt * jnp.dot(grad_s, -h * g)
-        b = dt * 0.5 * h * jnp.dot(grad_s, grad_s)
-        var = jnp.maximum(0.0, -a / b)
-        return w - dt * h * (g + 0.5 * var * grad_s), (w, var)
-
-    _, (ws, var) = jax.lax.scan(substep, w0, None, length=steps * substeps + 1)
-    return np.asarray(ws[::substeps]), np.asarray(var[::substeps])
-
-
 def test_gd_self_stabilisation_against_central_flow():
-    """GD on the sharpening quartic `_sharpening_quartic` at h = 0.1: the sharpness rises to the
+    """GD on the sharpening quartic `sharpening_quartic` at h = 0.1: the sharpness rises to the
     critical 2/h = 20 and is held there (within 1.5% over the last third) while the loss keeps
     falling, window after window, and the gradient flow's sharpness goes on to 1.17 x 2/h. The
     rod flow (lam = 0) predicts the same: its iterate's sharpness within 1.5% of 2/h, its
@@ -273,7 +235,7 @@ def test_gd_self_stabilisation_against_central_flow():
     flow: the same held sharpness, the rod's variance |delta|^2 within 6% of the central flow's X
     over the last third, and the two centers within 0.25 (the central flow skips the first
     catapult, so its `x1 + x2` runs about 0.1 ahead)."""
-    h, n, loss = 0.1, 1500, _sharpening_quartic
+    h, n, loss = 0.1, 1500, sharpening_quartic
     gd = mj.gradient_descent(h)
     w0 = jnp.array([3.0, 3.0, 0.1])
     us = np.asarray(mj.iterate(loss, w0, gd, n))
@@ -282,7 +244,7 @@ def test_gd_self_stabilisation_against_central_flow():
     rod = np.asarray(mj.solve(loss, w0, gd, ts, model=mj.RodFlow(), solver=cfg))
     centre = np.asarray(mj.solve(loss, w0, gd, ts, model=mj.RodFlow(track="center"), solver=cfg))
     gf = np.asarray(mj.solve(loss, w0, gd, ts, model="gradient_flow", solver=cfg))
-    cf, var = _central_flow(loss, w0, h, n)
+    cf, var = central_flow_reference(loss, w0, gd, n)
     sharp = jax.jit(jax.vmap(lambda w: jnp.linalg.eigvalsh(jax.hessian(loss)(w))[-1]))
     late = slice(2 * n // 3, None)
     crit = 2.0 / h

@@ -6,15 +6,18 @@
   `Phi_h = Phi + h c |grad Phi|^2` (Thms 5-6);
 - `HessianDamped(velocity=...)`: `h alpha_0 u'' + (1 - lam) u' + a h Hess Phi(u) u' = -grad Phi(u)`;
 - `RodFlow(track=..., floor=...)`: the rod `u_n = x + (-1)^n delta` at the edge of stability
-  (docs/edge_of_stability.md).
+  (docs/edge_of_stability.md);
+- `CentralFlow(gain=..., tracking=...)`: the time average held at the linear-stability threshold
+  at the edge of stability (docs/edge_of_stability.md §6).
 
 The names `"gradient_flow"`, `"hamiltonian"`, `"modified_flow"`, `"hessian_damped"`,
-`"rod_flow"` are aliases for these objects (`as_model`).
+`"rod_flow"`, `"central_flow"` are aliases for these objects (`as_model`).
 """
 
 from ._base import AbstractModel as AbstractModel
 from ._closed_form import ClosedForm as ClosedForm
 from ._edge_flow import TRACKS as TRACKS
+from ._edge_flow import CentralFlow as CentralFlow
 from ._edge_flow import RodFlow as RodFlow
 from ._edge_flow import rod_threshold as rod_threshold
 from ._gradient_flow import GradientFlow as GradientFlow
@@ -30,6 +33,7 @@ MODELS: dict[str, type[AbstractModel]] = {
     "modified_flow": ModifiedFlow,
     "hessian_damped": HessianDamped,
     "rod_flow": RodFlow,
+    "central_flow": CentralFlow,
 }
 """Alias -> model class."""
 

@@ -1,5 +1,6 @@
-"""The rod flow of the momentum family: a continuous-time model of heavy ball, Nesterov and
-gradient descent at the edge of stability (docs/edge_of_stability.md)."""
+"""Continuous-time models of heavy ball, Nesterov and gradient descent at the edge of
+stability (docs/edge_of_stability.md): the rod flow (`RodFlow`, the oscillation as a second
+unknown) and the central flow (`CentralFlow`, the time average held at the threshold)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 from .. import _tree
 from .._derivatives import hvp
 from .._method import Momentum
+from .._sharpness import sharpness, stability_threshold
 from .._types import PyTree
 from .._validate import check_choice, check_range
 from ._base import AbstractModel
@@ -37,11 +39,10 @@ def rod_kappa(method: Momentum):
     return (1.0 + 4.0 * method.a - method.lam) / (1.0 + 2.0 * method.a)
 
 
-def rod_threshold(method: Momentum):
-    """`q* = 2 (1 + lam)/(h (1 + 2a))`: the sharpness at which the rod's half-length neither grows
-    nor shrinks on a quadratic, the linear-stability threshold of docs/theory.md §5 (the same
-    number as `stability_threshold`, which lives above the models' layer)."""
-    return 2.0 * (1.0 + method.lam) / (method.h * (1.0 + 2.0 * method.a))
+rod_threshold = stability_threshold
+"""`q* = 2 (1 + lam)/(h (1 + 2a))`: the sharpness at which the rod's half-length neither grows
+nor shrinks on a quadratic, the linear-stability threshold of docs/theory.md §5
+(`stability_threshold` under the name the rod flow's docs use)."""
 
 
 def rod_parts(loss, x: PyTree, d: PyTree):
@@ -169,3 +170,118 @@ class RodFlow(AbstractModel):
 
     def _defaults(self):
         return {"track": "iterate", "floor": None, "center": "gradient"}
+
+
+CENTRAL_START_RTOL = 1e-8
+"""The relative residual to which `CentralFlow` finds the top eigenvector at the start (at
+least 100 times the machine epsilon of the start's dtype)."""
+
+
+def central_parts(loss, x: PyTree, v: PyTree):
+    """`(S, grad S, H v, grad Phi)` at `x` for a unit direction `v`: the curvature
+    `S = v^T Hess Phi(x) v`, `grad_x (v^T Hess Phi(x) v)` with `v` held fixed (the third
+    derivative `D^3 Phi(x)[v, v]`), the Hessian-vector product and the gradient (the primal of
+    its `jvp`)."""
+
+    def curvature(y):
+        g, hv = jax.jvp(jax.grad(loss), (y,), (v,))
+        return _tree.dot(v, hv), (hv, g)
+
+    (s, (hv, g)), grad_s = jax.value_and_grad(curvature, has_aux=True)(x)
+    return s, grad_s, hv, g
+
+
+def central_field(loss, x: PyTree, v: PyTree, method: Momentum, gain=4.0, tracking=2.0):
+    """`(x', v', X)` of the central flow (docs/edge_of_stability.md §6):
+
+        x' = -lbar (grad Phi(x) + (X/2) grad S(x)),
+        v' = tracking lbar |v| (H v - S v),      v used normalised, S = v^T H v,
+        X  = max(0, 2 (gamma (S - q*) + 2 tracking lbar |H v - S v|^2 - lbar <grad S, grad Phi>)
+                 / (lbar |grad S|^2)),           gamma = gain/h,
+
+    `X` the smallest variance `>= 0` for which `S' = <grad S, x'> + 2 tracking lbar
+    |H v - S v|^2 <= gamma (q* - S)` (the curvature's change from the motion of `x` and of
+    `v`): `S` rises to the threshold `q*` and no further. `X = 0` where `grad S = 0` (a
+    quadratic)."""
+    dtype = _tree.dtype(x)
+    length = jnp.maximum(_tree.norm(v), jnp.finfo(dtype).tiny)
+    unit = _tree.scale(1.0 / length, v)
+    s, grad_s, hv, g = central_parts(loss, x, unit)
+    q = stability_threshold(method)
+    residual = _tree.axpy(-s, unit, hv)  # H v - S v: zero on an eigenvector
+    rate = tracking * method.lbar
+    turn = 2.0 * rate * _tree.sq_norm(residual)  # the rise of S from the motion of v
+    norm2 = _tree.sq_norm(grad_s)
+    want = 2.0 * (gain / method.h * (s - q) + turn - method.lbar * _tree.dot(grad_s, g))
+    safe = jnp.where(norm2 > 0, method.lbar * norm2, 1.0)
+    variance = jnp.where(norm2 > 0, jnp.maximum(want, 0.0) / safe, 0.0)
+    dx = _tree.scale(-method.lbar, _tree.axpy(0.5 * variance, grad_s, g))
+    # v' is orthogonal to v (|v| is conserved) and scaled by |v|: the unit direction moves at
+    # `rate (H v - S v)` whatever the length
+    return dx, _tree.scale(rate * length, residual), variance
+
+
+class CentralFlow(AbstractModel):
+    r"""The central flow of the momentum family (paper eq. 7) at the edge of stability: the
+    time average `x` of the iterates follows the rescaled gradient flow (Thm 2), projected so
+    that the sharpness never passes the method's linear-stability threshold
+    `q* = 2 (1 + lam)/(h (1 + 2a))` (docs/edge_of_stability.md §6):
+
+    $$\dot x = -\bar\lambda\big(\nabla\Phi(x) + \tfrac X2\nabla S(x)\big),$$
+
+    `S = v^T Hess Phi(x) v` the curvature along a direction `v` that follows the top
+    eigenvector (`v' = tracking lbar (H v - S v)`), and `X >= 0` the smallest variance that keeps
+    `S' <= gamma (q* - S)`, `gamma = gain/h` (`central_field`). As `gain` grows this is the
+    central flow of Cohen, Damian, Talwalkar, Kolter and Lee (arXiv 2410.24206) with one
+    critical eigenvalue, carried over to the family (only the threshold and the time scale
+    `lbar` change); at `lam = a = 0` their reference code's step with `k` substeps is forward
+    Euler, at the step `h/k`, of this flow with `gain = k` (the default 4 is their default). `X`
+    is the variance of the oscillation of the point where the gradient is taken; the iterates'
+    own is `X/(1 + 2a)^2`, and their loss averages to about `Phi(x) + S X/(2 (1 + 2a)^2)`.
+
+    The state is `(x, v)`; the position is `x`, the two-step average of the iterates (not the
+    oscillating iterate: compare it with `(u_n + u_{n+1})/2`).
+
+    **Arguments:**
+
+    - `gain`: `gamma h`, the rate (per step) at which `S` is pulled back to `q*`, `> 0`; the
+      flow switches `X` on when the gradient flow would reach `q*` within `h/gain`.
+    - `tracking`: the rate of `v`, `> 0`: the part of `v` along an eigenvector whose eigenvalue
+      is a gap `g` below the top one decays at `tracking lbar g` per unit of `t`, `tracking`
+      times the rescaled gradient flow's rate along a curvature `g`.
+    """
+
+    name: ClassVar[str] = "central_flow"
+    gain: float = eqx.field(default=4.0, static=True)
+    tracking: float = eqx.field(default=2.0, static=True)
+
+    def __check_init__(self):
+        check_range("gain", self.gain, low=0.0, low_open=True)
+        check_range("tracking", self.tracking, low=0.0, low_open=True)
+
+    def initial_state(self, loss, u0, method, w0=None):
+        """`x(0) = u_0` and `v(0)` the top eigenvector of `Hess Phi(u_0)` (to a relative
+        residual of `CENTRAL_START_RTOL`, or 100 machine epsilons of `u_0`'s dtype if larger).
+        The average of the iterates starts at `u_0` whatever the start velocity `w0`: the flow
+        is first order."""
+        del method, w0
+        rtol = max(CENTRAL_START_RTOL, 100.0 * float(jnp.finfo(_tree.dtype(u0)).eps))
+        return u0, sharpness(loss, u0, rtol=rtol).vector
+
+    def vector_field(self, loss):
+        def f(t, y, m):
+            x, v = y
+            dx, dv, _ = central_field(loss, x, v, m, self.gain, self.tracking)
+            return dx, dv
+
+        return f
+
+    def position(self, y):
+        return y[0]
+
+    def variance(self, loss, y, method):
+        """The oscillation's variance `X` at the state `y` (docs/edge_of_stability.md §6)."""
+        return central_field(loss, y[0], y[1], method, self.gain, self.tracking)[2]
+
+    def _defaults(self):
+        return {"gain": 4.0, "tracking": 2.0}

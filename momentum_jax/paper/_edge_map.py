@@ -1,6 +1,6 @@
 """The toy regime map of the edge of stability, shared by Fig 14 (its last row) and Fig 15 (its
-last row): over a grid of `(h, lam)`, HB and NAG on the toy `toy_loss` against the rescaled
-gradient flow and the rod flow (docs/edge_of_stability.md), in one `sweep`."""
+last rows): over a grid of `(h, lam)`, HB and NAG on the toy `toy_loss` against the rescaled
+gradient flow, the rod flow and the central flow (docs/edge_of_stability.md), in one `sweep`."""
 
 from __future__ import annotations
 
@@ -59,11 +59,13 @@ def cached_toy_map(config, ctx) -> dict:
 def toy_map(h_exponents, points_h: int, lams, points_lam: int, *, steps: int, rtol, atol) -> dict:
     """Over `points_h` values of `h` in `2^h_exponents` (log-spaced) and `points_lam` of `lam`
     in `lams` (linear), HB and NAG on the toy for `steps` steps from `START`, in one `sweep`:
-    the largest distance of the iterates (every second step) to the rod flow and to the
-    rescaled gradient flow, and their ratio (NaN where the iterates diverged).
+    the largest distance of the iterates (every second step) to the rod flow, to the central
+    flow and to the rescaled gradient flow, and the ratios edge model / gradient flow (NaN
+    where the iterates diverged).
 
-    **Returns:** `{"map_hs", "map_lams", "map_ratio"}`, the ratio of shape
-    `(2, points_lam, points_h)` (method, `lam`, `h`)."""
+    **Returns:** `{"map_hs", "map_lams", "map_ratio", "map_ratio_central"}`: the ratios of the
+    rod flow and of the central flow, each of shape `(2, points_lam, points_h)` (method, `lam`,
+    `h`)."""
     import jax.numpy as jnp
 
     import momentum_jax as mj
@@ -80,32 +82,53 @@ def toy_map(h_exponents, points_h: int, lams, points_lam: int, *, steps: int, rt
         methods=METHODS,
         steps=steps,
         record_every=2,
-        models=("gradient_flow", "rod_flow"),
+        models=("gradient_flow", "rod_flow", "central_flow"),
         min_loss=False,
         solver=mj.SolverConfig(rtol=rtol, atol=atol),
     )
     dist = sw.distances
-    assert dist is not None  # the sweep measured the two models
-    ratio = dist["rod_flow"][..., 0] / dist["gradient_flow"][..., 0]
-    return {"map_hs": hs, "map_lams": lam_grid, "map_ratio": ratio}
+    assert dist is not None  # the sweep measured the three models
+    stable = dist["gradient_flow"][..., 0]
+    return {
+        "map_hs": hs,
+        "map_lams": lam_grid,
+        "map_ratio": dist["rod_flow"][..., 0] / stable,
+        "map_ratio_central": dist["central_flow"][..., 0] / stable,
+    }
 
 
-def map_summary(ratio) -> dict:
-    """Per method, how many grid points of the toy map the rod flow beats the gradient flow at
-    (ratio below 1, and below 1/2) and loses at (above 1.05), of those that did not diverge."""
+MAP_MODELS = {"rod": "map_ratio", "central": "map_ratio_central"}
+"""The edge-of-stability models of the map (the prefix of their counts in `map_summary`) and
+the array of their ratio to the gradient flow."""
+TIE = 0.01
+"""Ratios within this of 1 count as a tie in `map_summary`: where the sharpness never reaches
+the threshold, the edge models are the gradient flow, and their ratios differ from 1 by the
+solver's tolerance only."""
+
+
+def map_summary(ratio, model: str = "rod") -> dict:
+    """Per method, of the grid points of the toy map that did not diverge: how many the edge
+    model `model` (a key of `MAP_MODELS`) beats the gradient flow at by more than `TIE` (and by
+    2x), ties with it (within `TIE`), and loses at by more than 5%."""
     out = {}
     for g, name in enumerate(METHODS):
         r = np.asarray(ratio)[g]
         ok = np.isfinite(r)
         out[name] = {
             "points": int(ok.sum()),
-            "rod_better": int(np.sum(r[ok] < 1.0)),
-            "rod_twice_better": int(np.sum(r[ok] < 0.5)),
-            "rod_worse_by_5_percent": int(np.sum(r[ok] > 1.05)),
+            f"{model}_better_by_1_percent": int(np.sum(r[ok] < 1.0 - TIE)),
+            f"{model}_twice_better": int(np.sum(r[ok] < 0.5)),
+            "tie_within_1_percent": int(np.sum(np.abs(r[ok] - 1.0) <= TIE)),
+            f"{model}_worse_by_5_percent": int(np.sum(r[ok] > 1.05)),
             "largest_ratio": float(np.max(r[ok])) if ok.any() else None,
             "median_ratio": float(np.median(r[ok])) if ok.any() else None,
         }
     return out
+
+
+def maps_summary(arrays) -> dict:
+    """`map_summary` of every model of `MAP_MODELS` from the arrays of `toy_map`."""
+    return {model: map_summary(arrays[key], model) for model, key in MAP_MODELS.items()}
 
 
 def start_threshold_h(lams, a_factor: float):
@@ -123,5 +146,7 @@ def end_threshold_h(lams, a_factor: float, steps: int):
     lams = np.asarray(lams, dtype=float)
     s0, c = TOY["s0"], TOY["c"]
     grow = 1.0 + 2.0 * a_factor * lams
-    a2 = c * steps / (1.0 - lams)
-    return (-s0 + np.sqrt(s0**2 + 4.0 * a2 * 2.0 * (1.0 + lams) / grow)) / (2.0 * a2)
+    below = lams < 1.0  # a plot's lam axis may reach 1, where lbar is infinite: no line there
+    a2 = c * steps / np.where(below, 1.0 - lams, 1.0)
+    h = (-s0 + np.sqrt(s0**2 + 4.0 * a2 * 2.0 * (1.0 + lams) / grow)) / (2.0 * a2)
+    return np.where(below, h, np.nan)

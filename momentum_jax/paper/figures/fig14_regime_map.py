@@ -12,12 +12,13 @@ Bottom: the digits autoencoder (full batch), over the same ranges of (h, lam) on
 fixed number of steps with `sweep`: the loss reached, the sharpness reached against the threshold
 2 (1 + lam) / (h (1 + 2a)) (the edge of stability), and the divergence boundary.
 
-Last row: where the edge-of-stability model beats the stable flow. On the toy
+Last two rows: where the edge-of-stability models beat the stable flow. On the toy
 `Phi(x, y) = -c x + (s0 + x) y^2/2 + e y`, whose sharpness `s0 + x` rises along the gradient flow,
-HB and NAG over a grid of (h, lam): the largest distance of the iterates to the rod flow over
-that to the rescaled gradient flow (docs/edge_of_stability.md), the computation of Fig 15's last
-row (`momentum_jax.paper._edge_map.toy_map`), with the linear thresholds at the toy's starting
-sharpness and at the gradient flow's sharpness at the end of the run.
+HB and NAG over a grid of (h, lam): the largest distance of the iterates to the rod flow, and to
+the central flow, over that to the rescaled gradient flow (docs/edge_of_stability.md), the
+computation of Fig 15's last rows (`momentum_jax.paper._edge_map.toy_map`), with the linear
+thresholds at the toy's starting sharpness and at the gradient flow's sharpness at the end of
+the run.
 """
 
 import jax.numpy as jnp
@@ -232,18 +233,20 @@ def digits_part(config, ctx):
 
 
 def rod_part(config, ctx):
-    """The toy map of the rod flow against the gradient flow (Fig 15's last row, the same
-    function and grid): the arrays under `rod/` and the counts of `_edge_map.map_summary`."""
-    bar = ctx.progress(1, "rod flow toy map")
+    """The toy maps of the rod flow and of the central flow against the gradient flow (Fig 15's
+    last rows, the same function and grid): the arrays under `rod/` and, under `"rod"` and
+    `"central"`, the counts of `_edge_map.map_summary`."""
+    bar = ctx.progress(1, "edge-of-stability toy map")
     m = _edge_map.cached_toy_map(config, ctx)
     bar.advance()
     arrays = {f"rod/{k}": v for k, v in m.items()}
     summary = {
         "potential": dict(_edge_map.TOY),
         "steps": config["map_steps"],
-        "ratio": "largest distance of the iterates (every second step) to the rod flow over that "
-        "to the rescaled gradient flow; points where the iterates diverged left out",
-    } | _edge_map.map_summary(m["map_ratio"])
+        "ratio": "largest distance of the iterates (every second step) to the rod flow (or the "
+        "central flow) over that to the rescaled gradient flow; points where the iterates "
+        "diverged left out",
+    } | _edge_map.maps_summary(m)
     return arrays, summary
 
 
@@ -326,7 +329,7 @@ def plot(data, config, path):
             digits,
         ),
     ]
-    fig, axes = new_figure(len(panels) + 1, 2, width=4.6, height=3.3, layout="constrained")
+    fig, axes = new_figure(len(panels) + 2, 2, width=4.6, height=3.3, layout="constrained")
     for col, method in enumerate(METHODS):
         edges = {
             "linear threshold": lambda lam, m=method: threshold(m, kappa)(lam),
@@ -344,25 +347,28 @@ def plot(data, config, path):
                 limits=limits,
             )
             axes[row, col].set_title(f"{method.upper()}: {title}", fontsize=8)
-    _plot_rod_row(data, config, axes[len(panels)])
+    _plot_edge_row(data, config, axes[len(panels)], "map_ratio", "rod flow")
+    _plot_edge_row(data, config, axes[len(panels) + 1], "map_ratio_central", "central flow")
     toy = _edge_map.TOY
     fig.suptitle(
         f"Regime map. Rows 1-4: quadratic kappa={kappa:g}, T={config['T']:g} (red: diverges "
         f"within {config['divergence_steps']} steps);\nrow 5: digits autoencoder, "
         f"{config['digits_images']} images, {config['digits_steps']} full-batch steps, "
         f"{a['d/lams'].size} x {a['d/hs'].size} grid;\n"
-        f"row 6: toy Φ = -c x + (s0 + x) y²/2 + e y (c={toy['c']:g}, s0={toy['s0']:g}, "
-        f"e={toy['e']:g}), {config['map_steps']} steps: where the rod flow beats the gradient flow",
+        f"rows 6-7: toy Φ = -c x + (s0 + x) y²/2 + e y (c={toy['c']:g}, s0={toy['s0']:g}, "
+        f"e={toy['e']:g}), {config['map_steps']} steps:\nwhere the rod flow (row 6) and the "
+        "central flow (row 7) beat the gradient flow",
         fontsize=9,
     )
     save_figure(fig, path)
 
 
-def _plot_rod_row(data, config, axes) -> None:
-    """The last row: the ratio of the largest distances, rod flow over rescaled gradient flow,
-    on a log colour scale (below 1: the rod flow is closer), with the toy's linear thresholds."""
+def _plot_edge_row(data, config, axes, key: str, name: str) -> None:
+    """A toy-map row: the ratio of the largest distances, the model `name` (its ratio the array
+    `rod/{key}`) over the rescaled gradient flow, on a log colour scale (below 1: the model is
+    closer), with the toy's linear thresholds."""
     a = data["arrays"]
-    hs, lams, ratio = a["rod/map_hs"], a["rod/map_lams"], np.asarray(a["rod/map_ratio"], float)
+    hs, lams, ratio = a["rod/map_hs"], a["rod/map_lams"], np.asarray(a[f"rod/{key}"], float)
     diverged = np.where(np.isfinite(ratio), -1, 1)  # the ratio is NaN where the iterates diverged
     for col, method in enumerate(METHODS):
         a_factor = 1.0 if method == "nag" else 0.0
@@ -381,11 +387,11 @@ def _plot_rod_row(data, config, axes) -> None:
             ax=axes[col],
             log=True,
             thresholds=edges,
-            label="rod / gradient flow (< 1: rod flow closer)",
+            label=f"{name} / gradient flow (< 1: closer)",
             limits=(0.25, 4.0),
         )
         axes[col].set_title(
-            f"{method.upper()}: toy, max distance to rod flow / to gradient flow", fontsize=8
+            f"{method.upper()}: toy, max distance to {name} / to gradient flow", fontsize=8
         )
 
 
