@@ -47,13 +47,7 @@ def toy_case(name: str, lam: float) -> dict:
     average = (us[1:] + us[:-1]) / 2  # (u_n + u_{n+1})/2, n = 0 ... steps
     us = us[:-1]
     ts = jnp.arange(0.0, steps + 1.0) * method.h
-    models = {
-        "gradient_flow": mj.GradientFlow(),
-        "rod_flow": mj.RodFlow(),
-        "modified_flow": mj.ModifiedFlow(),
-        "rod_modified": mj.RodFlow(center="modified"),
-        "central_flow": mj.CentralFlow(),
-    }
+    models = fig15.model_objects()
     late = slice(steps // 2, None)
     out: dict = {"h": float(method.h), "steps": steps}
     avg = average[:-1, 0]  # the two-step average of x: the sharpness is s0 + x
@@ -70,9 +64,7 @@ def toy_case(name: str, lam: float) -> dict:
         out[f"late_sharpness_over_threshold/{key}"] = float(
             np.mean(TOY["s0"] + centre[late]) / TOY["threshold"]
         )
-    for edge, stable in fig15.PAIRS.items():
-        for measure in ("mean_distance", "mean_average_distance"):
-            out[f"{measure}_ratio/{edge}"] = out[f"{measure}/{edge}"] / out[f"{measure}/{stable}"]
+    fig15.add_ratios(out)
     return out
 
 

@@ -100,6 +100,8 @@ def toy_map(h_exponents, points_h: int, lams, points_lam: int, *, steps: int, rt
 MAP_MODELS = {"rod": "map_ratio", "central": "map_ratio_central"}
 """The edge-of-stability models of the map (the prefix of their counts in `map_summary`) and
 the array of their ratio to the gradient flow."""
+MAP_LABELS = {"rod": "rod flow", "central": "central flow"}
+"""The names of the maps' models in the figures."""
 TIE = 0.01
 """Ratios within this of 1 count as a tie in `map_summary`: where the sharpness never reaches
 the threshold, the edge models are the gradient flow, and their ratios differ from 1 by the

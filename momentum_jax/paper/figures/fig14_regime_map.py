@@ -232,7 +232,7 @@ def digits_part(config, ctx):
     return arrays, summary, sw
 
 
-def rod_part(config, ctx):
+def edge_map_part(config, ctx):
     """The toy maps of the rod flow and of the central flow against the gradient flow (Fig 15's
     last rows, the same function and grid): the arrays under `rod/` and, under `"rod"` and
     `"central"`, the counts of `_edge_map.map_summary`."""
@@ -254,7 +254,7 @@ def compute(config, ctx):
     arrays, quad = quadratic_part(config, ctx)
     d_arrays, digits, _ = digits_part(config, ctx)
     arrays |= d_arrays
-    r_arrays, rod = rod_part(config, ctx)
+    r_arrays, rod = edge_map_part(config, ctx)
     arrays |= r_arrays
 
     def fmt(x):
@@ -347,8 +347,8 @@ def plot(data, config, path):
                 limits=limits,
             )
             axes[row, col].set_title(f"{method.upper()}: {title}", fontsize=8)
-    _plot_edge_row(data, config, axes[len(panels)], "map_ratio", "rod flow")
-    _plot_edge_row(data, config, axes[len(panels) + 1], "map_ratio_central", "central flow")
+    for row, model in enumerate(_edge_map.MAP_MODELS, start=len(panels)):
+        _plot_edge_row(data, config, axes[row], model)
     toy = _edge_map.TOY
     fig.suptitle(
         f"Regime map. Rows 1-4: quadratic kappa={kappa:g}, T={config['T']:g} (red: diverges "
@@ -363,11 +363,12 @@ def plot(data, config, path):
     save_figure(fig, path)
 
 
-def _plot_edge_row(data, config, axes, key: str, name: str) -> None:
-    """A toy-map row: the ratio of the largest distances, the model `name` (its ratio the array
-    `rod/{key}`) over the rescaled gradient flow, on a log colour scale (below 1: the model is
-    closer), with the toy's linear thresholds."""
+def _plot_edge_row(data, config, axes, model: str) -> None:
+    """A toy-map row: the ratio of the largest distances, the edge model `model` (a key of
+    `_edge_map.MAP_MODELS`) over the rescaled gradient flow, on a log colour scale (below 1: the
+    model is closer), with the toy's linear thresholds."""
     a = data["arrays"]
+    key, name = _edge_map.MAP_MODELS[model], _edge_map.MAP_LABELS[model]
     hs, lams, ratio = a["rod/map_hs"], a["rod/map_lams"], np.asarray(a[f"rod/{key}"], float)
     diverged = np.where(np.isfinite(ratio), -1, 1)  # the ratio is NaN where the iterates diverged
     for col, method in enumerate(METHODS):

@@ -92,13 +92,7 @@ def run_case(loss, w0, method, config) -> dict:
     n = np.arange(0, steps + 1, every)
     ts = jnp.asarray(n, dtype=w0.dtype) * method.h
     solver = mj.SolverConfig(rtol=config["rtol"], atol=config["atol"])
-    models = {
-        "gradient_flow": mj.GradientFlow(),
-        "rod_flow": mj.RodFlow(),
-        "modified_flow": mj.ModifiedFlow(),
-        "rod_modified": mj.RodFlow(center="modified"),
-        "central_flow": mj.CentralFlow(),
-    }
+    models = model_objects()
     sol, seconds = {}, {}
     for k, model in models.items():
         start = time.perf_counter()
@@ -152,6 +146,22 @@ def run_case(loss, w0, method, config) -> dict:
 MODELS = ("gradient_flow", "rod_flow", "modified_flow", "rod_modified", "central_flow")
 """The models compared: two stable flows (Thms 2 and 6), the rod flow with each center, and the
 central flow."""
+
+
+def model_objects() -> dict:
+    """`{name: model}` for the names of `MODELS` (Fig 15 and `experiments/edge_of_stability.py`
+    compare the same objects)."""
+    import momentum_jax as mj
+
+    return {
+        "gradient_flow": mj.GradientFlow(),
+        "rod_flow": mj.RodFlow(),
+        "modified_flow": mj.ModifiedFlow(),
+        "rod_modified": mj.RodFlow(center="modified"),
+        "central_flow": mj.CentralFlow(),
+    }
+
+
 PAIRS = {
     "rod_flow": "gradient_flow",
     "rod_modified": "modified_flow",
@@ -191,10 +201,17 @@ def summarise(out: dict) -> dict:
         res["mean_position_loss_error/central_flow"] = float(
             np.mean(np.abs(np.asarray(out["loss/central_flow"][k:]) - seen) / seen)
         )
+    add_ratios(res)
+    return res
+
+
+def add_ratios(res: dict) -> None:
+    """Into `res`, for each pair of `PAIRS`, the ratios edge model / stable flow of its
+    `mean_distance/...` (to the iterates) and `mean_average_distance/...` (to their two-step
+    average)."""
     for edge, stable in PAIRS.items():
         for measure in ("mean_distance", "mean_average_distance"):
             res[f"{measure}_ratio/{edge}"] = res[f"{measure}/{edge}"] / res[f"{measure}/{stable}"]
-    return res
 
 
 def method_at(name: str, lam: float, threshold: float):
@@ -237,8 +254,6 @@ def compute(config, ctx):
     return {"arrays": arrays, "summary": summary}
 
 
-MAP_LABELS = {"rod": "rod flow", "central": "central flow"}
-"""The names of the maps' models in the plot."""
 MAP_RED = {
     "rod": "the onset of the edge mistimed",
     "central": "S held at q* before the\n  iterates oscillate",
@@ -254,7 +269,7 @@ def _plot_map(data, config, axes, model: str) -> None:
     a = data["arrays"]
     hs, lams = np.asarray(a["map_hs"]), np.asarray(a["map_lams"])
     ratio = a[_edge_map.MAP_MODELS[model]]
-    name_of = MAP_LABELS[model]
+    name_of = _edge_map.MAP_LABELS[model]
     lam_line = np.linspace(lams[0], lams[-1], 50)
     mesh = None
     for g, name in enumerate(("hb", "nag")):
